@@ -1,0 +1,1 @@
+//! Group coordinator (classic consumer-group protocol). See group helper.

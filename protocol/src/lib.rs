@@ -1,0 +1,1 @@
+//! Strata wire protocol (see README).

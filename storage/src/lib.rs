@@ -1,0 +1,1 @@
+//! Strata log storage (see README).
