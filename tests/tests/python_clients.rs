@@ -1,0 +1,42 @@
+//! Python clients against a real broker: confluent-kafka (librdkafka 2.x) idempotent
+//! producer with every codec plus an assign-based consumer, and kafka-python's admin,
+//! producer and consumer.
+
+// Tests may unwrap: a panic here is a failed assertion with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use strata_tests::{run_python, Broker};
+
+#[test]
+fn confluent_idempotent_producer_all_codecs_100k_records_exactly_once() {
+    let broker = Broker::start();
+    let bootstrap = broker.bootstrap();
+    let output = run_python(
+        "ck_idempotent.py",
+        &[
+            "--bootstrap",
+            &bootstrap,
+            "--records-per-codec",
+            "25000",
+            "--partitions",
+            "6",
+        ],
+    );
+    let summary = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        summary.contains("OK confluent-kafka idempotent: 100000 records"),
+        "summary: {summary}"
+    );
+}
+
+#[test]
+fn kafka_python_admin_produce_consume() {
+    let broker = Broker::start();
+    let bootstrap = broker.bootstrap();
+    let output = run_python(
+        "kp_admin.py",
+        &["--bootstrap", &bootstrap, "--records", "2000"],
+    );
+    let summary = String::from_utf8_lossy(&output.stdout);
+    assert!(summary.contains("OK kafka-python"), "summary: {summary}");
+}
