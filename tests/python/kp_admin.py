@@ -6,7 +6,6 @@ import argparse
 from collections import defaultdict
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.admin import NewPartitions, NewTopic
 
 from strata_common import (Deadline, check, headers_for, key_for, run, value_for)
 
@@ -18,7 +17,7 @@ def describe_partition_count(admin, topic):
     check(len(described) == 1, f"describe_topics([{topic}]) returned {len(described)} entries")
     entry = described[0]
     check(entry.get("error_code", 0) == 0, f"describe_topics({topic}) error {entry.get('error_code')}")
-    check(entry.get("topic") == topic, f"describe_topics returned topic {entry.get('topic')!r}")
+    check(entry.get("name") == topic, f"describe_topics returned topic {entry.get('name')!r}, expected {topic!r}")
     return len(entry.get("partitions", []))
 
 
@@ -33,15 +32,15 @@ def main():
     admin = KafkaAdminClient(bootstrap_servers=args.bootstrap, request_timeout_ms=TIMEOUT_MS,
                              client_id="strata-tests-kp")
     try:
-        admin.create_topics([NewTopic(name=topic, num_partitions=3, replication_factor=1),
-                             NewTopic(name=doomed, num_partitions=1, replication_factor=1)],
-                            timeout_ms=TIMEOUT_MS)
+        admin.create_topics({topic: {"num_partitions": 3, "replication_factor": 1},
+                             doomed: {"num_partitions": 1, "replication_factor": 1}},
+                            timeout_ms=TIMEOUT_MS, wait_for_metadata=True)
         listed = set(admin.list_topics())
         check({topic, doomed} <= listed, f"list_topics() = {sorted(listed)}, expected to include {topic}, {doomed}")
         n = describe_partition_count(admin, topic)
         check(n == 3, f"{topic}: described {n} partitions, expected 3")
 
-        admin.create_partitions({topic: NewPartitions(total_count=5)}, timeout_ms=TIMEOUT_MS)
+        admin.create_partitions({topic: 5}, timeout_ms=TIMEOUT_MS)
         deadline = Deadline(60, f"waiting for {topic} to show 5 partitions")
         while describe_partition_count(admin, topic) != 5:
             deadline.check()

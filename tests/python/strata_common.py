@@ -3,6 +3,7 @@ deadlines, and failing loudly with one clear message."""
 
 import sys
 import time
+import traceback
 
 # Generous timeouts: the broker under test is usually a debug build on a shared 2-core box.
 CLIENT_TIMEOUT_S = 60.0
@@ -54,4 +55,7 @@ def run(main):
         summary = main()
     except Mismatch as e:
         fail(str(e))
+    except Exception as e:  # noqa: BLE001 - a client error is a failure with its traceback
+        traceback.print_exc()
+        fail(f"client raised {type(e).__name__}: {e}")
     print(summary, flush=True)

@@ -62,7 +62,7 @@ def main():
         for (p, off) in acked:
             check(p in high, f"acked partition {p} does not exist")
             check(off < high[p], f"{args.topic}[{p}]: acknowledged offset {off} is at or above "
-                                 f"the high watermark {high[p]} after restart (record lost)")
+                                 f"the high watermark {high[p]} (an acknowledged record is missing)")
         consumer.assign([TopicPartition(args.topic, p, 0) for p in range(args.partitions) if high[p] > 0])
         next_offset = {p: 0 for p in range(args.partitions)}
         deadline = Deadline(300, f"reading {args.topic} back")
