@@ -255,3 +255,69 @@ pub fn probe_api_versions(
     let mut conn = RawConnection::connect(addr).context("connecting")?;
     conn.api_versions(timeout)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::messages::ApiVersionsRequest;
+
+    #[test]
+    fn encoded_request_decodes_with_the_codec() {
+        for version in [0i16, 3] {
+            let request = api_versions_request();
+            let mut buf = encode_request(ApiKey::ApiVersions, version, 5, &request)
+                .unwrap()
+                .freeze();
+            let header = RequestHeader::decode(
+                &mut buf,
+                ApiKey::ApiVersions.request_header_version(version),
+            )
+            .unwrap();
+            assert_eq!(header.request_api_key, ApiKey::ApiVersions as i16);
+            assert_eq!(header.request_api_version, version);
+            assert_eq!(header.correlation_id, 5);
+            let body = ApiVersionsRequest::decode(&mut buf, version).unwrap();
+            if version >= 3 {
+                assert_eq!(body.client_software_name.as_str(), "strata-tests");
+            }
+            assert!(
+                !buf.has_remaining(),
+                "v{version}: bytes left after the body"
+            );
+        }
+    }
+
+    #[test]
+    fn raw_header_matches_the_codec_header() {
+        for (version, flexible) in [(4i16, false), (12, true)] {
+            let raw = raw_request_header(ApiKey::Metadata as i16, version, 9, flexible);
+            let mut codec = BytesMut::new();
+            RequestHeader::default()
+                .with_request_api_key(ApiKey::Metadata as i16)
+                .with_request_api_version(version)
+                .with_correlation_id(9)
+                .with_client_id(Some(StrBytes::from(CLIENT_ID)))
+                .encode(&mut codec, ApiKey::Metadata.request_header_version(version))
+                .unwrap();
+            assert_eq!(raw, codec, "Metadata v{version} header");
+        }
+    }
+
+    #[test]
+    fn response_with_wrong_correlation_id_is_rejected() {
+        let mut buf = BytesMut::new();
+        ResponseHeader::default()
+            .with_correlation_id(8)
+            .encode(&mut buf, 0)
+            .unwrap();
+        ApiVersionsResponse::default().encode(&mut buf, 3).unwrap();
+        let frame = buf.freeze();
+        let ok: ApiVersionsResponse =
+            decode_response(ApiKey::ApiVersions, 3, 8, frame.clone()).unwrap();
+        assert_eq!(ok.error_code, 0);
+        let err = decode_response::<ApiVersionsResponse>(ApiKey::ApiVersions, 3, 9, frame)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("expected correlation id 9"), "{err}");
+    }
+}

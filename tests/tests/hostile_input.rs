@@ -183,7 +183,8 @@ fn api_versions_v127_gets_v0_error_response_listing_ranges() {
     let mut scene = Scene::new();
     let mut conn = scene.attacker();
     // KIP-511: a too-new ApiVersions request is answered with a v0-shaped body carrying
-    // UNSUPPORTED_VERSION (35) and the supported ranges, so the client can retry lower.
+    // UNSUPPORTED_VERSION (35) and at least ApiVersions' own range (all Kafka lists), so the
+    // client can retry with a version both sides know.
     let mut frame = raw_request_header(ApiKey::ApiVersions as i16, 127, 42, true);
     frame.put_u8(1); // client_software_name: empty compact string
     frame.put_u8(1); // client_software_version: empty compact string
@@ -211,13 +212,6 @@ fn api_versions_v127_gets_v0_error_response_listing_ranges() {
         api_versions.max_version >= 3,
         "ApiVersions max version {} (clients expect >= 3)",
         api_versions.max_version
-    );
-    assert!(
-        response
-            .api_keys
-            .iter()
-            .any(|k| k.api_key == ApiKey::Metadata as i16),
-        "the ranges list Metadata"
     );
     scene.assert_unharmed("ApiVersions v127");
 }
