@@ -55,8 +55,12 @@ def main():
     try:
         high = {}
         for p in range(args.partitions):
-            low, hi = consumer.get_watermark_offsets(TopicPartition(args.topic, p),
-                                                     timeout=CLIENT_TIMEOUT_S)
+            try:
+                low, hi = consumer.get_watermark_offsets(TopicPartition(args.topic, p),
+                                                         timeout=CLIENT_TIMEOUT_S)
+            except Exception as e:  # noqa: BLE001
+                raise Mismatch(f"{args.topic}[{p}]: watermarks unavailable ({e}); "
+                               f"was the topic or partition lost?")
             check(low == 0, f"{args.topic}[{p}]: low watermark {low}, expected 0")
             high[p] = hi
         for (p, off) in acked:
