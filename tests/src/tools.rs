@@ -182,7 +182,8 @@ pub fn run_python(script: &str, args: &[&str]) -> Output {
     let mut cmd = Command::new(python_bin());
     cmd.arg(python_script(script))
         .args(args)
-        .env("PYTHONUNBUFFERED", "1");
+        .env("PYTHONUNBUFFERED", "1")
+        .env("PYTHONDONTWRITEBYTECODE", "1");
     let output = run_with_deadline(cmd, None, PYTHON_TIMEOUT);
     assert_success(&format!("python {script} {}", args.join(" ")), &output);
     output
@@ -200,6 +201,7 @@ pub fn spawn_python(script: &str, args: &[&str], log: &Path) -> Child {
         .arg(python_script(script))
         .args(args)
         .env("PYTHONUNBUFFERED", "1")
+        .env("PYTHONDONTWRITEBYTECODE", "1")
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(err)
