@@ -1,0 +1,1 @@
+//! Coordinator tests: paused tokio clock, in-memory `__consumer_offsets`.
