@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, Weak};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
+use tokio::sync::watch;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 use super::clock::Clock;
@@ -39,7 +39,8 @@ pub struct GroupCoordinator {
     groups: RwLock<HashMap<String, Arc<GroupHandle>>>,
     partitions: Mutex<HashMap<i32, LoadState>>,
     pub(crate) clock: Clock,
-    shutdown: CancellationToken,
+    /// `true` once shut down; timers select on it.
+    shutdown: watch::Sender<bool>,
     pub(crate) weak: Weak<GroupCoordinator>,
     incarnations: AtomicU64,
     topic_validator: RwLock<Option<TopicValidator>>,
@@ -56,7 +57,7 @@ impl GroupCoordinator {
             groups: RwLock::new(HashMap::new()),
             partitions: Mutex::new(HashMap::new()),
             clock: Clock::new(),
-            shutdown: CancellationToken::new(),
+            shutdown: watch::Sender::new(false),
             weak: weak.clone(),
             incarnations: AtomicU64::new(0),
             topic_validator: RwLock::new(None),
@@ -94,7 +95,7 @@ impl GroupCoordinator {
     /// Stops every timer and fails the responses still waiting on a rebalance (they get
     /// COORDINATOR_NOT_AVAILABLE, so clients look for the coordinator again).
     pub fn shutdown(&self) {
-        self.shutdown.cancel();
+        let _ = self.shutdown.send_replace(true);
         for handle in self.all_groups() {
             let mut g = lock(&handle);
             for m in g.members.values_mut() {
@@ -105,7 +106,7 @@ impl GroupCoordinator {
     }
 
     pub(crate) fn is_shut_down(&self) -> bool {
-        self.shutdown.is_cancelled()
+        *self.shutdown.borrow()
     }
 
     /// Runs `fut` on the runtime until it ends or the coordinator shuts down.
@@ -113,11 +114,11 @@ impl GroupCoordinator {
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        let token = self.shutdown.clone();
+        let mut stop = self.shutdown.subscribe();
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             drop(rt.spawn(async move {
                 tokio::select! {
-                    _ = token.cancelled() => {}
+                    _ = stop.wait_for(|stopped| *stopped) => {}
                     _ = fut => {}
                 }
             }));

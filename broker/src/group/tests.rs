@@ -1,1 +1,0 @@
-//! Coordinator tests: paused tokio clock, in-memory `__consumer_offsets`.
