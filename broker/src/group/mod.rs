@@ -23,7 +23,11 @@ mod state;
 #[allow(unexpected_cfgs)]
 mod paused_clock_tests {
     #[cfg(group_paused_clock)]
-    mod tests;
+    mod membership;
+    #[cfg(group_paused_clock)]
+    mod offsets;
+    #[cfg(group_paused_clock)]
+    mod support;
 }
 
 use std::sync::Arc;
