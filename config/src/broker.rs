@@ -243,9 +243,9 @@ pub(crate) fn build(
                 let _ = parse_checked(key, raw)?;
             }
             None if is_listener_override(name) => {}
-            None => warnings.push(format!(
-                "unknown configuration key `{name}` ignored (value `{raw}`)"
-            )),
+            // The value stays out of the message: a misspelt password key is still a
+            // password.
+            None => warnings.push(format!("unknown configuration key `{name}` ignored")),
         }
     }
     let r = Layers {
