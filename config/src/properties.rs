@@ -311,4 +311,25 @@ mod tests {
     fn byte_order_mark_is_ignored() {
         assert_eq!(pairs("\u{feff}node.id=1\n"), vec![pair("node.id", "1")]);
     }
+
+    /// Every string of up to five characters over the syntax's special characters: the
+    /// parser must return a result (Ok or a line-numbered error), never panic.
+    #[test]
+    fn never_panics_on_short_inputs_of_special_characters() {
+        const ALPHABET: [char; 10] = ['\\', 'u', '=', ':', ' ', '\n', '\r', '#', 'D', '\u{e9}'];
+        fn walk(prefix: &mut String, depth: usize) {
+            if let Err(e) = parse_properties(prefix) {
+                assert!(e.line >= 1, "{prefix:?}: line {}", e.line);
+            }
+            if depth == 0 {
+                return;
+            }
+            for c in ALPHABET {
+                prefix.push(c);
+                walk(prefix, depth - 1);
+                let _ = prefix.pop();
+            }
+        }
+        walk(&mut String::new(), 5);
+    }
 }
