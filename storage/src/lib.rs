@@ -1,1 +1,23 @@
-//! Strata log storage (see README).
+//! Strata log storage: one partition's log in Kafka's on-disk layout
+//! (`<topic>-<partition>/<20-digit base offset>.log|.index|.timeindex`), written through
+//! memory mappings, recovered on start, trimmed by retention.
+//!
+//! The broker owns one [`Log`] per partition (behind a mutex); [`checkpoint`] reads and writes
+//! Kafka's offset checkpoint files and [`LogDirs`] finds and places partition directories.
+
+mod batch_view;
+pub mod checkpoint;
+mod config;
+mod error;
+mod file_alloc;
+mod index;
+mod log;
+mod log_dirs;
+mod recovery;
+mod segment;
+
+pub use batch_view::RecordBatchHeader;
+pub use config::{LogConfig, TimestampType, TopicPartition};
+pub use error::LogError;
+pub use log::{AppendInfo, Log, LogReadInfo, RecoveryReport};
+pub use log_dirs::{LogDirUsage, LogDirs, LOG_START_OFFSET_CHECKPOINT, RECOVERY_POINT_CHECKPOINT};

@@ -1,0 +1,57 @@
+//! Errors of the log, each mapped to the Kafka error code a Java broker would send.
+
+use std::io;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LogError {
+    #[error(
+        "offset {offset} is out of range: expected one in [{log_start_offset}, {log_end_offset}]"
+    )]
+    OffsetOutOfRange {
+        offset: i64,
+        log_start_offset: i64,
+        log_end_offset: i64,
+    },
+    #[error("record batches of {size} bytes are larger than segment.bytes {segment_bytes}")]
+    RecordBatchTooLarge { size: usize, segment_bytes: u64 },
+    #[error("invalid record batch at byte {position}: {reason}")]
+    InvalidBatch { position: usize, reason: String },
+    #[error("log directory {path} failed earlier ({cause}); refusing writes until restart")]
+    StorageFailed { path: String, cause: String },
+    #[error("I/O error on {path}: {source}")]
+    Io { path: String, source: io::Error },
+    #[error("corrupt file {path}: {reason}")]
+    Corrupt { path: String, reason: String },
+}
+
+impl LogError {
+    /// The Kafka error code for this failure.
+    pub fn kafka_error_code(&self) -> i16 {
+        match self {
+            LogError::OffsetOutOfRange { .. } => 1, // OFFSET_OUT_OF_RANGE
+            LogError::RecordBatchTooLarge { .. } => 18, // RECORD_LIST_TOO_LARGE
+            LogError::InvalidBatch { .. } => 87,    // INVALID_RECORD
+            LogError::Corrupt { .. } => 2,          // CORRUPT_MESSAGE
+            LogError::StorageFailed { .. } | LogError::Io { .. } => 56, // KAFKA_STORAGE_ERROR
+        }
+    }
+
+    pub(crate) fn io(path: &std::path::Path, source: io::Error) -> LogError {
+        LogError::Io {
+            path: path.display().to_string(),
+            source,
+        }
+    }
+}
+
+/// Attaches a path to an `io::Result`.
+pub(crate) trait IoContext<T> {
+    fn at(self, path: &std::path::Path) -> Result<T, LogError>;
+}
+
+impl<T> IoContext<T> for io::Result<T> {
+    fn at(self, path: &std::path::Path) -> Result<T, LogError> {
+        self.map_err(|e| LogError::io(path, e))
+    }
+}

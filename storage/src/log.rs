@@ -1,0 +1,556 @@
+//! `Log`: one partition's directory of segments. Assigns offsets on append, serves zero-copy
+//! reads, flushes (with an fsync gate), and applies retention, DeleteRecords and truncation.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+
+use crate::batch_view::RecordBatchHeader;
+use crate::error::{IoContext, LogError};
+pub use crate::recovery::RecoveryReport;
+use crate::recovery::{self, Loaded};
+use crate::segment::{segment_capacity, LogSegment};
+use crate::{LogConfig, TimestampType, TopicPartition};
+
+/// What an append assigned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    pub first_offset: i64,
+    pub last_offset: i64,
+    /// The broker time stamped on the batches when the topic uses LogAppendTime.
+    pub log_append_time: Option<i64>,
+    pub max_timestamp: i64,
+    pub offset_of_max_timestamp: i64,
+    pub records: u64,
+}
+
+/// Whole batches read from one segment, as a slice of its mapping.
+#[derive(Debug, Clone)]
+pub struct LogReadInfo {
+    pub records: Bytes,
+    /// Base offset of the first returned batch (may be below the requested offset).
+    pub first_offset: Option<i64>,
+    /// Offset to fetch next: one past the last returned batch (the requested offset if none).
+    pub next_offset: i64,
+    pub log_start_offset: i64,
+    pub log_end_offset: i64,
+}
+
+/// One partition's log.
+#[derive(Debug)]
+pub struct Log {
+    dir: PathBuf,
+    tp: TopicPartition,
+    config: LogConfig,
+    sealed: BTreeMap<i64, LogSegment>,
+    active: LogSegment,
+    log_start_offset: i64,
+    recovery_point: i64,
+    last_flush_ms: i64,
+    last_now_ms: i64,
+    /// Set after a failed flush or write: the on-disk state is unknown, so writes are refused
+    /// (the fsync gate) while reads of what is mapped keep working.
+    failed: Option<String>,
+    dir_dirty: bool,
+    recovery_report: RecoveryReport,
+}
+
+impl Log {
+    /// Opens (creating if missing) the log in `dir`, recovering everything from `recovery_point` on.
+    pub fn open(
+        dir: PathBuf,
+        tp: TopicPartition,
+        config: LogConfig,
+        recovery_point: i64,
+        now_ms: i64,
+    ) -> Result<Log, LogError> {
+        std::fs::create_dir_all(&dir).at(&dir)?;
+        let Loaded {
+            sealed,
+            active,
+            report,
+        } = recovery::load(&dir, &config, recovery_point, now_ms)?;
+        let log_start_offset = sealed.values().next().unwrap_or(&active).base_offset();
+        let leo = active.next_offset();
+        if report.truncated_bytes > 0 || report.segments_deleted > 0 {
+            tracing::warn!(partition = %tp, ?report, log_end_offset = leo, "log recovery truncated invalid data");
+        } else {
+            tracing::info!(partition = %tp, ?report, log_end_offset = leo, "log loaded");
+        }
+        Ok(Log {
+            dir,
+            tp,
+            config,
+            sealed,
+            active,
+            log_start_offset,
+            recovery_point: recovery_point.clamp(0, leo),
+            last_flush_ms: now_ms,
+            last_now_ms: now_ms,
+            failed: None,
+            dir_dirty: true,
+            recovery_report: report,
+        })
+    }
+
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.recovery_report
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn topic_partition(&self) -> &TopicPartition {
+        &self.tp
+    }
+
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+
+    /// New topic configs apply to future rolls, retention and flushes.
+    pub fn set_config(&mut self, config: LogConfig) {
+        self.config = config;
+    }
+
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start_offset
+    }
+
+    pub fn log_end_offset(&self) -> i64 {
+        self.active.next_offset()
+    }
+
+    pub fn recovery_point(&self) -> i64 {
+        self.recovery_point
+    }
+
+    pub fn is_failed(&self) -> bool {
+        self.failed.is_some()
+    }
+
+    pub fn segment_count(&self) -> usize {
+        self.sealed.len() + 1
+    }
+
+    /// Restores a log start offset from log-start-offset-checkpoint (only ever raises it).
+    pub fn restore_log_start_offset(&mut self, offset: i64) {
+        self.log_start_offset = self.log_start_offset.max(offset.min(self.log_end_offset()));
+    }
+
+    fn segments(&self) -> impl Iterator<Item = &LogSegment> {
+        self.sealed.values().chain(std::iter::once(&self.active))
+    }
+
+    fn check_writable(&self) -> Result<(), LogError> {
+        match &self.failed {
+            Some(cause) => Err(LogError::StorageFailed {
+                path: self.dir.display().to_string(),
+                cause: cause.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Closes the fsync gate on I/O failure: after it, nothing on disk can be trusted to match.
+    fn gate<T>(&mut self, r: Result<T, LogError>) -> Result<T, LogError> {
+        if let Err(e @ LogError::Io { .. }) = &r {
+            tracing::error!(partition = %self.tp, error = %e, "log write failed; refusing further writes");
+            self.failed = Some(e.to_string());
+        }
+        r
+    }
+
+    /// Appends already-validated whole magic-2 batches, assigning offsets from the log end.
+    pub fn append(
+        &mut self,
+        batches: &[u8],
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendInfo, LogError> {
+        self.check_writable()?;
+        self.last_now_ms = now_ms;
+        let capacity = segment_capacity(&self.config);
+        if batches.len() > capacity {
+            return Err(LogError::RecordBatchTooLarge {
+                size: batches.len(),
+                segment_bytes: self.config.segment_bytes,
+            });
+        }
+        // One pass over headers (not records) to size the append.
+        let (mut pos, mut offsets, mut records, mut max_ts) = (0usize, 0i64, 0u64, -1i64);
+        while pos < batches.len() {
+            let rest = batches.get(pos..).unwrap_or_default();
+            let h = RecordBatchHeader::parse(rest).map_err(|e| LogError::InvalidBatch {
+                position: pos,
+                reason: e.to_string(),
+            })?;
+            if h.total_size() > rest.len() {
+                return Err(LogError::InvalidBatch {
+                    position: pos,
+                    reason: format!(
+                        "expected {} bytes of batch, found {}",
+                        h.total_size(),
+                        rest.len()
+                    ),
+                });
+            }
+            offsets += i64::from(h.last_offset_delta) + 1;
+            records += u64::try_from(h.records_count).unwrap_or(0);
+            max_ts = max_ts.max(h.max_timestamp);
+            pos += h.total_size();
+        }
+        if offsets == 0 {
+            return Err(LogError::InvalidBatch {
+                position: 0,
+                reason: "expected at least one record batch, found none".into(),
+            });
+        }
+        let log_append_time =
+            (self.config.message_timestamp_type == TimestampType::LogAppendTime).then_some(now_ms);
+        let first_offset = self.log_end_offset();
+        let last_offset = first_offset + offsets - 1;
+        if self.active.should_roll(
+            batches.len(),
+            log_append_time.unwrap_or(max_ts),
+            last_offset,
+            now_ms,
+            &self.config,
+        ) {
+            let r = self.roll(now_ms);
+            self.gate(r)?;
+        }
+        let r = self.active.append(batches, leader_epoch, log_append_time);
+        let appended = self.gate(r)?;
+        Ok(AppendInfo {
+            first_offset,
+            last_offset: appended.last_offset,
+            log_append_time,
+            max_timestamp: appended.max_timestamp,
+            offset_of_max_timestamp: appended.offset_of_max_timestamp,
+            records,
+        })
+    }
+
+    /// Seals the active segment and starts a new one at the log end offset.
+    pub fn roll(&mut self, now_ms: i64) -> Result<(), LogError> {
+        self.check_writable()?;
+        let base = self.log_end_offset();
+        if self.active.size() == 0 {
+            return Ok(());
+        }
+        let new_active = LogSegment::create(&self.dir, base, &self.config, now_ms)?;
+        let mut old = std::mem::replace(&mut self.active, new_active);
+        old.seal()?;
+        self.sealed.insert(old.base_offset(), old);
+        self.dir_dirty = true;
+        tracing::debug!(partition = %self.tp, base_offset = base, "rolled segment");
+        Ok(())
+    }
+
+    fn segment_for(&self, offset: i64) -> Option<&LogSegment> {
+        if offset >= self.active.base_offset() {
+            return Some(&self.active);
+        }
+        self.sealed.range(..=offset).next_back().map(|(_, s)| s)
+    }
+
+    /// Reads whole batches from the one containing `start_offset`, up to `max_bytes` (at least
+    /// one batch when `min_one_batch`), stopping before batches reaching `max_offset`.
+    pub fn read(
+        &self,
+        start_offset: i64,
+        max_bytes: usize,
+        max_offset: i64,
+        min_one_batch: bool,
+    ) -> Result<LogReadInfo, LogError> {
+        let (start, end) = (self.log_start_offset, self.log_end_offset());
+        if start_offset < start || start_offset > end {
+            return Err(LogError::OffsetOutOfRange {
+                offset: start_offset,
+                log_start_offset: start,
+                log_end_offset: end,
+            });
+        }
+        let mut info = LogReadInfo {
+            records: Bytes::new(),
+            first_offset: None,
+            next_offset: start_offset,
+            log_start_offset: start,
+            log_end_offset: end,
+        };
+        if start_offset == end || start_offset >= max_offset {
+            return Ok(info);
+        }
+        let first_base = self
+            .segment_for(start_offset)
+            .map_or(i64::MIN, LogSegment::base_offset);
+        for seg in self.segments().filter(|s| s.base_offset() >= first_base) {
+            if let Some(read) = seg.read(start_offset, max_bytes, max_offset, min_one_batch) {
+                if !read.records.is_empty() {
+                    info.first_offset = Some(read.first_offset);
+                    info.next_offset = read.next_offset;
+                }
+                info.records = read.records;
+                break;
+            }
+        }
+        Ok(info)
+    }
+
+    /// The first batch whose max timestamp is >= `ts`: (offset, timestamp); offset clamped to the log start.
+    pub fn offset_for_timestamp(&self, ts: i64) -> Option<(i64, i64)> {
+        self.segments()
+            .filter(|s| s.max_timestamp().is_some_and(|(_, max)| max >= ts))
+            .find_map(|s| s.find_by_timestamp(ts))
+            .map(|(offset, found)| (offset.max(self.log_start_offset), found))
+    }
+
+    /// The largest timestamp in the log and the last offset of the batch holding it.
+    pub fn max_timestamp(&self) -> Option<(i64, i64)> {
+        self.segments().filter_map(LogSegment::max_timestamp).fold(
+            None,
+            |best: Option<(i64, i64)>, cur| match best {
+                Some(b) if b.1 >= cur.1 => Some(b),
+                _ => Some(cur),
+            },
+        )
+    }
+
+    /// Syncs every segment and index holding offsets past the recovery point; advances it to the
+    /// log end. A failure closes the fsync gate.
+    pub fn flush(&mut self) -> Result<(), LogError> {
+        self.check_writable()?;
+        let r = self.flush_inner();
+        self.gate(r)
+    }
+
+    fn flush_inner(&mut self) -> Result<(), LogError> {
+        let recovery_point = self.recovery_point;
+        for seg in self
+            .sealed
+            .values_mut()
+            .filter(|s| s.next_offset() > recovery_point)
+        {
+            seg.flush()?;
+        }
+        self.active.flush()?;
+        if self.dir_dirty {
+            sync_dir(&self.dir)?;
+            self.dir_dirty = false;
+        }
+        self.recovery_point = self.log_end_offset();
+        Ok(())
+    }
+
+    /// Flushes when `flush.messages` or `flush.ms` say so.
+    pub fn flush_if_due(&mut self, now_ms: i64) -> Result<(), LogError> {
+        let unflushed = u64::try_from(self.log_end_offset() - self.recovery_point).unwrap_or(0);
+        let due_by_count = unflushed >= self.config.flush_interval_messages.max(1);
+        let due_by_time = unflushed > 0
+            && now_ms.saturating_sub(self.last_flush_ms) >= self.config.flush_interval_ms;
+        if due_by_count || due_by_time {
+            self.flush()?;
+            self.last_flush_ms = now_ms;
+        }
+        Ok(())
+    }
+
+    /// Drops every offset >= `offset` (whole batches: a batch containing `offset` goes too, so
+    /// the log end may land below `offset`). Used by replication to cut divergent tails.
+    pub fn truncate_to(&mut self, offset: i64) -> Result<(), LogError> {
+        self.check_writable()?;
+        if offset >= self.log_end_offset() {
+            return Ok(());
+        }
+        let r = self.truncate_inner(offset);
+        self.gate(r)
+    }
+
+    fn truncate_inner(&mut self, offset: i64) -> Result<(), LogError> {
+        let now = self.last_now_ms;
+        if offset >= self.active.base_offset() {
+            self.active.truncate_to(offset, &self.config, now)?;
+        } else {
+            let doomed: Vec<i64> = self.sealed.range(offset..).map(|(b, _)| *b).collect();
+            for base in doomed {
+                if let Some(seg) = self.sealed.remove(&base) {
+                    seg.delete()?;
+                }
+            }
+            // The last survivor becomes the active segment (or a fresh one if none survives).
+            let mut new_active = match self.sealed.pop_last() {
+                Some((_, seg)) => seg,
+                None => LogSegment::create(&self.dir, offset.max(0), &self.config, now)?,
+            };
+            new_active.truncate_to(offset, &self.config, now)?;
+            let old = std::mem::replace(&mut self.active, new_active);
+            old.delete()?;
+        }
+        self.dir_dirty = true;
+        let leo = self.log_end_offset();
+        self.recovery_point = self.recovery_point.min(leo);
+        if self.sealed.is_empty() && self.active.size() == 0 {
+            self.log_start_offset = self.active.base_offset();
+        }
+        self.log_start_offset = self.log_start_offset.min(leo);
+        Ok(())
+    }
+}
+
+impl Log {
+    /// DeleteRecords: raises the log start offset to `offset` and deletes whole segments below it.
+    pub fn delete_records_before(&mut self, offset: i64) -> Result<i64, LogError> {
+        self.check_writable()?;
+        let end = self.log_end_offset();
+        if offset > end {
+            return Err(LogError::OffsetOutOfRange {
+                offset,
+                log_start_offset: self.log_start_offset,
+                log_end_offset: end,
+            });
+        }
+        if offset <= self.log_start_offset {
+            return Ok(self.log_start_offset);
+        }
+        self.log_start_offset = offset;
+        if self.active.size() > 0 && self.active.next_offset() <= offset {
+            // Everything is below the new start: roll so the old active segment can go too.
+            let now = self.last_now_ms;
+            let r = self.roll(now);
+            self.gate(r)?;
+        }
+        let r = self.delete_segments_while(|seg, _| seg.next_offset() <= offset);
+        self.gate(r)?;
+        Ok(self.log_start_offset)
+    }
+
+    /// retention.ms and retention.bytes, by whole sealed segments from the oldest; also drops
+    /// segments wholly below the log start offset. Returns how many segments were deleted.
+    pub fn apply_retention(&mut self, now_ms: i64) -> Result<usize, LogError> {
+        self.check_writable()?;
+        self.last_now_ms = now_ms;
+        let start = self.log_start_offset;
+        let mut deleted = self.delete_segments_while(|seg, _| seg.next_offset() <= start);
+        if let Ok(n) = deleted {
+            let retention_ms = self.config.retention_ms;
+            deleted = self
+                .delete_segments_while(|seg, _| {
+                    retention_ms >= 0
+                        && now_ms.saturating_sub(seg.max_timestamp().map_or(-1, |(_, ts)| ts))
+                            > retention_ms
+                })
+                .map(|m| n + m);
+        }
+        if let Ok(n) = deleted {
+            let retention_bytes = self.config.retention_bytes;
+            deleted = self
+                .delete_segments_while(|seg, total| {
+                    retention_bytes >= 0
+                        && total.saturating_sub(seg.size() as u64) >= retention_bytes as u64
+                })
+                .map(|m| n + m);
+        }
+        let deleted = self.gate(deleted)?;
+        if deleted > 0 {
+            tracing::info!(partition = %self.tp, deleted, log_start_offset = self.log_start_offset, "retention deleted segments");
+        }
+        Ok(deleted)
+    }
+
+    /// Deletes the oldest sealed segments while `pred(segment, total log bytes)` holds.
+    fn delete_segments_while(
+        &mut self,
+        pred: impl Fn(&LogSegment, u64) -> bool,
+    ) -> Result<usize, LogError> {
+        let mut deleted = 0;
+        loop {
+            let total = self.size_bytes();
+            let Some(entry) = self.sealed.first_entry() else {
+                break;
+            };
+            if !pred(entry.get(), total) {
+                break;
+            }
+            entry.remove().delete()?;
+            deleted += 1;
+            self.dir_dirty = true;
+        }
+        let first_base = self
+            .sealed
+            .values()
+            .next()
+            .unwrap_or(&self.active)
+            .base_offset();
+        self.log_start_offset = self.log_start_offset.max(first_base);
+        Ok(deleted)
+    }
+
+    /// Headers of every batch whose last offset is >= `from_offset`, oldest first (to rebuild
+    /// producer state on start).
+    pub fn batch_headers(&self, from_offset: i64) -> impl Iterator<Item = RecordBatchHeader> + '_ {
+        let first_base = self
+            .segment_for(from_offset)
+            .map_or(i64::MIN, LogSegment::base_offset);
+        self.segments()
+            .filter(move |s| s.base_offset() >= first_base)
+            .flat_map(move |s| {
+                let start = s.find_batch(from_offset).map_or(s.size(), |(pos, _)| pos);
+                s.headers_from(start).map(|(_, h)| h)
+            })
+    }
+
+    /// Bytes of committed batches across all segments.
+    pub fn size_bytes(&self) -> u64 {
+        self.segments().map(|s| s.size() as u64).sum()
+    }
+
+    /// Flushes and trims the active segment to its real size.
+    pub fn close(mut self) -> Result<(), LogError> {
+        self.flush()?;
+        let r = self.active.seal();
+        self.gate(r)?;
+        let r = sync_dir(&self.dir);
+        self.gate(r)
+    }
+
+    /// Renames the directory to `<topic>-<partition>.<id>-delete` (so a crash mid-delete leaves
+    /// a name that is never loaded as a partition) and removes it.
+    pub fn delete(self) -> Result<(), LogError> {
+        let Log {
+            dir,
+            sealed,
+            active,
+            ..
+        } = self;
+        drop(sealed);
+        drop(active);
+        let name = dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("log")
+            .to_owned();
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let unique = format!(
+            "{:016x}{:08x}{:08x}",
+            nanos as u64,
+            std::process::id(),
+            (nanos >> 64) as u32
+        );
+        let doomed = dir.with_file_name(format!("{name}.{unique}-delete"));
+        std::fs::rename(&dir, &doomed).at(&dir)?;
+        if let Some(parent) = doomed.parent() {
+            sync_dir(parent)?;
+        }
+        std::fs::remove_dir_all(&doomed).at(&doomed)
+    }
+}
+
+/// fsync a directory so created, renamed and deleted entries survive a crash.
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), LogError> {
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).at(dir)
+}
