@@ -90,3 +90,6 @@ pub fn check_body(
 pub fn has_shape(api_key: ApiKey) -> bool {
     shapes::ALL.iter().any(|m| m.api_key == api_key)
 }
+
+#[cfg(test)]
+mod tests;
