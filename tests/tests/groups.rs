@@ -31,6 +31,8 @@ const MAX_SESSION_TIMEOUT_MS: i32 = 1_800_000;
 
 /// Newest JoinGroup version the codec speaks.
 const CODEC_MAX_JOIN_GROUP: i16 = 9;
+/// Newest SyncGroup version the codec speaks.
+const CODEC_MAX_SYNC_GROUP: i16 = 5;
 /// How long a JoinGroup/SyncGroup may take to be answered (no initial delay configured).
 const GROUP_RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
 /// The RSS a broker may reach after a hostile group request.
@@ -104,6 +106,18 @@ fn confluent_group_balances_fails_over_and_resumes_after_restart() {
     let summary = stdout_of(&output);
     assert!(
         summary.contains("OK confluent-kafka group resume"),
+        "summary: {summary}"
+    );
+}
+
+#[test]
+fn confluent_killed_member_expires_after_session_timeout() {
+    let broker = group_broker(&[]);
+    let bootstrap = broker.bootstrap();
+    let output = run_python("ck_session_expiry.py", &["--bootstrap", &bootstrap]);
+    let summary = stdout_of(&output);
+    assert!(
+        summary.contains("OK confluent-kafka session expiry"),
         "summary: {summary}"
     );
 }
@@ -295,20 +309,25 @@ fn kcat_balanced_consumer_commits_and_resumes() {
 // Hostile JoinGroups on a raw connection
 // ---------------------------------------------------------------------------------------
 
-/// The newest JoinGroup version both the broker and the codec speak.
-fn join_group_version(broker: &Broker) -> i16 {
+/// The newest version of `api` that both the broker (per ApiVersions) and the codec speak.
+fn newest_version(broker: &Broker, api: ApiKey, codec_max: i16) -> i16 {
     let versions = probe_api_versions(broker.addr(), GROUP_RESPONSE_TIMEOUT).unwrap();
     let entry = versions
         .api_keys
         .iter()
-        .find(|k| k.api_key == ApiKey::JoinGroup as i16)
-        .expect("ApiVersions must list JoinGroup (api key 11)");
+        .find(|k| k.api_key == api as i16)
+        .unwrap_or_else(|| panic!("ApiVersions must list {api:?} (api key {})", api as i16));
+    entry.max_version.min(codec_max)
+}
+
+/// The newest JoinGroup version both the broker and the codec speak; at least 4 (KIP-394).
+fn join_group_version(broker: &Broker) -> i16 {
+    let version = newest_version(broker, ApiKey::JoinGroup, CODEC_MAX_JOIN_GROUP);
     assert!(
-        entry.max_version >= 4,
-        "JoinGroup max version {} is below 4 (KIP-394 member ids)",
-        entry.max_version
+        version >= 4,
+        "JoinGroup max version {version} is below 4 (KIP-394 member ids)"
     );
-    entry.max_version.min(CODEC_MAX_JOIN_GROUP)
+    version
 }
 
 /// ConsumerProtocolSubscription v0: the topics, no user data.
@@ -544,7 +563,7 @@ fn absurd_rebalance_timeout_does_not_stick_the_group() {
         joined.error_code, NONE,
         "JoinGroup with rebalance timeout i32::MAX and a valid session timeout must be accepted"
     );
-    let sync_version = newest.min(5);
+    let sync_version = newest_version(&broker, ApiKey::SyncGroup, CODEC_MAX_SYNC_GROUP);
     let member_id = joined.member_id.clone();
     let sync = SyncGroupRequest::default()
         .with_group_id(GroupId(StrBytes::from_static_str(group)))
