@@ -5,7 +5,6 @@
 //! The broker owns one [`Log`] per partition (behind a mutex); [`checkpoint`] reads and writes
 //! Kafka's offset checkpoint files and [`LogDirs`] finds and places partition directories.
 
-mod batch_view;
 pub mod checkpoint;
 mod config;
 mod error;
@@ -16,8 +15,8 @@ mod log_dirs;
 mod recovery;
 mod segment;
 
-pub use batch_view::RecordBatchHeader;
 pub use config::{LogConfig, TimestampType, TopicPartition};
 pub use error::LogError;
 pub use log::{AppendInfo, Log, LogReadInfo, RecoveryReport};
 pub use log_dirs::{LogDirUsage, LogDirs, LOG_START_OFFSET_CHECKPOINT, RECOVERY_POINT_CHECKPOINT};
+pub use strata_protocol::record_batch::RecordBatchHeader;

@@ -6,12 +6,12 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 
-use crate::batch_view::RecordBatchHeader;
 use crate::error::{IoContext, LogError};
 pub use crate::recovery::RecoveryReport;
 use crate::recovery::{self, Loaded};
 use crate::segment::{segment_capacity, LogSegment};
 use crate::{LogConfig, TimestampType, TopicPartition};
+use strata_protocol::record_batch::RecordBatchHeader;
 
 /// What an append assigned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -194,6 +194,15 @@ impl Log {
                         "expected {} bytes of batch, found {}",
                         h.total_size(),
                         rest.len()
+                    ),
+                });
+            }
+            if h.last_offset_delta < 0 {
+                return Err(LogError::InvalidBatch {
+                    position: pos,
+                    reason: format!(
+                        "expected last_offset_delta >= 0, found {}",
+                        h.last_offset_delta
                     ),
                 });
             }

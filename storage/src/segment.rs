@@ -10,11 +10,11 @@ use std::sync::Arc;
 use bytes::Bytes;
 use memmap2::{Advice, MmapOptions, MmapRaw};
 
-use crate::batch_view::{self, RecordBatchHeader, HEADER_SIZE};
 use crate::error::{IoContext, LogError};
 use crate::file_alloc;
 use crate::index::{OffsetIndex, TimeIndex};
 use crate::LogConfig;
+use strata_protocol::record_batch::{self, RecordBatchHeader, BATCH_HEADER_LEN};
 
 /// Blocks are allocated this far ahead of the write position (capped at the segment size).
 const ALLOC_CHUNK: usize = 16 * 1024 * 1024;
@@ -299,11 +299,13 @@ impl LogSegment {
                 reason = Some("batch offsets go backwards");
                 break;
             }
-            if h.last_offset() - self.base_offset > i64::from(i32::MAX) {
+            if h.last_offset_delta < 0 || h.last_offset() - self.base_offset > i64::from(i32::MAX) {
                 reason = Some("batch offset too far from segment base");
                 break;
             }
-            if h.last_offset() >= mode.crc_from_offset && h.verify_crc(rest).is_err() {
+            if h.last_offset() >= mode.crc_from_offset
+                && record_batch::verify_crc(rest.get(..h.total_size()).unwrap_or_default()).is_err()
+            {
                 reason = Some("CRC32C mismatch");
                 break;
             }
@@ -364,7 +366,7 @@ impl LogSegment {
 pub(crate) fn segment_capacity(config: &LogConfig) -> usize {
     usize::try_from(config.segment_bytes)
         .unwrap_or(MAX_SEGMENT_BYTES)
-        .clamp(HEADER_SIZE, MAX_SEGMENT_BYTES)
+        .clamp(BATCH_HEADER_LEN, MAX_SEGMENT_BYTES)
 }
 
 /// What one append into a segment assigned.
@@ -510,15 +512,27 @@ impl LogSegment {
         let mut at = 0usize;
         let mut max_ts = (-1i64, -1i64);
         while at < len {
-            let batch = dst.get_mut(at..).unwrap_or_default();
-            let h = RecordBatchHeader::parse(batch).map_err(|e| LogError::InvalidBatch {
-                position: at,
-                reason: e.to_string(),
+            let h = RecordBatchHeader::parse(dst.get(at..).unwrap_or_default()).map_err(|e| {
+                LogError::InvalidBatch {
+                    position: at,
+                    reason: e.to_string(),
+                }
             })?;
-            batch_view::set_base_offset(batch, next);
-            batch_view::set_partition_leader_epoch(batch, leader_epoch);
+            // Exactly one batch: set_log_append_time recomputes the CRC over the whole slice.
+            let batch =
+                dst.get_mut(at..at + h.total_size())
+                    .ok_or_else(|| LogError::InvalidBatch {
+                        position: at,
+                        reason: format!(
+                            "expected {} bytes of batch, found {}",
+                            h.total_size(),
+                            len - at
+                        ),
+                    })?;
+            record_batch::set_base_offset(batch, next);
+            record_batch::set_partition_leader_epoch(batch, leader_epoch);
             if let Some(ts) = log_append_time {
-                batch_view::set_log_append_time(batch, ts);
+                record_batch::set_log_append_time(batch, ts);
             }
             let h = RecordBatchHeader {
                 base_offset: next,
