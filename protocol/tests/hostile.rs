@@ -1,5 +1,6 @@
 //! Hostile and malformed frames: every one must come back as an error, never a panic, an
 //! abort or a giant allocation. The first test is the known crash in the unguarded codec.
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)] // test helpers, not only #[test] fns
 
 use bytes::{BufMut, Bytes, BytesMut};
 use proptest::prelude::*;

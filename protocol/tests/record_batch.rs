@@ -1,4 +1,5 @@
 //! Record-batch views against batches built by kafka-protocol's own encoder, for every codec.
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)] // test helpers, not only #[test] fns
 
 use bytes::BytesMut;
 use indexmap::IndexMap;

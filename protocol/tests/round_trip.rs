@@ -1,5 +1,6 @@
 //! Requests encoded by kafka-protocol itself come back equal from `decode_request`, with
 //! record batches as zero-copy slices; responses are framed with the right header version.
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)] // test helpers, not only #[test] fns
 
 use bytes::{Buf, Bytes, BytesMut};
 use strata_protocol::kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
