@@ -174,26 +174,30 @@ impl LogSegment {
         let idx_path = index_path(dir, base_offset);
         let tidx_path = time_index_path(dir, base_offset);
         let had_indexes = idx_path.exists() && tidx_path.exists();
-        let open_indexes = |keep: bool| -> Result<(OffsetIndex, TimeIndex), LogError> {
+        // Indexes that will gain entries (active, or being recovered) need room; a sealed
+        // index that gains entries is trimmed again after the scan.
+        let recovering = mode.crc_from_offset != i64::MAX;
+        let open_indexes = |keep: bool, room: bool| -> Result<(OffsetIndex, TimeIndex), LogError> {
             Ok((
-                OffsetIndex::open(&idx_path, config.max_index_bytes, keep, mode.writable)?,
-                TimeIndex::open(&tidx_path, config.max_index_bytes, keep, mode.writable)?,
+                OffsetIndex::open(&idx_path, config.max_index_bytes, keep, room)?,
+                TimeIndex::open(&tidx_path, config.max_index_bytes, keep, room)?,
             ))
         };
         // A corrupt (odd-sized) index file is treated like a missing one.
-        let (mut offset_index, mut time_index, mut rebuild) = match open_indexes(had_indexes) {
-            Ok((o, t)) => (o, t, !had_indexes),
-            Err(LogError::Corrupt { .. }) => {
-                let (o, t) = open_indexes(false)?;
-                (o, t, true)
-            }
-            Err(e) => return Err(e),
-        };
+        let (mut offset_index, mut time_index, mut rebuild) =
+            match open_indexes(had_indexes, mode.writable || recovering) {
+                Ok((o, t)) => (o, t, !had_indexes),
+                Err(LogError::Corrupt { .. }) => {
+                    let (o, t) = open_indexes(false, true)?;
+                    (o, t, true)
+                }
+                Err(e) => return Err(e),
+            };
         if !rebuild && (!offset_index.is_sane(file_len) || !time_index.is_sane(u32::MAX)) {
             rebuild = true;
         }
-        if rebuild && (offset_index.entries() > 0 || time_index.entries() > 0) {
-            let (o, t) = open_indexes(false)?;
+        if rebuild {
+            let (o, t) = open_indexes(false, true)?;
             offset_index = o;
             time_index = t;
         }
@@ -223,10 +227,19 @@ impl LogSegment {
             Some(outcome) => outcome,
             // The batch the index pointed at is itself bad: offsets before it are unknown
             // without the index, so scan the whole segment.
-            None => seg
-                .scan_and_cut(file_len, mode, rebuild, false)?
-                .unwrap_or_default(),
+            None => {
+                let (o, t) = open_indexes(false, true)?;
+                seg.offset_index = o;
+                seg.time_index = t;
+                seg.index_dirty = true;
+                seg.scan_and_cut(file_len, mode, true, false)?
+                    .unwrap_or_default()
+            }
         };
+        if !mode.writable && (rebuild || recovering || outcome.index_rebuilt) {
+            seg.offset_index.trim()?;
+            seg.time_index.trim()?;
+        }
         seg.flushed = seg.size;
         Ok((seg, outcome))
     }

@@ -1,5 +1,7 @@
 //! Append/read/retention/truncation behaviour of `Log` through its public API.
 
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
 mod common;
 
 use common::*;

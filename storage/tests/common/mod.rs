@@ -1,5 +1,10 @@
 //! Test helpers: hand-built magic-2 batches (uncompressed, CRC32C-correct) and log setup.
-#![allow(dead_code, unreachable_pub)]
+#![allow(
+    dead_code,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::indexing_slicing
+)]
 
 use std::path::{Path, PathBuf};
 
