@@ -20,3 +20,9 @@ pub use error::LogError;
 pub use log::{AppendInfo, Log, LogReadInfo, RecoveryReport};
 pub use log_dirs::{LogDirUsage, LogDirs, LOG_START_OFFSET_CHECKPOINT, RECOVERY_POINT_CHECKPOINT};
 pub use strata_protocol::record_batch::RecordBatchHeader;
+
+// The broker moves logs between tasks behind a mutex.
+const _: fn() = || {
+    fn assert_send<T: Send>() {}
+    assert_send::<Log>();
+};
