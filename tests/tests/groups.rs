@@ -13,17 +13,21 @@ use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::{
-    ApiKey, GroupId, JoinGroupRequest, JoinGroupResponse, SyncGroupRequest, SyncGroupResponse,
+    ApiKey, FindCoordinatorRequest, FindCoordinatorResponse, GroupId, JoinGroupRequest,
+    JoinGroupResponse, SyncGroupRequest, SyncGroupResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 use strata_tests::tools::{kcat_bin, run_with_deadline, tail};
 use strata_tests::wire::{probe_api_versions, CLIENT_ID};
-use strata_tests::{run_kcat, run_python, Broker, FrameOutcome, RawConnection};
+use strata_tests::{poll_until, run_kcat, run_python, Broker, FrameOutcome, RawConnection};
 
 /// Kafka's error codes the tests expect (kafka-protocol's `ResponseError` numbering).
 const NONE: i16 = 0;
 const INVALID_SESSION_TIMEOUT: i16 = 26;
 const MEMBER_ID_REQUIRED: i16 = 79;
+const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
+const COORDINATOR_NOT_AVAILABLE: i16 = 15;
+const NOT_COORDINATOR: i16 = 16;
 
 /// The broker's `group.min.session.timeout.ms` / `group.max.session.timeout.ms` (Kafka's defaults).
 const MIN_SESSION_TIMEOUT_MS: i32 = 6_000;
@@ -378,12 +382,59 @@ fn join_request(join: &Join<'_>) -> JoinGroupRequest {
             .with_metadata(join.metadata.clone())])
 }
 
+/// Errors a client answers by finding the coordinator again and retrying.
+fn is_coordinator_retriable(code: i16) -> bool {
+    matches!(
+        code,
+        COORDINATOR_LOAD_IN_PROGRESS | COORDINATOR_NOT_AVAILABLE | NOT_COORDINATOR
+    )
+}
+
+/// FindCoordinator for `group`, as every client sends before JoinGroup (it also makes the
+/// broker create `__consumer_offsets`); retried while the coordinator is not ready.
+fn find_coordinator(conn: &mut RawConnection, group: &str) {
+    let request = FindCoordinatorRequest::default()
+        .with_key(StrBytes::from_string(group.to_owned()))
+        .with_key_type(0);
+    let answer = poll_until(GROUP_RESPONSE_TIMEOUT, || {
+        let id = conn
+            .send_request(ApiKey::FindCoordinator, 1, &request)
+            .unwrap();
+        let response: FindCoordinatorResponse = conn
+            .read_response(ApiKey::FindCoordinator, 1, id, GROUP_RESPONSE_TIMEOUT)
+            .unwrap();
+        if is_coordinator_retriable(response.error_code) {
+            return None;
+        }
+        Some(response)
+    })
+    .unwrap_or_else(|| panic!("FindCoordinator({group}) kept answering a retriable error"));
+    assert_eq!(
+        answer.error_code, NONE,
+        "FindCoordinator({group}) failed with error {}",
+        answer.error_code
+    );
+}
+
+/// One JoinGroup (after FindCoordinator), retried like a client while the coordinator loads.
 fn join_group(conn: &mut RawConnection, version: i16, join: &Join<'_>) -> JoinGroupResponse {
-    let id = conn
-        .send_request(ApiKey::JoinGroup, version, &join_request(join))
-        .unwrap();
-    conn.read_response(ApiKey::JoinGroup, version, id, GROUP_RESPONSE_TIMEOUT)
-        .unwrap_or_else(|e| panic!("JoinGroup v{version} for {}: {e:#}", join.group))
+    find_coordinator(conn, join.group);
+    let request = join_request(join);
+    poll_until(GROUP_RESPONSE_TIMEOUT, || {
+        let id = conn
+            .send_request(ApiKey::JoinGroup, version, &request)
+            .unwrap();
+        let response: JoinGroupResponse = conn
+            .read_response(ApiKey::JoinGroup, version, id, GROUP_RESPONSE_TIMEOUT)
+            .unwrap_or_else(|e| panic!("JoinGroup v{version} for {}: {e:#}", join.group));
+        (!is_coordinator_retriable(response.error_code)).then_some(response)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "JoinGroup v{version} for {} kept answering a coordinator-not-ready error",
+            join.group
+        )
+    })
 }
 
 /// Joins `group` the KIP-394 way: a first JoinGroup without member id must be refused with
@@ -628,6 +679,7 @@ fn one_mib_protocol_metadata_is_answered_without_harm() {
         rebalance_timeout_ms: 30_000,
         metadata: metadata.clone(),
     };
+    find_coordinator(&mut conn, join.group);
     let id = conn
         .send_request(ApiKey::JoinGroup, newest, &join_request(&join))
         .unwrap();
