@@ -1,4 +1,13 @@
 //! The Strata broker: network front end, request handlers, partitions, groups and the
 //! cluster metadata image. The `strata` binary in `main.rs` is a thin shell over [`server`].
 
+pub mod errors;
 pub mod group;
+pub mod handlers;
+pub mod metadata;
+pub mod network;
+pub mod offsets_topic;
+pub mod partition;
+pub mod server;
+pub mod topics;
+pub mod txn;

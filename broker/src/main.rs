@@ -1,1 +1,98 @@
-fn main() {}
+//! `strata [--config server.properties] [--override key=value]...`
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+use tokio_util::sync::CancellationToken;
+
+/// A Kafka-compatible broker in one binary.
+#[derive(Debug, Parser)]
+#[command(name = "strata", version, about)]
+struct Cli {
+    /// A Kafka-style server.properties file. Without it, development defaults are used:
+    /// node.id=1, listeners=PLAINTEXT://127.0.0.1:9092, log.dirs=./data.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Sets any configuration key, winning over the file: --override log.dirs=/var/lib/strata
+    #[arg(long = "override", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
+    /// Log format: text (default) or json.
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
+}
+
+fn init_logging(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("STRATA_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.log_format);
+    match run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("strata: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let overrides = cli
+        .overrides
+        .iter()
+        .map(|o| strata_config::parse_override(o))
+        .collect::<Result<Vec<_>, _>>()?;
+    let loaded = strata_config::load(cli.config.as_deref(), &overrides)?;
+    for warning in &loaded.warnings {
+        tracing::warn!("{warning}");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("strata")
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let config = loaded.config;
+        let broker =
+            tokio::task::spawn_blocking(move || strata_broker::server::open(config)).await??;
+        let stop = CancellationToken::new();
+        tokio::spawn(wait_for_signals(stop.clone()));
+        strata_broker::server::run(broker, stop).await
+    })
+}
+
+/// First SIGTERM/SIGINT: graceful shutdown. Second: exit at once.
+async fn wait_for_signals(stop: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers");
+        return;
+    };
+    for round in 0..2 {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        if round == 0 {
+            tracing::info!("signal received: shutting down gracefully (again to force)");
+            stop.cancel();
+        } else {
+            tracing::warn!("second signal: exiting immediately");
+            std::process::exit(1);
+        }
+    }
+}

@@ -17,16 +17,11 @@ mod rebalance;
 pub mod schema;
 mod state;
 
-// Needs tokio's `test-util` (paused clock) in broker's dev-dependencies; until the broker
-// crate enables it, build these with `--features tokio/test-util` and `--cfg group_paused_clock`.
+// Deterministic timing tests on tokio's paused clock (`test-util`, a dev-dependency).
 #[cfg(test)]
-#[allow(unexpected_cfgs)]
 mod paused_clock_tests {
-    #[cfg(group_paused_clock)]
     mod membership;
-    #[cfg(group_paused_clock)]
     mod offsets;
-    #[cfg(group_paused_clock)]
     mod support;
 }
 

@@ -1,0 +1,191 @@
+//! ListOffsets (earliest, latest, by timestamp, max timestamp) and OffsetForLeaderEpoch.
+//! Timestamp lookups find the batch through the time index, then the exact record inside
+//! it — the only place the broker decodes records, and not on the produce/fetch path.
+
+use bytes::Bytes;
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::offset_for_leader_epoch_response::{
+    EpochEndOffset, OffsetForLeaderTopicResult,
+};
+use kafka_protocol::messages::{
+    ListOffsetsRequest, ListOffsetsResponse, OffsetForLeaderEpochRequest,
+    OffsetForLeaderEpochResponse,
+};
+use kafka_protocol::records::RecordBatchDecoder;
+use strata_protocol::kafka_protocol;
+
+use super::RequestContext;
+use crate::errors::ErrorCode;
+use crate::partition::Partition;
+use crate::server::Broker;
+
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
+const EARLIEST_LOCAL: i64 = -4;
+const LATEST_TIERED: i64 = -5;
+
+pub fn handle(
+    broker: &Broker,
+    ctx: &RequestContext,
+    request: ListOffsetsRequest,
+) -> ListOffsetsResponse {
+    // leader_epoch exists from v4.
+    let epoch_field = |epoch: i32| if ctx.api_version >= 4 { epoch } else { -1 };
+    let topics = request
+        .topics
+        .into_iter()
+        .map(|topic| {
+            let name = topic.name.0.to_string();
+            let partitions = topic
+                .partitions
+                .into_iter()
+                .map(|p| {
+                    let base = ListOffsetsPartitionResponse::default()
+                        .with_partition_index(p.partition_index);
+                    let outcome = broker
+                        .replicas
+                        .get(&name, p.partition_index)
+                        .ok_or(ErrorCode::UnknownTopicOrPartition)
+                        .and_then(|partition| {
+                            lookup(&partition, p.current_leader_epoch, p.timestamp)
+                        });
+                    match outcome {
+                        Ok((offset, timestamp, epoch)) => base
+                            .with_offset(offset)
+                            .with_timestamp(timestamp)
+                            .with_leader_epoch(epoch_field(epoch)),
+                        Err(code) => base
+                            .with_error_code(code.code())
+                            .with_offset(-1)
+                            .with_timestamp(-1)
+                            .with_leader_epoch(-1),
+                    }
+                })
+                .collect();
+            ListOffsetsTopicResponse::default()
+                .with_name(topic.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    ListOffsetsResponse::default().with_topics(topics)
+}
+
+/// (offset, timestamp, leader epoch) for one ListOffsets query.
+fn lookup(
+    partition: &Partition,
+    current_leader_epoch: i32,
+    timestamp: i64,
+) -> Result<(i64, i64, i32), ErrorCode> {
+    let epoch = partition.leader_epoch();
+    if current_leader_epoch >= 0 && current_leader_epoch != epoch {
+        return Err(if current_leader_epoch > epoch {
+            ErrorCode::UnknownLeaderEpoch
+        } else {
+            ErrorCode::FencedLeaderEpoch
+        });
+    }
+    match timestamp {
+        LATEST => Ok((partition.high_watermark(), -1, epoch)),
+        EARLIEST | EARLIEST_LOCAL => Ok((partition.log_start_offset(), -1, epoch)),
+        LATEST_TIERED => Ok((-1, -1, -1)), // no tiered storage: Kafka answers "no offset"
+        MAX_TIMESTAMP => match partition.batch_with_max_timestamp()? {
+            Some((_, batch)) => Ok(max_record(&batch)
+                .map(|(o, t)| (o, t, epoch))
+                .unwrap_or((-1, -1, -1))),
+            None => Ok((-1, -1, -1)),
+        },
+        ts if ts >= 0 => match partition.batch_for_timestamp(ts)? {
+            Some((_, batch)) => Ok(first_record_at_or_after(&batch, ts)
+                .map(|(o, t)| (o, t, epoch))
+                .unwrap_or((-1, -1, -1))),
+            None => Ok((-1, -1, -1)),
+        },
+        _ => Err(ErrorCode::InvalidRequest),
+    }
+}
+
+fn records_of(batch: &Bytes) -> Vec<(i64, i64)> {
+    let mut buf = batch.clone();
+    match RecordBatchDecoder::decode(&mut buf) {
+        Ok(set) => set
+            .records
+            .iter()
+            .filter(|r| !r.control)
+            .map(|r| (r.offset, r.timestamp))
+            .collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot decode a stored batch for a timestamp lookup");
+            Vec::new()
+        }
+    }
+}
+
+fn first_record_at_or_after(batch: &Bytes, ts: i64) -> Option<(i64, i64)> {
+    records_of(batch).into_iter().find(|(_, t)| *t >= ts)
+}
+
+fn max_record(batch: &Bytes) -> Option<(i64, i64)> {
+    // The first record holding the maximum, as Kafka reports it.
+    records_of(batch)
+        .into_iter()
+        .fold(None, |best, (o, t)| match best {
+            Some((_, bt)) if bt >= t => best,
+            _ => Some((o, t)),
+        })
+}
+
+/// With a single leader epoch history (epoch 0 until replication arrives), the end offset
+/// of the current epoch is the log end offset; older epochs than ours end where ours began.
+pub fn offset_for_leader_epoch(
+    broker: &Broker,
+    request: OffsetForLeaderEpochRequest,
+) -> OffsetForLeaderEpochResponse {
+    let topics = request
+        .topics
+        .into_iter()
+        .map(|topic| {
+            let name = topic.topic.0.to_string();
+            let partitions = topic
+                .partitions
+                .into_iter()
+                .map(|p| {
+                    let base = EpochEndOffset::default().with_partition(p.partition);
+                    let Some(partition) = broker.replicas.get(&name, p.partition) else {
+                        return base
+                            .with_error_code(ErrorCode::UnknownTopicOrPartition.code())
+                            .with_leader_epoch(-1)
+                            .with_end_offset(-1);
+                    };
+                    let epoch = partition.leader_epoch();
+                    if p.current_leader_epoch >= 0 && p.current_leader_epoch != epoch {
+                        let code = if p.current_leader_epoch > epoch {
+                            ErrorCode::UnknownLeaderEpoch
+                        } else {
+                            ErrorCode::FencedLeaderEpoch
+                        };
+                        return base
+                            .with_error_code(code.code())
+                            .with_leader_epoch(-1)
+                            .with_end_offset(-1);
+                    }
+                    if p.leader_epoch > epoch || p.leader_epoch < 0 {
+                        base.with_leader_epoch(-1).with_end_offset(-1)
+                    } else if p.leader_epoch == epoch {
+                        base.with_leader_epoch(epoch)
+                            .with_end_offset(partition.log_end_offset())
+                    } else {
+                        base.with_leader_epoch(p.leader_epoch)
+                            .with_end_offset(partition.log_start_offset())
+                    }
+                })
+                .collect();
+            OffsetForLeaderTopicResult::default()
+                .with_topic(topic.topic)
+                .with_partitions(partitions)
+        })
+        .collect();
+    OffsetForLeaderEpochResponse::default().with_topics(topics)
+}

@@ -1,0 +1,182 @@
+//! Metadata: brokers (the addresses of the listener the client came in on), the cluster id,
+//! the controller, and topics with partition leaders, epochs, replicas and ISR. Unknown
+//! topics are created on the fly when both the client and `auto.create.topics.enable` allow.
+
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
+use strata_protocol::kafka_protocol;
+use uuid::Uuid;
+
+use super::{str_bytes, RequestContext};
+use crate::errors::ErrorCode;
+use crate::metadata::{MetadataImage, TopicMetadata};
+use crate::server::Broker;
+use crate::topics::{self, NewTopic};
+
+/// Kafka's "authorized operations were not requested" marker.
+const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
+
+pub fn handle(broker: &Broker, ctx: &RequestContext, request: MetadataRequest) -> MetadataResponse {
+    let version = ctx.api_version;
+    // v0: an empty list means all topics; v1+: null means all, empty means none.
+    let requested: Option<Vec<(Option<String>, Uuid)>> = match request.topics {
+        None => None,
+        Some(t) if t.is_empty() && version == 0 => None,
+        Some(t) => Some(
+            t.into_iter()
+                .map(|t| (t.name.map(|n| n.0.to_string()), t.topic_id))
+                .collect(),
+        ),
+    };
+    // v4+ lets the client opt out of auto-creation; before that, it was always requested.
+    let may_create = broker.config.auto_create_topics_enable
+        && (version < 4 || request.allow_auto_topic_creation);
+
+    let mut topics = Vec::new();
+    match requested {
+        None => {
+            let image = broker.metadata.image();
+            topics.extend(
+                image
+                    .topics
+                    .values()
+                    .map(|t| topic_entry(t, &image, version)),
+            );
+        }
+        Some(list) => {
+            for (name, id) in list {
+                topics.push(lookup(broker, name, id, may_create, version));
+            }
+        }
+    }
+    let image = broker.metadata.image();
+    let brokers = image
+        .brokers
+        .values()
+        .filter_map(|b| {
+            let endpoint = b.endpoint_for(&ctx.listener)?;
+            Some(
+                MetadataResponseBroker::default()
+                    .with_node_id(BrokerId(b.node_id))
+                    .with_host(str_bytes(endpoint.host.clone()))
+                    .with_port(i32::from(endpoint.port))
+                    .with_rack(if version >= 1 {
+                        b.rack.clone().map(str_bytes)
+                    } else {
+                        None
+                    }),
+            )
+        })
+        .collect();
+    let topic_ops = if request.include_topic_authorized_operations {
+        0
+    } else {
+        AUTHORIZED_OPERATIONS_OMITTED
+    };
+    for t in &mut topics {
+        t.topic_authorized_operations = topic_ops;
+    }
+    // Fields are set only in the versions that carry them (the encoder refuses otherwise).
+    MetadataResponse::default()
+        .with_brokers(brokers)
+        .with_cluster_id((version >= 2).then(|| str_bytes(image.cluster_id.clone())))
+        .with_controller_id(BrokerId(if version >= 1 {
+            image.controller_id
+        } else {
+            -1
+        }))
+        .with_topics(topics)
+        .with_cluster_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
+}
+
+fn lookup(
+    broker: &Broker,
+    name: Option<String>,
+    id: Uuid,
+    may_create: bool,
+    version: i16,
+) -> MetadataResponseTopic {
+    let image = broker.metadata.image();
+    let Some(name) = name else {
+        return match image.topic_by_id(&id) {
+            Some(t) => topic_entry(t, &image, version),
+            None => MetadataResponseTopic::default()
+                .with_topic_id(id)
+                .with_error_code(ErrorCode::UnknownTopicId.code()),
+        };
+    };
+    if let Some(t) = image.topic(&name) {
+        return topic_entry(t, &image, version);
+    }
+    let error_only = |code: ErrorCode| {
+        MetadataResponseTopic::default()
+            .with_name(Some(TopicName(str_bytes(name.clone()))))
+            .with_error_code(code.code())
+    };
+    if let Err((code, _)) = topics::validate_topic_name(&name) {
+        return error_only(code);
+    }
+    if !may_create || crate::server::is_internal_topic(&name) {
+        return error_only(ErrorCode::UnknownTopicOrPartition);
+    }
+    let new = NewTopic {
+        name: &name,
+        partitions: -1,
+        replication_factor: -1,
+        configs: Default::default(),
+        internal: false,
+    };
+    match topics::create_topic(broker, new, false) {
+        Ok(t) => topic_entry(&t, &broker.metadata.image(), version),
+        // Lost a race with another creator: answer from the image.
+        Err((ErrorCode::TopicAlreadyExists, _)) => match broker.metadata.image().topic(&name) {
+            Some(t) => topic_entry(t, &image, version),
+            None => error_only(ErrorCode::LeaderNotAvailable),
+        },
+        Err((code, msg)) => {
+            tracing::warn!(topic = %name, error = %msg, "auto-creation failed");
+            error_only(code)
+        }
+    }
+}
+
+fn topic_entry(
+    topic: &TopicMetadata,
+    image: &MetadataImage,
+    version: i16,
+) -> MetadataResponseTopic {
+    let partitions = topic
+        .partitions
+        .iter()
+        .map(|p| {
+            let leader_alive = image.brokers.contains_key(&p.leader);
+            MetadataResponsePartition::default()
+                .with_error_code(if leader_alive {
+                    0
+                } else {
+                    ErrorCode::LeaderNotAvailable.code()
+                })
+                .with_partition_index(p.partition)
+                .with_leader_id(BrokerId(if leader_alive { p.leader } else { -1 }))
+                .with_leader_epoch(if version >= 7 { p.leader_epoch } else { -1 })
+                .with_replica_nodes(p.replicas.iter().map(|r| BrokerId(*r)).collect())
+                .with_isr_nodes(p.isr.iter().map(|r| BrokerId(*r)).collect())
+                .with_offline_replicas(if version >= 5 {
+                    p.replicas
+                        .iter()
+                        .filter(|r| !image.brokers.contains_key(r))
+                        .map(|r| BrokerId(*r))
+                        .collect()
+                } else {
+                    Vec::new()
+                })
+        })
+        .collect();
+    MetadataResponseTopic::default()
+        .with_name(Some(TopicName(str_bytes(topic.name.clone()))))
+        .with_topic_id(if version >= 10 { topic.id } else { Uuid::nil() })
+        .with_is_internal(version >= 1 && topic.internal)
+        .with_partitions(partitions)
+}

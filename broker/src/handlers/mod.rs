@@ -1,0 +1,169 @@
+//! Request handlers, one file per API family. A handler is a function from a typed request
+//! (plus the request context) to a typed response; this file is the routing table.
+
+pub mod admin;
+pub mod api_versions;
+pub mod cluster;
+pub mod fetch;
+pub mod groups;
+pub mod list_offsets;
+pub mod metadata;
+pub mod produce;
+pub mod producer_id;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
+use kafka_protocol::protocol::StrBytes;
+use strata_protocol::kafka_protocol;
+use strata_protocol::response::encode_response;
+
+use crate::server::Broker;
+
+/// Who asked, how, and on which listener.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    pub api_key: ApiKey,
+    pub api_version: i16,
+    pub correlation_id: i32,
+    pub client_id: Option<String>,
+    pub listener: Arc<str>,
+    pub peer: SocketAddr,
+}
+
+/// What the connection does after a request.
+#[derive(Debug)]
+pub enum Reply {
+    Frame(BytesMut),
+    /// acks=0 produce: Kafka sends nothing back.
+    Nothing,
+    /// The request cannot be served on this connection (e.g. an API we do not implement).
+    Close,
+}
+
+/// APIs with a handler here; ApiVersions advertises only these (intersected with the
+/// decodable ranges in `strata_protocol::versions::SUPPORTED`).
+pub const IMPLEMENTED: &[ApiKey] = &[
+    ApiKey::ApiVersions,
+    ApiKey::Metadata,
+    ApiKey::Produce,
+    ApiKey::Fetch,
+    ApiKey::ListOffsets,
+    ApiKey::OffsetForLeaderEpoch,
+    ApiKey::CreateTopics,
+    ApiKey::DeleteTopics,
+    ApiKey::CreatePartitions,
+    ApiKey::DeleteRecords,
+    ApiKey::InitProducerId,
+    ApiKey::DescribeCluster,
+    ApiKey::DescribeConfigs,
+    ApiKey::FindCoordinator,
+    ApiKey::JoinGroup,
+    ApiKey::SyncGroup,
+    ApiKey::Heartbeat,
+    ApiKey::LeaveGroup,
+    ApiKey::OffsetCommit,
+    ApiKey::OffsetFetch,
+    ApiKey::ListGroups,
+    ApiKey::DescribeGroups,
+    ApiKey::DeleteGroups,
+    ApiKey::OffsetDelete,
+];
+
+pub async fn handle(broker: &Arc<Broker>, ctx: RequestContext, body: RequestKind) -> Reply {
+    let response = match body {
+        RequestKind::ApiVersions(r) => ResponseKind::ApiVersions(api_versions::handle(&ctx, r)),
+        RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(broker, &ctx, r)),
+        RequestKind::Produce(r) => match produce::handle(broker, &ctx, r).await {
+            Some(response) => ResponseKind::Produce(response),
+            None => return Reply::Nothing,
+        },
+        RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::handle(broker, &ctx, r).await),
+        RequestKind::ListOffsets(r) => {
+            ResponseKind::ListOffsets(list_offsets::handle(broker, &ctx, r))
+        }
+        RequestKind::OffsetForLeaderEpoch(r) => {
+            ResponseKind::OffsetForLeaderEpoch(list_offsets::offset_for_leader_epoch(broker, r))
+        }
+        RequestKind::CreateTopics(r) => {
+            ResponseKind::CreateTopics(admin::create_topics(broker, &ctx, r).await)
+        }
+        RequestKind::DeleteTopics(r) => {
+            ResponseKind::DeleteTopics(admin::delete_topics(broker, &ctx, r).await)
+        }
+        RequestKind::CreatePartitions(r) => {
+            ResponseKind::CreatePartitions(admin::create_partitions(broker, r).await)
+        }
+        RequestKind::DeleteRecords(r) => {
+            ResponseKind::DeleteRecords(admin::delete_records(broker, r))
+        }
+        RequestKind::InitProducerId(r) => {
+            ResponseKind::InitProducerId(producer_id::handle(broker, r))
+        }
+        RequestKind::DescribeCluster(r) => {
+            ResponseKind::DescribeCluster(cluster::describe_cluster(broker, &ctx, r))
+        }
+        RequestKind::DescribeConfigs(r) => {
+            ResponseKind::DescribeConfigs(cluster::describe_configs(broker, &ctx, r))
+        }
+        RequestKind::FindCoordinator(r) => {
+            ResponseKind::FindCoordinator(groups::find_coordinator(broker, &ctx, r).await)
+        }
+        RequestKind::JoinGroup(r) => {
+            let client_id = ctx.client_id.as_deref().unwrap_or_default();
+            // Kafka reports the client host as InetAddress.toString(): "/127.0.0.1".
+            let client_host = format!("/{}", ctx.peer.ip());
+            ResponseKind::JoinGroup(
+                broker
+                    .groups
+                    .join_group(r, ctx.api_version, client_id, &client_host)
+                    .await,
+            )
+        }
+        RequestKind::SyncGroup(r) => {
+            ResponseKind::SyncGroup(broker.groups.sync_group(r, ctx.api_version).await)
+        }
+        RequestKind::Heartbeat(r) => {
+            ResponseKind::Heartbeat(broker.groups.heartbeat(r, ctx.api_version).await)
+        }
+        RequestKind::LeaveGroup(r) => {
+            ResponseKind::LeaveGroup(broker.groups.leave_group(r, ctx.api_version).await)
+        }
+        RequestKind::OffsetCommit(r) => {
+            ResponseKind::OffsetCommit(broker.groups.offset_commit(r, ctx.api_version).await)
+        }
+        RequestKind::OffsetFetch(r) => {
+            ResponseKind::OffsetFetch(broker.groups.offset_fetch(r, ctx.api_version).await)
+        }
+        RequestKind::ListGroups(r) => {
+            ResponseKind::ListGroups(broker.groups.list_groups(r, ctx.api_version).await)
+        }
+        RequestKind::DescribeGroups(r) => {
+            ResponseKind::DescribeGroups(broker.groups.describe_groups(r, ctx.api_version).await)
+        }
+        RequestKind::DeleteGroups(r) => {
+            ResponseKind::DeleteGroups(broker.groups.delete_groups(r, ctx.api_version).await)
+        }
+        RequestKind::OffsetDelete(r) => {
+            ResponseKind::OffsetDelete(broker.groups.offset_delete(r, ctx.api_version).await)
+        }
+        _ => {
+            tracing::info!(api = ?ctx.api_key, version = ctx.api_version, peer = %ctx.peer, "API not implemented");
+            return Reply::Close;
+        }
+    };
+    match encode_response(ctx.correlation_id, ctx.api_key, ctx.api_version, &response) {
+        Ok(frame) => Reply::Frame(frame),
+        Err(e) => {
+            tracing::error!(api = ?ctx.api_key, version = ctx.api_version, error = %e, "cannot encode response");
+            Reply::Close
+        }
+    }
+}
+
+/// Kafka strings in responses.
+pub fn str_bytes(s: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(s.into())
+}

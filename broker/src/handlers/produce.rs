@@ -1,0 +1,95 @@
+//! Produce: validate each partition's record batch as sent (magic 2, CRC32C, sizes), check
+//! idempotent sequences, and append it to the partition's log with offsets patched in
+//! place. Record bytes are never decoded or copied per record.
+
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use strata_protocol::kafka_protocol;
+use strata_protocol::record_batch::validate_produce_records;
+
+use super::{str_bytes, RequestContext};
+use crate::errors::ErrorCode;
+use crate::partition::manager::now_ms;
+use crate::server::{is_internal_topic, Broker};
+
+pub async fn handle(
+    broker: &Broker,
+    ctx: &RequestContext,
+    request: ProduceRequest,
+) -> Option<ProduceResponse> {
+    let acks = request.acks;
+    let version = ctx.api_version;
+    let image = broker.metadata.image();
+    let mut responses = Vec::with_capacity(request.topic_data.len());
+    for topic in request.topic_data {
+        let name = topic.name.0.to_string();
+        let topic_meta = image.topic(&name);
+        let max_message_bytes = topic_meta
+            .and_then(|t| t.configs.get("max.message.bytes"))
+            .and_then(|v| v.parse::<i32>().ok())
+            .unwrap_or(broker.config.message_max_bytes)
+            .max(0) as usize;
+        let mut partitions = Vec::with_capacity(topic.partition_data.len());
+        for data in topic.partition_data {
+            let outcome = (|| {
+                if !matches!(acks, -1..=1) {
+                    return Err((ErrorCode::InvalidRequiredAcks, None));
+                }
+                if request.transactional_id.is_some() {
+                    return Err((
+                        ErrorCode::TransactionalIdAuthorizationFailed,
+                        Some("transactions are not supported yet"),
+                    ));
+                }
+                if topic_meta.is_none() {
+                    return Err((ErrorCode::UnknownTopicOrPartition, None));
+                }
+                if is_internal_topic(&name) {
+                    return Err((
+                        ErrorCode::InvalidTopicException,
+                        Some("cannot produce to an internal topic"),
+                    ));
+                }
+                let partition = broker
+                    .replicas
+                    .get(&name, data.index)
+                    .ok_or((ErrorCode::UnknownTopicOrPartition, None))?;
+                let records = data.records.as_deref().unwrap_or_default();
+                let summary = validate_produce_records(records, max_message_bytes)
+                    .map_err(|e| (crate::errors::from_code(e.kafka_error_code()), None))?;
+                if summary.batch_count != 1 {
+                    // Kafka: a v3+ produce request carries exactly one batch per partition.
+                    return Err((
+                        ErrorCode::InvalidRecord,
+                        Some("exactly one record batch per partition is allowed"),
+                    ));
+                }
+                partition
+                    .append_as_leader(records, &summary.first, now_ms())
+                    .map_err(|code| (code, None))
+            })();
+            let response = PartitionProduceResponse::default().with_index(data.index);
+            partitions.push(match outcome {
+                Ok(done) => response
+                    .with_base_offset(done.base_offset)
+                    .with_log_append_time_ms(done.log_append_time)
+                    .with_log_start_offset(if version >= 5 { done.log_start_offset } else { -1 }),
+                Err((code, message)) => {
+                    tracing::debug!(topic = %name, partition = data.index, error = ?code, "produce refused");
+                    response
+                        .with_error_code(code.code())
+                        .with_base_offset(-1)
+                        .with_log_append_time_ms(-1)
+                        .with_log_start_offset(-1)
+                        .with_error_message(if version >= 8 { message.map(str_bytes) } else { None })
+                }
+            });
+        }
+        responses.push(
+            TopicProduceResponse::default()
+                .with_name(topic.name)
+                .with_partition_responses(partitions),
+        );
+    }
+    (acks != 0).then(|| ProduceResponse::default().with_responses(responses))
+}

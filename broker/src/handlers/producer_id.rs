@@ -1,0 +1,29 @@
+//! InitProducerId for idempotent producers: a fresh producer id with epoch 0. Transactional
+//! ids need the transaction coordinator, which does not exist yet.
+
+use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
+use strata_protocol::kafka_protocol;
+
+use crate::errors::ErrorCode;
+use crate::server::Broker;
+
+pub fn handle(broker: &Broker, request: InitProducerIdRequest) -> InitProducerIdResponse {
+    let failed = |code: ErrorCode| {
+        InitProducerIdResponse::default()
+            .with_error_code(code.code())
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1)
+    };
+    if request.transactional_id.is_some() {
+        return failed(ErrorCode::TransactionalIdAuthorizationFailed);
+    }
+    match broker.producer_ids.next_id() {
+        Ok(id) => InitProducerIdResponse::default()
+            .with_producer_id(ProducerId(id))
+            .with_producer_epoch(0),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot allocate a producer id");
+            failed(ErrorCode::KafkaStorageError)
+        }
+    }
+}

@@ -1,0 +1,159 @@
+//! One client connection. Frames are read with their size bounded by
+//! `socket.request.max.bytes` before any allocation; each decoded request runs as its own
+//! task, and a writer task awaits those tasks in arrival order, so requests overlap but
+//! responses leave in sequence (Kafka's ordering guarantee per connection). A frame that
+//! cannot be decoded closes the connection, as the Java broker does; an ApiVersions version
+//! we don't know gets the KIP-511 v0 answer instead.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use strata_protocol::frame::{decode_frame_len, FRAME_PREFIX_LEN};
+use strata_protocol::kafka_protocol::messages::ApiKey;
+use strata_protocol::request::{decode_request, RequestError};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::ListenerContext;
+use crate::handlers::{self, Reply, RequestContext};
+use crate::server::Broker;
+
+/// Requests of one connection that may be in flight at once; beyond this the reader waits.
+/// Java clients pipeline at most 5 (max.in.flight.requests.per.connection).
+const MAX_IN_FLIGHT: usize = 32;
+/// Frames are read in chunks of at most this size, so a peer that announces a large frame
+/// and sends nothing costs nothing.
+const READ_CHUNK: usize = 64 * 1024;
+
+type PendingResponse = JoinHandle<Reply>;
+
+pub async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    listener: Arc<ListenerContext>,
+    broker: Arc<Broker>,
+    shutdown: CancellationToken,
+) {
+    tracing::debug!(%peer, listener = %listener.name, "connection opened");
+    let (mut reader, writer) = stream.into_split();
+    let (pending_tx, pending_rx) = mpsc::channel::<PendingResponse>(MAX_IN_FLIGHT);
+    let writer_task = tokio::spawn(write_responses(writer, pending_rx, peer));
+    let max_frame = broker.config.socket_request_max_bytes.max(0) as usize;
+
+    loop {
+        let frame = tokio::select! {
+            frame = read_frame(&mut reader, max_frame) => frame,
+            () = shutdown.cancelled() => break,
+        };
+        let frame = match frame {
+            Ok(Some(frame)) => frame,
+            Ok(None) => break,
+            Err(reason) => {
+                tracing::info!(%peer, %reason, "closing connection");
+                break;
+            }
+        };
+        let pending = match decode_request(frame) {
+            Ok(request) => {
+                let context = RequestContext {
+                    api_key: request.api_key,
+                    api_version: request.api_version,
+                    correlation_id: request.correlation_id,
+                    client_id: request.header.client_id.as_ref().map(|s| s.to_string()),
+                    listener: listener.name.clone(),
+                    peer,
+                };
+                let broker = broker.clone();
+                tokio::spawn(async move { handlers::handle(&broker, context, request.body).await })
+            }
+            Err(RequestError::UnsupportedVersion {
+                api_key: ApiKey::ApiVersions,
+                correlation_id,
+                ..
+            }) => {
+                let response = handlers::api_versions::unsupported_version_response(correlation_id);
+                tokio::spawn(async move { response })
+            }
+            Err(e) => {
+                tracing::info!(%peer, error = %e, "undecodable request, closing connection");
+                break;
+            }
+        };
+        if pending_tx.send(pending).await.is_err() {
+            break; // the writer has gone: the peer closed or a write failed
+        }
+    }
+    drop(pending_tx);
+    if let Err(e) = writer_task.await {
+        tracing::error!(%peer, error = %e, "response writer failed");
+    }
+    tracing::debug!(%peer, "connection closed");
+}
+
+async fn write_responses(
+    mut writer: impl AsyncWrite + Unpin,
+    mut pending: mpsc::Receiver<PendingResponse>,
+    peer: SocketAddr,
+) {
+    while let Some(next) = pending.recv().await {
+        match next.await {
+            Ok(Reply::Frame(frame)) => {
+                if let Err(e) = writer.write_all(&frame).await {
+                    tracing::debug!(%peer, error = %e, "write failed");
+                    return;
+                }
+            }
+            Ok(Reply::Nothing) => {} // acks=0 produce: no response by design
+            Ok(Reply::Close) => {
+                tracing::info!(%peer, "request refused; closing connection");
+                break;
+            }
+            Err(e) => {
+                // A handler bug must not take the broker down; it costs this connection.
+                tracing::error!(%peer, error = %e, "request handler failed; closing connection");
+                return;
+            }
+        }
+    }
+    let _ = writer.shutdown().await;
+}
+
+/// Reads one frame body; `Ok(None)` on a clean end of stream between frames.
+async fn read_frame(
+    reader: &mut (impl AsyncRead + Unpin),
+    max_frame: usize,
+) -> Result<Option<Bytes>, String> {
+    let mut prefix = [0u8; FRAME_PREFIX_LEN];
+    let mut filled = 0;
+    while filled < FRAME_PREFIX_LEN {
+        let rest = prefix.get_mut(filled..).unwrap_or_default();
+        match reader.read(rest).await {
+            Ok(0) if filled == 0 => return Ok(None),
+            Ok(0) => return Err("end of stream inside a size prefix".into()),
+            Ok(n) => filled += n,
+            Err(e) => return Err(format!("read failed: {e}")),
+        }
+    }
+    let len = decode_frame_len(prefix, max_frame).map_err(|e| e.to_string())?;
+    let mut body = BytesMut::with_capacity(len.min(READ_CHUNK));
+    while body.len() < len {
+        let want = (len - body.len()).min(READ_CHUNK);
+        body.reserve(want);
+        let mut limited = (&mut *reader).take(want as u64);
+        match limited.read_buf(&mut body).await {
+            Ok(0) => {
+                return Err(format!(
+                    "end of stream after {} of {len} frame bytes",
+                    body.len()
+                ))
+            }
+            Ok(_) => {}
+            Err(e) => return Err(format!("read failed: {e}")),
+        }
+    }
+    Ok(Some(body.freeze()))
+}

@@ -1,0 +1,190 @@
+//! The partitions this broker hosts, keyed by topic and index, and the log directories
+//! they live in. Creating a partition picks the log dir with the fewest partitions;
+//! recovery points are checkpointed per log dir so restarts scan only the unflushed tail.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use strata_storage::checkpoint;
+use strata_storage::{Log, LogConfig, TopicPartition};
+use uuid::Uuid;
+
+use super::Partition;
+
+const RECOVERY_POINT_CHECKPOINT: &str = "recovery-point-offset-checkpoint";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReplicaError {
+    #[error("cannot open log for {tp} in {dir}: {reason}")]
+    OpenLog {
+        tp: String,
+        dir: String,
+        reason: String,
+    },
+}
+
+pub struct ReplicaManager {
+    log_dirs: Vec<PathBuf>,
+    partitions: RwLock<HashMap<(String, i32), Arc<Partition>>>,
+    /// Recovery points read at start-up, consumed as logs are opened.
+    recovery_points: HashMap<TopicPartition, i64>,
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl ReplicaManager {
+    pub fn new(log_dirs: Vec<PathBuf>) -> Self {
+        let mut recovery_points = HashMap::new();
+        for dir in &log_dirs {
+            match checkpoint::read_offsets(&dir.join(RECOVERY_POINT_CHECKPOINT)) {
+                Ok(entries) => recovery_points.extend(entries),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => tracing::warn!(dir = %dir.display(), error = %e,
+                    "unreadable recovery-point checkpoint; logs there will be fully scanned"),
+            }
+        }
+        Self {
+            log_dirs,
+            partitions: RwLock::new(HashMap::new()),
+            recovery_points,
+        }
+    }
+
+    pub fn log_dirs(&self) -> &[PathBuf] {
+        &self.log_dirs
+    }
+
+    pub fn get(&self, topic: &str, partition: i32) -> Option<Arc<Partition>> {
+        self.partitions
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&(topic.to_string(), partition))
+            .cloned()
+    }
+
+    pub fn all(&self) -> Vec<Arc<Partition>> {
+        self.partitions
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    fn dir_name(tp: &TopicPartition) -> String {
+        format!("{}-{}", tp.topic, tp.partition)
+    }
+
+    /// Where an existing partition's data is, or the least-loaded log dir for a new one.
+    fn choose_dir(&self, tp: &TopicPartition) -> PathBuf {
+        let name = Self::dir_name(tp);
+        if let Some(existing) = self.log_dirs.iter().find(|d| d.join(&name).is_dir()) {
+            return existing.clone();
+        }
+        let partitions = self.partitions.read().unwrap_or_else(|p| p.into_inner());
+        let mut counts: HashMap<&Path, usize> =
+            self.log_dirs.iter().map(|d| (d.as_path(), 0)).collect();
+        for p in partitions.values() {
+            if let Some(dir) = self
+                .log_dirs
+                .iter()
+                .find(|d| d.join(Self::dir_name(&p.tp)).is_dir())
+            {
+                *counts.entry(dir.as_path()).or_default() += 1;
+            }
+        }
+        self.log_dirs
+            .iter()
+            .min_by_key(|d| counts.get(d.as_path()).copied().unwrap_or(0))
+            .cloned()
+            .unwrap_or_else(|| PathBuf::from("./data"))
+    }
+
+    /// Opens (recovering) or creates the log of a partition this broker hosts.
+    pub fn open_partition(
+        &self,
+        topic: &str,
+        partition: i32,
+        topic_id: Uuid,
+        leader_epoch: i32,
+        config: LogConfig,
+    ) -> Result<Arc<Partition>, ReplicaError> {
+        if let Some(existing) = self.get(topic, partition) {
+            return Ok(existing);
+        }
+        let tp = TopicPartition {
+            topic: topic.to_string(),
+            partition,
+        };
+        let dir = self.choose_dir(&tp);
+        let recovery_point = self.recovery_points.get(&tp).copied().unwrap_or(0);
+        let log = Log::open(
+            dir.join(Self::dir_name(&tp)),
+            tp.clone(),
+            config,
+            recovery_point,
+            now_ms(),
+        )
+        .map_err(|e| ReplicaError::OpenLog {
+            tp: tp.to_string(),
+            dir: dir.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        let partition_state = Arc::new(Partition::new(tp, topic_id, log, leader_epoch));
+        let mut map = self.partitions.write().unwrap_or_else(|p| p.into_inner());
+        let entry = map
+            .entry((topic.to_string(), partition))
+            .or_insert(partition_state);
+        Ok(entry.clone())
+    }
+
+    /// Forgets and deletes every partition of `topic`.
+    pub fn delete_topic(&self, topic: &str) {
+        let removed: Vec<Arc<Partition>> = {
+            let mut map = self.partitions.write().unwrap_or_else(|p| p.into_inner());
+            let keys: Vec<(String, i32)> =
+                map.keys().filter(|(t, _)| t == topic).cloned().collect();
+            keys.iter().filter_map(|k| map.remove(k)).collect()
+        };
+        for p in removed {
+            p.delete();
+        }
+    }
+
+    /// Writes each log dir's recovery-point checkpoint.
+    pub fn checkpoint_recovery_points(&self) {
+        let partitions = self.all();
+        for dir in &self.log_dirs {
+            let entries: Vec<(TopicPartition, i64)> = partitions
+                .iter()
+                .filter(|p| dir.join(Self::dir_name(&p.tp)).is_dir())
+                .filter_map(|p| p.recovery_point().map(|rp| (p.tp.clone(), rp)))
+                .collect();
+            if let Err(e) =
+                checkpoint::write_offsets(&dir.join(RECOVERY_POINT_CHECKPOINT), &entries)
+            {
+                tracing::error!(dir = %dir.display(), error = %e, "writing recovery-point checkpoint failed");
+            }
+        }
+    }
+
+    /// Flush and close every log, then checkpoint: what a clean shutdown does.
+    pub fn shutdown(&self) {
+        let partitions = self.all();
+        for p in &partitions {
+            if let Err(e) = p.flush() {
+                tracing::error!(partition = %p.tp, error = %e, "flush at shutdown failed");
+            }
+        }
+        self.checkpoint_recovery_points();
+        for p in &partitions {
+            p.close();
+        }
+    }
+}

@@ -1,0 +1,304 @@
+//! Replica state of one partition on this broker: its log, the idempotent-producer state,
+//! leader epoch, log end offset and high watermark. One `Partition` per topic-partition,
+//! shared as `Arc`; appends and reads take its lock only to touch the log (a memcpy into
+//! the mapped segment, or slicing it), never across I/O waits.
+
+pub mod manager;
+
+use std::sync::atomic::{AtomicI32, AtomicI64, Ordering};
+use std::sync::Mutex;
+
+use bytes::Bytes;
+use strata_protocol::record_batch::RecordBatchHeader;
+use strata_storage::{Log, LogError, TopicPartition};
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use crate::errors::ErrorCode;
+use crate::txn::producer_state::{ProducerStateTable, SequenceCheck};
+
+/// The log and the producer state move together: a sequence check and the append it
+/// allows must be one atomic step.
+struct LocalReplica {
+    log: Log,
+    producers: ProducerStateTable,
+}
+
+pub struct Partition {
+    pub tp: TopicPartition,
+    pub topic_id: Uuid,
+    local: Mutex<Option<LocalReplica>>,
+    leader_epoch: AtomicI32,
+    log_start_offset: AtomicI64,
+    log_end_offset: AtomicI64,
+    high_watermark: AtomicI64,
+    /// Woken on every append (and on deletion) so that long-polling fetches re-check.
+    appended: Notify,
+}
+
+/// The outcome of a leader append, as Produce reports it.
+#[derive(Debug, Clone, Copy)]
+pub struct AppendOutcome {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    pub log_append_time: i64,
+    pub log_start_offset: i64,
+    pub records: u64,
+}
+
+/// A fetch-side read: zero-copy record bytes plus the partition's offsets at read time.
+#[derive(Debug, Clone)]
+pub struct ReadOutcome {
+    pub records: Bytes,
+    pub high_watermark: i64,
+    pub log_start_offset: i64,
+    pub log_end_offset: i64,
+}
+
+impl Partition {
+    pub fn new(tp: TopicPartition, topic_id: Uuid, log: Log, leader_epoch: i32) -> Self {
+        let mut producers = ProducerStateTable::default();
+        // Idempotence survives restarts: rebuild producer state from the batch headers.
+        let start = log.log_start_offset();
+        for header in log.batch_headers(start) {
+            if header.has_producer_id() {
+                producers.record(
+                    &header,
+                    header.base_offset,
+                    header.last_offset(),
+                    header.max_timestamp,
+                );
+            }
+        }
+        let (lso, leo) = (log.log_start_offset(), log.log_end_offset());
+        Self {
+            tp,
+            topic_id,
+            local: Mutex::new(Some(LocalReplica { log, producers })),
+            leader_epoch: AtomicI32::new(leader_epoch),
+            log_start_offset: AtomicI64::new(lso),
+            log_end_offset: AtomicI64::new(leo),
+            // Single replica: everything in the log is replicated to the whole ISR.
+            high_watermark: AtomicI64::new(leo),
+            appended: Notify::new(),
+        }
+    }
+
+    pub fn leader_epoch(&self) -> i32 {
+        self.leader_epoch.load(Ordering::Acquire)
+    }
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start_offset.load(Ordering::Acquire)
+    }
+    pub fn log_end_offset(&self) -> i64 {
+        self.log_end_offset.load(Ordering::Acquire)
+    }
+    pub fn high_watermark(&self) -> i64 {
+        self.high_watermark.load(Ordering::Acquire)
+    }
+
+    /// A future that completes on the next append; create it BEFORE checking for data.
+    pub fn appended(&self) -> &Notify {
+        &self.appended
+    }
+
+    fn with_local<T>(
+        &self,
+        f: impl FnOnce(&mut LocalReplica) -> Result<T, ErrorCode>,
+    ) -> Result<T, ErrorCode> {
+        let mut guard = self.local.lock().unwrap_or_else(|p| p.into_inner());
+        match guard.as_mut() {
+            Some(local) => f(local),
+            None => Err(ErrorCode::UnknownTopicOrPartition),
+        }
+    }
+
+    fn publish_offsets(&self, log: &Log) {
+        self.log_start_offset
+            .store(log.log_start_offset(), Ordering::Release);
+        self.log_end_offset
+            .store(log.log_end_offset(), Ordering::Release);
+        self.high_watermark
+            .store(log.log_end_offset(), Ordering::Release);
+    }
+
+    /// Appends one validated batch as the leader. An idempotent batch is checked against the
+    /// producer state first; a retried batch returns its original offsets and is not written.
+    pub fn append_as_leader(
+        &self,
+        batch: &[u8],
+        header: &RecordBatchHeader,
+        now_ms: i64,
+    ) -> Result<AppendOutcome, ErrorCode> {
+        let epoch = self.leader_epoch();
+        let outcome = self.with_local(|local| {
+            if header.has_producer_id() {
+                match local.producers.check(header) {
+                    Ok(SequenceCheck::Append) => {}
+                    Ok(SequenceCheck::Duplicate(dup)) => {
+                        return Ok(AppendOutcome {
+                            base_offset: dup.first_offset,
+                            last_offset: dup.last_offset,
+                            log_append_time: -1,
+                            log_start_offset: local.log.log_start_offset(),
+                            records: 0,
+                        })
+                    }
+                    Err(e) => return Err(crate::errors::from_code(e.kafka_error_code())),
+                }
+            }
+            let info = local
+                .log
+                .append(batch, epoch, now_ms)
+                .map_err(|e| log_error(&self.tp, &e))?;
+            if header.has_producer_id() {
+                local.producers.record(
+                    header,
+                    info.first_offset,
+                    info.last_offset,
+                    info.max_timestamp,
+                );
+            }
+            self.publish_offsets(&local.log);
+            Ok(AppendOutcome {
+                base_offset: info.first_offset,
+                last_offset: info.last_offset,
+                log_append_time: info.log_append_time.unwrap_or(-1),
+                log_start_offset: local.log.log_start_offset(),
+                records: info.records,
+            })
+        })?;
+        if outcome.records > 0 {
+            self.appended.notify_waiters();
+        }
+        Ok(outcome)
+    }
+
+    /// Reads whole batches from `offset` up to the high watermark.
+    pub fn read(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one_batch: bool,
+    ) -> Result<ReadOutcome, ErrorCode> {
+        self.with_local(|local| {
+            let hw = self.high_watermark();
+            let info = local
+                .log
+                .read(offset, max_bytes, hw, min_one_batch)
+                .map_err(|e| log_error(&self.tp, &e))?;
+            Ok(ReadOutcome {
+                records: info.records,
+                high_watermark: hw,
+                log_start_offset: local.log.log_start_offset(),
+                log_end_offset: local.log.log_end_offset(),
+            })
+        })
+    }
+
+    /// The first batch whose max timestamp is at or after `timestamp` (from the time index),
+    /// with its bytes so the caller can find the exact record.
+    pub fn batch_for_timestamp(&self, timestamp: i64) -> Result<Option<(i64, Bytes)>, ErrorCode> {
+        self.with_local(|local| {
+            let Some((offset, _)) = local.log.offset_for_timestamp(timestamp) else {
+                return Ok(None);
+            };
+            let hw = self.high_watermark();
+            let info = local
+                .log
+                .read(offset, 1, hw, true)
+                .map_err(|e| log_error(&self.tp, &e))?;
+            Ok(Some((offset, info.records)))
+        })
+    }
+
+    /// Offset and bytes of the batch holding the largest timestamp (ListOffsets MAX_TIMESTAMP).
+    pub fn batch_with_max_timestamp(&self) -> Result<Option<(i64, Bytes)>, ErrorCode> {
+        self.with_local(|local| {
+            let Some((offset, _)) = local.log.max_timestamp() else {
+                return Ok(None);
+            };
+            let hw = self.high_watermark();
+            let info = local
+                .log
+                .read(offset, 1, hw, true)
+                .map_err(|e| log_error(&self.tp, &e))?;
+            Ok(Some((offset, info.records)))
+        })
+    }
+
+    pub fn delete_records_before(&self, offset: i64) -> Result<i64, ErrorCode> {
+        self.with_local(|local| {
+            if offset > self.high_watermark() {
+                return Err(ErrorCode::OffsetOutOfRange);
+            }
+            let start = local
+                .log
+                .delete_records_before(offset)
+                .map_err(|e| log_error(&self.tp, &e))?;
+            self.publish_offsets(&local.log);
+            Ok(start)
+        })
+    }
+
+    pub fn size_bytes(&self) -> u64 {
+        self.with_local(|local| Ok(local.log.size_bytes()))
+            .unwrap_or(0)
+    }
+
+    pub fn recovery_point(&self) -> Option<i64> {
+        self.with_local(|local| Ok(local.log.recovery_point())).ok()
+    }
+
+    /// Background maintenance: flush policy and retention.
+    pub fn maintain(&self, now_ms: i64, retention_due: bool) {
+        let _ = self.with_local(|local| {
+            if let Err(e) = local.log.flush_if_due(now_ms) {
+                tracing::error!(partition = %self.tp, error = %e, "flush failed");
+            }
+            if retention_due {
+                match local.log.apply_retention(now_ms) {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(partition = %self.tp, segments = n, "retention deleted segments"),
+                    Err(e) => tracing::error!(partition = %self.tp, error = %e, "retention failed"),
+                }
+                self.publish_offsets(&local.log);
+            }
+            Ok(())
+        });
+    }
+
+    pub fn flush(&self) -> Result<(), ErrorCode> {
+        self.with_local(|local| local.log.flush().map_err(|e| log_error(&self.tp, &e)))
+    }
+
+    /// Closes the log (flush + trim); the partition answers UNKNOWN_TOPIC_OR_PARTITION after.
+    pub fn close(&self) {
+        let taken = self.local.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(local) = taken {
+            if let Err(e) = local.log.close() {
+                tracing::error!(partition = %self.tp, error = %e, "closing log failed");
+            }
+        }
+        self.appended.notify_waiters();
+    }
+
+    /// Removes the partition's data for good (topic deletion).
+    pub fn delete(&self) {
+        let taken = self.local.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(local) = taken {
+            if let Err(e) = local.log.delete() {
+                tracing::error!(partition = %self.tp, error = %e, "deleting log failed");
+            }
+        }
+        self.appended.notify_waiters();
+    }
+}
+
+fn log_error(tp: &TopicPartition, e: &LogError) -> ErrorCode {
+    let code = crate::errors::from_code(e.kafka_error_code());
+    if code != ErrorCode::OffsetOutOfRange {
+        tracing::warn!(partition = %tp, error = %e, "log operation failed");
+    }
+    code
+}

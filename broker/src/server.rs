@@ -1,0 +1,280 @@
+//! Start-up and shutdown of one broker: log dirs and `meta.properties`, the metadata image,
+//! recovery of every hosted partition, listeners, background maintenance, and the graceful
+//! stop (stop accepting, finish in-flight requests, flush, checkpoint).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use strata_config::BrokerConfig;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::group::{GroupConfig, GroupCoordinator};
+use crate::metadata::{kafka_uuid, meta_properties, BrokerEndpoint, BrokerInfo, MetadataStore};
+use crate::network::{accept_loop, ListenerContext};
+use crate::offsets_topic::{OffsetsTopicLog, OFFSETS_TOPIC};
+use crate::partition::manager::{now_ms, ReplicaManager};
+use crate::topics;
+use crate::txn::producer_ids::ProducerIdManager;
+
+/// Name of the file (in the first log dir) holding the metadata image until the Raft log does.
+const METADATA_SNAPSHOT: &str = "strata-cluster-metadata.json";
+const PRODUCER_ID_BLOCK: &str = "strata-producer-id-block";
+/// How long shutdown waits for in-flight requests before closing the logs anyway.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+
+pub const INTERNAL_TOPICS: &[&str] = &["__consumer_offsets", "__transaction_state"];
+
+pub fn is_internal_topic(name: &str) -> bool {
+    INTERNAL_TOPICS.contains(&name)
+}
+
+/// Everything request handlers share.
+pub struct Broker {
+    pub config: BrokerConfig,
+    pub metadata: Arc<MetadataStore>,
+    pub replicas: Arc<ReplicaManager>,
+    pub producer_ids: ProducerIdManager,
+    pub groups: Arc<GroupCoordinator>,
+    pub started_at: Instant,
+}
+
+impl Broker {
+    pub fn node_id(&self) -> i32 {
+        self.config.node_id
+    }
+}
+
+/// Opens the broker's state: the slow part of start-up (log recovery) happens here.
+pub fn open(config: BrokerConfig) -> anyhow::Result<Arc<Broker>> {
+    if config.log_dirs.is_empty() {
+        bail!("log.dirs: at least one log directory is required");
+    }
+    for dir in &config.log_dirs {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("log.dirs: cannot create {}", dir.display()))?;
+    }
+    let cluster_id = match meta_properties::existing_cluster_id(&config.log_dirs)? {
+        Some(id) => id,
+        None => config
+            .cluster_id
+            .clone()
+            .unwrap_or_else(|| kafka_uuid::to_base64(&kafka_uuid::random_uuid())),
+    };
+    for dir in &config.log_dirs {
+        meta_properties::ensure(dir, &cluster_id, config.node_id)?;
+    }
+    let first_dir: PathBuf = config
+        .log_dirs
+        .first()
+        .cloned()
+        .unwrap_or_else(|| PathBuf::from("./data"));
+    let local = BrokerInfo {
+        node_id: config.node_id,
+        endpoints: config
+            .advertised_listeners
+            .iter()
+            .map(|l| BrokerEndpoint {
+                listener: l.name.clone(),
+                host: l.host.clone(),
+                port: l.port,
+            })
+            .collect(),
+        rack: config.broker_rack.clone(),
+    };
+    let metadata = Arc::new(MetadataStore::open(
+        first_dir.join(METADATA_SNAPSHOT),
+        cluster_id.clone(),
+        local,
+    )?);
+    let replicas = Arc::new(ReplicaManager::new(config.log_dirs.clone()));
+    let producer_ids = ProducerIdManager::open(first_dir.join(PRODUCER_ID_BLOCK));
+    let groups = GroupCoordinator::new(
+        group_config(&config),
+        Arc::new(OffsetsTopicLog::new(replicas.clone())),
+    );
+    let topics_for_validation = metadata.clone();
+    groups.set_topic_validator(Arc::new(move |topic: &str, partition: i32| {
+        topics_for_validation
+            .image()
+            .topic(topic)
+            .is_some_and(|t| usize::try_from(partition).is_ok_and(|p| p < t.partitions.len()))
+    }));
+    let broker = Arc::new(Broker {
+        config,
+        metadata,
+        replicas,
+        producer_ids,
+        groups,
+        started_at: Instant::now(),
+    });
+
+    let image = broker.metadata.image();
+    let recovery_started = Instant::now();
+    let mut opened = 0usize;
+    for topic in image.topics.values() {
+        let config = topics::log_config(
+            &topics::resolve_topic_config(&broker, &topic.configs)
+                .map_err(|(_, msg)| anyhow::anyhow!("topic {}: {msg}", topic.name))?,
+        );
+        for p in topic
+            .partitions
+            .iter()
+            .filter(|p| p.replicas.contains(&broker.node_id()))
+        {
+            let _partition = broker
+                .replicas
+                .open_partition(
+                    &topic.name,
+                    p.partition,
+                    topic.id,
+                    p.leader_epoch,
+                    config.clone(),
+                )
+                .with_context(|| format!("recovering {}-{}", topic.name, p.partition))?;
+            opened += 1;
+        }
+    }
+    tracing::info!(
+        cluster_id = %cluster_id,
+        node_id = broker.node_id(),
+        partitions = opened,
+        elapsed_ms = recovery_started.elapsed().as_millis() as u64,
+        "logs loaded"
+    );
+    Ok(broker)
+}
+
+/// Runs the broker until `stop` fires, then shuts down gracefully.
+pub async fn run(broker: Arc<Broker>, stop: CancellationToken) -> anyhow::Result<()> {
+    load_groups(&broker).await?;
+    let connections = TaskTracker::new();
+    let accepting = CancellationToken::new();
+    let mut listener_tasks = Vec::new();
+    for listener in &broker.config.listeners {
+        let addr = format!("{}:{}", listener.host, listener.port);
+        let socket = TcpListener::bind(&addr).await.with_context(|| {
+            format!(
+                "listeners: cannot bind {} listener to {addr}",
+                listener.name
+            )
+        })?;
+        let local_addr = socket.local_addr()?;
+        tracing::info!(listener = %listener.name, address = %local_addr, "listening");
+        let context = ListenerContext {
+            name: listener.name.as_str().into(),
+            local_addr,
+        };
+        listener_tasks.push(tokio::spawn(accept_loop(
+            socket,
+            context,
+            broker.clone(),
+            accepting.clone(),
+            connections.clone(),
+        )));
+    }
+    let maintenance = tokio::spawn(maintenance_loop(broker.clone(), accepting.clone()));
+    tracing::info!(node_id = broker.node_id(), "strata started");
+
+    stop.cancelled().await;
+    tracing::info!("shutting down: no new connections or requests");
+    accepting.cancel();
+    for task in listener_tasks {
+        let _ = task.await;
+    }
+    connections.close();
+    if tokio::time::timeout(SHUTDOWN_GRACE, connections.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "in-flight requests did not finish within {SHUTDOWN_GRACE:?}; closing logs anyway"
+        );
+    }
+    let _ = maintenance.await;
+    broker.groups.shutdown();
+    let broker_for_close = broker.clone();
+    tokio::task::spawn_blocking(move || broker_for_close.replicas.shutdown()).await?;
+    tracing::info!("shutdown complete: logs flushed and checkpointed");
+    Ok(())
+}
+
+fn group_config(config: &BrokerConfig) -> GroupConfig {
+    GroupConfig {
+        offsets_topic_num_partitions: config.offsets_topic_num_partitions,
+        group_initial_rebalance_delay_ms: config.group_initial_rebalance_delay_ms,
+        group_min_session_timeout_ms: config.group_min_session_timeout_ms,
+        group_max_session_timeout_ms: config.group_max_session_timeout_ms,
+        group_max_size: config.group_max_size,
+        offsets_retention_minutes: config.offsets_retention_minutes,
+        offsets_retention_check_interval_ms: config.offsets_retention_check_interval_ms,
+        offset_metadata_max_bytes: usize::try_from(config.offset_metadata_max_bytes)
+            .unwrap_or(4096),
+        node_id: config.node_id,
+    }
+}
+
+/// Replays `__consumer_offsets` into the group coordinator before clients are served.
+async fn load_groups(broker: &Broker) -> anyhow::Result<()> {
+    let Some(topic) = broker.metadata.image().topic(OFFSETS_TOPIC).cloned() else {
+        return Ok(());
+    };
+    let started = Instant::now();
+    for p in &topic.partitions {
+        if let Err(code) = broker.groups.load_partition(p.partition).await {
+            bail!(
+                "loading {OFFSETS_TOPIC}-{} failed with Kafka error code {code}",
+                p.partition
+            );
+        }
+    }
+    tracing::info!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "consumer groups loaded"
+    );
+    Ok(())
+}
+
+/// Flush policy, retention and recovery-point checkpoints, on Kafka's schedule keys.
+async fn maintenance_loop(broker: Arc<Broker>, stop: CancellationToken) {
+    let tick = Duration::from_millis(
+        u64::try_from(
+            broker
+                .config
+                .log_flush_scheduler_interval_ms
+                .clamp(100, 1000),
+        )
+        .unwrap_or(1000),
+    );
+    let retention_every = broker.config.log_retention_check_interval_ms.max(1000);
+    const CHECKPOINT_EVERY_MS: i64 = 60_000;
+    let (mut last_retention, mut last_checkpoint) = (now_ms(), now_ms());
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(tick) => {}
+            () = stop.cancelled() => return,
+        }
+        let now = now_ms();
+        let retention_due = now - last_retention >= retention_every;
+        let checkpoint_due = now - last_checkpoint >= CHECKPOINT_EVERY_MS;
+        if retention_due {
+            last_retention = now;
+        }
+        if checkpoint_due {
+            last_checkpoint = now;
+        }
+        let b = broker.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            for p in b.replicas.all() {
+                p.maintain(now, retention_due);
+            }
+            if checkpoint_due {
+                b.replicas.checkpoint_recovery_points();
+            }
+        })
+        .await;
+    }
+}

@@ -1,0 +1,279 @@
+//! Topic lifecycle shared by CreateTopics, Metadata auto-creation, CreatePartitions,
+//! DeleteTopics and the internal topics: validate like Kafka, create the partitions' logs,
+//! then record the change in the metadata image.
+
+use std::collections::BTreeMap;
+
+use strata_config::TopicConfig;
+use strata_storage::{LogConfig, TimestampType};
+
+use crate::errors::ErrorCode;
+use crate::metadata::{kafka_uuid, MetadataError, PartitionMetadata, TopicMetadata};
+use crate::server::Broker;
+
+/// Kafka's limit: a topic name must leave room for ".<partition>" style suffixes in a file name.
+const MAX_TOPIC_NAME_LEN: usize = 249;
+
+pub type TopicResult<T> = Result<T, (ErrorCode, String)>;
+
+pub fn validate_topic_name(name: &str) -> TopicResult<()> {
+    let fail = |why: String| Err((ErrorCode::InvalidTopicException, why));
+    if name.is_empty() {
+        return fail("Topic name is illegal, it can't be empty".into());
+    }
+    if name == "." || name == ".." {
+        return fail("Topic name cannot be \".\" or \"..\"".into());
+    }
+    if name.len() > MAX_TOPIC_NAME_LEN {
+        return fail(format!(
+            "Topic name is illegal, it can't be longer than {MAX_TOPIC_NAME_LEN} characters, topic name: {name}"
+        ));
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+    {
+        return fail(format!(
+            "Topic name {name} is illegal, it contains a character other than ASCII alphanumerics, '.', '_' and '-'"
+        ));
+    }
+    Ok(())
+}
+
+/// Kafka refuses topics whose names differ only by '.' versus '_' (their metric names collide).
+fn collides(a: &str, b: &str) -> bool {
+    a != b && a.replace('.', "_") == b.replace('.', "_")
+}
+
+pub fn log_config(topic: &TopicConfig) -> LogConfig {
+    LogConfig {
+        segment_bytes: topic.segment_bytes,
+        segment_ms: topic.segment_ms,
+        segment_jitter_ms: topic.segment_jitter_ms,
+        index_interval_bytes: topic.index_interval_bytes,
+        max_index_bytes: topic.segment_index_bytes,
+        flush_interval_messages: topic.flush_messages,
+        flush_interval_ms: topic.flush_ms,
+        retention_ms: topic.retention_ms,
+        retention_bytes: topic.retention_bytes,
+        message_timestamp_type: if topic.message_timestamp_type == "LogAppendTime" {
+            TimestampType::LogAppendTime
+        } else {
+            TimestampType::CreateTime
+        },
+        file_delete_delay_ms: topic.file_delete_delay_ms,
+        preallocate: topic.preallocate,
+    }
+}
+
+pub fn resolve_topic_config(
+    broker: &Broker,
+    overrides: &BTreeMap<String, String>,
+) -> TopicResult<TopicConfig> {
+    TopicConfig::resolve(&broker.config, overrides)
+        .map_err(|e| (ErrorCode::InvalidConfig, e.to_string()))
+}
+
+pub struct NewTopic<'a> {
+    pub name: &'a str,
+    /// -1: the broker's num.partitions.
+    pub partitions: i32,
+    /// -1: the broker's default.replication.factor.
+    pub replication_factor: i16,
+    pub configs: BTreeMap<String, String>,
+    pub internal: bool,
+}
+
+/// Validates and (unless `validate_only`) creates a topic. Returns its metadata.
+pub fn create_topic(
+    broker: &Broker,
+    new: NewTopic<'_>,
+    validate_only: bool,
+) -> TopicResult<TopicMetadata> {
+    validate_topic_name(new.name)?;
+    if new.name.starts_with("__") && !new.internal && crate::server::is_internal_topic(new.name) {
+        return Err((
+            ErrorCode::InvalidRequest,
+            format!("Topic {} is reserved for internal use", new.name),
+        ));
+    }
+    let partitions = if new.partitions == -1 {
+        broker.config.num_partitions
+    } else {
+        new.partitions
+    };
+    if partitions <= 0 {
+        return Err((
+            ErrorCode::InvalidPartitions,
+            "Number of partitions must be larger than 0.".into(),
+        ));
+    }
+    let replication_factor = if new.replication_factor == -1 {
+        broker.config.default_replication_factor
+    } else {
+        new.replication_factor
+    };
+    if replication_factor <= 0 {
+        return Err((
+            ErrorCode::InvalidReplicationFactor,
+            "Replication factor must be larger than 0.".into(),
+        ));
+    }
+    let image = broker.metadata.image();
+    let live_brokers = image.brokers.len();
+    if usize::try_from(replication_factor).unwrap_or(usize::MAX) > live_brokers {
+        return Err((
+            ErrorCode::InvalidReplicationFactor,
+            format!(
+                "Unable to replicate the partition {replication_factor} time(s): The target replication factor of \
+                 {replication_factor} cannot be reached because only {live_brokers} broker(s) are registered."
+            ),
+        ));
+    }
+    let topic_config = resolve_topic_config(broker, &new.configs)?;
+    if image.topic(new.name).is_some() {
+        return Err((
+            ErrorCode::TopicAlreadyExists,
+            format!("Topic '{}' already exists.", new.name),
+        ));
+    }
+    if let Some(other) = image.topics.keys().find(|t| collides(t, new.name)) {
+        return Err((
+            ErrorCode::InvalidTopicException,
+            format!("Topic '{}' collides with existing topic: {other}", new.name),
+        ));
+    }
+    let node = broker.config.node_id;
+    let topic = TopicMetadata {
+        name: new.name.to_string(),
+        id: kafka_uuid::random_uuid(),
+        partitions: (0..partitions)
+            .map(|p| PartitionMetadata {
+                partition: p,
+                leader: node,
+                leader_epoch: 0,
+                replicas: vec![node],
+                isr: vec![node],
+            })
+            .collect(),
+        configs: new.configs,
+        internal: new.internal,
+    };
+    if validate_only {
+        return Ok(topic);
+    }
+    // Logs first, then the image: a crash in between leaves orphan dirs that the next
+    // creation of the same name reuses, never a topic in the image without its logs.
+    let config = log_config(&topic_config);
+    for p in &topic.partitions {
+        broker
+            .replicas
+            .open_partition(
+                &topic.name,
+                p.partition,
+                topic.id,
+                p.leader_epoch,
+                config.clone(),
+            )
+            .map_err(|e| (ErrorCode::KafkaStorageError, e.to_string()))?;
+    }
+    let created = topic.clone();
+    broker
+        .metadata
+        .update(move |image| {
+            if image.topics.contains_key(&created.name) {
+                return Err(MetadataError::TopicExists(created.name.clone()));
+            }
+            let _ = image.topics.insert(created.name.clone(), created);
+            Ok(())
+        })
+        .map_err(|e| match e {
+            MetadataError::TopicExists(t) => (
+                ErrorCode::TopicAlreadyExists,
+                format!("Topic '{t}' already exists."),
+            ),
+            other => (ErrorCode::KafkaStorageError, other.to_string()),
+        })?;
+    tracing::info!(topic = %topic.name, partitions, "created topic");
+    Ok(topic)
+}
+
+pub fn delete_topic(broker: &Broker, name: &str) -> TopicResult<()> {
+    if crate::server::is_internal_topic(name) {
+        return Err((
+            ErrorCode::InvalidRequest,
+            format!("Topic {name} is an internal topic and cannot be deleted"),
+        ));
+    }
+    broker
+        .metadata
+        .update(|image| match image.topics.remove(name) {
+            Some(_) => Ok(()),
+            None => Err(MetadataError::UnknownTopic(name.to_string())),
+        })
+        .map_err(|e| match e {
+            MetadataError::UnknownTopic(_) => (
+                ErrorCode::UnknownTopicOrPartition,
+                "This server does not host this topic-partition.".into(),
+            ),
+            other => (ErrorCode::KafkaStorageError, other.to_string()),
+        })?;
+    broker.replicas.delete_topic(name);
+    tracing::info!(topic = %name, "deleted topic");
+    Ok(())
+}
+
+pub fn add_partitions(
+    broker: &Broker,
+    name: &str,
+    new_count: i32,
+    validate_only: bool,
+) -> TopicResult<()> {
+    let image = broker.metadata.image();
+    let Some(topic) = image.topic(name) else {
+        return Err((
+            ErrorCode::UnknownTopicOrPartition,
+            format!("The topic '{name}' does not exist."),
+        ));
+    };
+    let current = i32::try_from(topic.partitions.len()).unwrap_or(i32::MAX);
+    if new_count <= current {
+        let msg = if new_count == current {
+            format!("Topic already has {current} partitions.")
+        } else {
+            format!("The topic {name} currently has {current} partition(s); {new_count} would not be an increase.")
+        };
+        return Err((ErrorCode::InvalidPartitions, msg));
+    }
+    if validate_only {
+        return Ok(());
+    }
+    let config = log_config(&resolve_topic_config(broker, &topic.configs)?);
+    let node = broker.config.node_id;
+    for p in current..new_count {
+        broker
+            .replicas
+            .open_partition(name, p, topic.id, 0, config.clone())
+            .map_err(|e| (ErrorCode::KafkaStorageError, e.to_string()))?;
+    }
+    broker
+        .metadata
+        .update(|image| {
+            let Some(t) = image.topics.get_mut(name) else {
+                return Err(MetadataError::UnknownTopic(name.to_string()));
+            };
+            for p in current..new_count {
+                t.partitions.push(PartitionMetadata {
+                    partition: p,
+                    leader: node,
+                    leader_epoch: 0,
+                    replicas: vec![node],
+                    isr: vec![node],
+                });
+            }
+            Ok(())
+        })
+        .map_err(|e| (ErrorCode::KafkaStorageError, e.to_string()))?;
+    tracing::info!(topic = %name, from = current, to = new_count, "added partitions");
+    Ok(())
+}

@@ -1,0 +1,224 @@
+//! Per-partition idempotent-producer state: for every producer id, its epoch and the last
+//! five batches' sequence ranges and offsets (Kafka keeps five because a producer has at
+//! most five requests in flight). Checks follow Kafka's ProducerStateManager: a retried
+//! batch is a duplicate and gets its original offset back; a gap is
+//! OUT_OF_ORDER_SEQUENCE_NUMBER; an older epoch is INVALID_PRODUCER_EPOCH.
+
+use std::collections::{HashMap, VecDeque};
+
+use strata_protocol::record_batch::RecordBatchHeader;
+
+/// How many batches per producer are remembered for duplicate detection.
+pub const BATCHES_RETAINED: usize = 5;
+
+const NO_PRODUCER_EPOCH: i16 = -1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchMetadata {
+    pub first_seq: i32,
+    pub last_seq: i32,
+    pub first_offset: i64,
+    pub last_offset: i64,
+    pub timestamp: i64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ProducerEntry {
+    pub epoch: i16,
+    pub batches: VecDeque<BatchMetadata>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SequenceCheck {
+    /// New data: append it.
+    Append,
+    /// A retry of a batch already in the log.
+    Duplicate(BatchMetadata),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ProducerStateError {
+    #[error("producer epoch {found} is older than the current epoch {current}")]
+    InvalidProducerEpoch { found: i16, current: i16 },
+    #[error("out of order sequence: expected {expected}, found {found}")]
+    OutOfOrderSequence { expected: i32, found: i32 },
+}
+
+impl ProducerStateError {
+    pub fn kafka_error_code(&self) -> i16 {
+        match self {
+            Self::InvalidProducerEpoch { .. } => 47, // INVALID_PRODUCER_EPOCH
+            Self::OutOfOrderSequence { .. } => 45,   // OUT_OF_ORDER_SEQUENCE_NUMBER
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct ProducerStateTable {
+    producers: HashMap<i64, ProducerEntry>,
+}
+
+fn in_sequence(last_seq: i32, next_seq: i32) -> bool {
+    next_seq == last_seq.wrapping_add(1) || (next_seq == 0 && last_seq == i32::MAX)
+}
+
+impl ProducerStateTable {
+    pub fn len(&self) -> usize {
+        self.producers.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.producers.is_empty()
+    }
+
+    pub fn entry(&self, producer_id: i64) -> Option<&ProducerEntry> {
+        self.producers.get(&producer_id)
+    }
+
+    /// Decides what to do with an idempotent batch before it is appended.
+    pub fn check(&self, batch: &RecordBatchHeader) -> Result<SequenceCheck, ProducerStateError> {
+        let first_seq = batch.base_sequence;
+        let last_seq = batch.last_sequence();
+        let Some(entry) = self.producers.get(&batch.producer_id) else {
+            // Unknown producer (new, or its state expired): Kafka accepts any sequence.
+            return Ok(SequenceCheck::Append);
+        };
+        if batch.producer_epoch < entry.epoch {
+            return Err(ProducerStateError::InvalidProducerEpoch {
+                found: batch.producer_epoch,
+                current: entry.epoch,
+            });
+        }
+        if batch.producer_epoch == entry.epoch {
+            if let Some(dup) = entry
+                .batches
+                .iter()
+                .find(|b| b.first_seq == first_seq && b.last_seq == last_seq)
+            {
+                return Ok(SequenceCheck::Duplicate(*dup));
+            }
+            let last = entry.batches.back().map(|b| b.last_seq);
+            match last {
+                Some(last) if !in_sequence(last, first_seq) => {
+                    return Err(ProducerStateError::OutOfOrderSequence {
+                        expected: last.wrapping_add(1),
+                        found: first_seq,
+                    })
+                }
+                None if first_seq != 0 => {
+                    return Err(ProducerStateError::OutOfOrderSequence {
+                        expected: 0,
+                        found: first_seq,
+                    })
+                }
+                _ => {}
+            }
+        } else if first_seq != 0 && entry.epoch != NO_PRODUCER_EPOCH {
+            // A bumped epoch must restart its sequence at zero.
+            return Err(ProducerStateError::OutOfOrderSequence {
+                expected: 0,
+                found: first_seq,
+            });
+        }
+        Ok(SequenceCheck::Append)
+    }
+
+    /// Records a batch that is now in the log at `[first_offset, last_offset]`.
+    pub fn record(
+        &mut self,
+        batch: &RecordBatchHeader,
+        first_offset: i64,
+        last_offset: i64,
+        timestamp: i64,
+    ) {
+        let entry = self.producers.entry(batch.producer_id).or_default();
+        if entry.epoch != batch.producer_epoch {
+            entry.epoch = batch.producer_epoch;
+            entry.batches.clear();
+        }
+        if entry.batches.len() == BATCHES_RETAINED {
+            let _oldest = entry.batches.pop_front();
+        }
+        entry.batches.push_back(BatchMetadata {
+            first_seq: batch.base_sequence,
+            last_seq: batch.last_sequence(),
+            first_offset,
+            last_offset,
+            timestamp,
+        });
+    }
+
+    /// Forgets everything at or above `offset` (log truncation).
+    pub fn truncate_from(&mut self, offset: i64) {
+        for entry in self.producers.values_mut() {
+            entry.batches.retain(|b| b.last_offset < offset);
+        }
+        self.producers.retain(|_, e| !e.batches.is_empty());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(pid: i64, epoch: i16, seq: i32, count: i32) -> RecordBatchHeader {
+        RecordBatchHeader {
+            base_offset: 0,
+            batch_length: 100,
+            partition_leader_epoch: 0,
+            magic: 2,
+            crc: 0,
+            attributes: 0,
+            last_offset_delta: count - 1,
+            base_timestamp: 0,
+            max_timestamp: 0,
+            producer_id: pid,
+            producer_epoch: epoch,
+            base_sequence: seq,
+            records_count: count,
+        }
+    }
+
+    #[test]
+    fn duplicates_gaps_and_epochs() {
+        let mut t = ProducerStateTable::default();
+        let b0 = header(7, 0, 0, 10);
+        assert_eq!(t.check(&b0), Ok(SequenceCheck::Append));
+        t.record(&b0, 100, 109, 1);
+        // retry of the same batch is a duplicate with its original offsets
+        match t.check(&b0) {
+            Ok(SequenceCheck::Duplicate(m)) => {
+                assert_eq!((m.first_offset, m.last_offset), (100, 109))
+            }
+            other => panic!("expected duplicate, got {other:?}"),
+        }
+        // next in sequence
+        let b1 = header(7, 0, 10, 5);
+        assert_eq!(t.check(&b1), Ok(SequenceCheck::Append));
+        t.record(&b1, 110, 114, 2);
+        // a gap
+        let gap = header(7, 0, 20, 1);
+        assert_eq!(t.check(&gap).unwrap_err().kafka_error_code(), 45);
+        // older epoch is fenced
+        let old = header(7, -1, 15, 1);
+        assert!(t.check(&old).is_err());
+        // a bumped epoch must start at 0
+        assert_eq!(
+            t.check(&header(7, 1, 15, 1))
+                .unwrap_err()
+                .kafka_error_code(),
+            45
+        );
+        assert_eq!(t.check(&header(7, 1, 0, 1)), Ok(SequenceCheck::Append));
+        // only five batches are remembered
+        let mut seq = 15;
+        for i in 0..6 {
+            let b = header(7, 0, seq, 1);
+            t.record(&b, 200 + i, 200 + i, 3);
+            seq += 1;
+        }
+        assert_eq!(t.entry(7).unwrap().batches.len(), BATCHES_RETAINED);
+        // unknown producers may start anywhere
+        assert_eq!(t.check(&header(8, 3, 42, 1)), Ok(SequenceCheck::Append));
+    }
+}
