@@ -91,6 +91,7 @@ pub fn create_topic(
     validate_only: bool,
 ) -> TopicResult<TopicMetadata> {
     validate_topic_name(new.name)?;
+    let _admin = broker.metadata.admin_guard();
     if new.name.starts_with("__") && !new.internal && crate::server::is_internal_topic(new.name) {
         return Err((
             ErrorCode::InvalidRequest,
@@ -199,6 +200,7 @@ pub fn create_topic(
 }
 
 pub fn delete_topic(broker: &Broker, name: &str) -> TopicResult<()> {
+    let _admin = broker.metadata.admin_guard();
     if crate::server::is_internal_topic(name) {
         return Err((
             ErrorCode::InvalidRequest,
@@ -229,6 +231,7 @@ pub fn add_partitions(
     new_count: i32,
     validate_only: bool,
 ) -> TopicResult<()> {
+    let _admin = broker.metadata.admin_guard();
     let image = broker.metadata.image();
     let Some(topic) = image.topic(name) else {
         return Err((

@@ -117,6 +117,9 @@ pub struct MetadataStore {
     current: RwLock<Arc<MetadataImage>>,
     /// Serialises writers so that read-modify-write of the image and its file never interleave.
     write_lock: Mutex<()>,
+    /// Held across multi-step admin changes (create logs, then record the topic) so that
+    /// two creators of one topic cannot interleave.
+    admin_lock: Mutex<()>,
     snapshot_path: PathBuf,
 }
 
@@ -156,8 +159,14 @@ impl MetadataStore {
         Ok(Self {
             current: RwLock::new(Arc::new(image)),
             write_lock: Mutex::new(()),
+            admin_lock: Mutex::new(()),
             snapshot_path,
         })
+    }
+
+    /// Serialises topic creation, deletion and partition changes.
+    pub fn admin_guard(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.admin_lock.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn image(&self) -> Arc<MetadataImage> {

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use strata_storage::checkpoint;
 use strata_storage::{Log, LogConfig, TopicPartition};
@@ -27,6 +27,8 @@ pub enum ReplicaError {
 pub struct ReplicaManager {
     log_dirs: Vec<PathBuf>,
     partitions: RwLock<HashMap<(String, i32), Arc<Partition>>>,
+    /// Serialises log opening: two `Log`s over one directory would fight over its files.
+    opening: Mutex<()>,
     /// Recovery points read at start-up, consumed as logs are opened.
     recovery_points: HashMap<TopicPartition, i64>,
 }
@@ -52,6 +54,7 @@ impl ReplicaManager {
         Self {
             log_dirs,
             partitions: RwLock::new(HashMap::new()),
+            opening: Mutex::new(()),
             recovery_points,
         }
     }
@@ -115,6 +118,10 @@ impl ReplicaManager {
         leader_epoch: i32,
         config: LogConfig,
     ) -> Result<Arc<Partition>, ReplicaError> {
+        if let Some(existing) = self.get(topic, partition) {
+            return Ok(existing);
+        }
+        let _opening = self.opening.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(existing) = self.get(topic, partition) {
             return Ok(existing);
         }
