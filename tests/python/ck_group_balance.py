@@ -242,9 +242,12 @@ def phase_balance(args):
         m.close()
     with open(args.state, "w") as f:
         json.dump({"topic": topic, "group": group, "end": end}, f)
+    counts = {m.name: 0 for m in members}
+    for who in ledger.owner.values():
+        counts[who] += 1
     return (f"OK confluent-kafka group: {total} records consumed exactly once by 3 members "
             f"(2 partitions each when stable), {sorted(moved)} moved in {took:.1f}s after a member left, "
-            f"offsets committed")
+            f"offsets committed; records per member {counts}")
 
 
 def phase_resume(args):
