@@ -63,6 +63,12 @@ pub fn log_config(topic: &TopicConfig) -> LogConfig {
         },
         file_delete_delay_ms: topic.file_delete_delay_ms,
         preallocate: topic.preallocate,
+        cleanup_delete: topic.cleanup_policy.deletes(),
+        cleanup_compact: topic.cleanup_policy.compacts(),
+        delete_retention_ms: topic.delete_retention_ms,
+        min_cleanable_dirty_ratio: topic.min_cleanable_dirty_ratio,
+        min_compaction_lag_ms: topic.min_compaction_lag_ms,
+        max_compaction_lag_ms: topic.max_compaction_lag_ms,
     }
 }
 

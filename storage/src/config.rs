@@ -56,7 +56,7 @@ pub enum TimestampType {
 }
 
 /// Per-partition log configuration; the broker fills it from topic configs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LogConfig {
     /// `segment.bytes`
     pub segment_bytes: u64,
@@ -84,6 +84,27 @@ pub struct LogConfig {
     /// `preallocate`. The active segment is always allocated ahead of the write position in
     /// chunks (needed for mapped writes); this only makes the chunk the whole segment.
     pub preallocate: bool,
+    /// `cleanup.policy` contains `delete`: retention.ms / retention.bytes apply.
+    pub cleanup_delete: bool,
+    /// `cleanup.policy` contains `compact`: the log cleaner keeps the newest record per key.
+    pub cleanup_compact: bool,
+    /// `delete.retention.ms`: how long a tombstone (null value) outlives compaction.
+    pub delete_retention_ms: i64,
+    /// `min.cleanable.dirty.ratio`: dirty / (clean + dirty) bytes needed before a clean.
+    pub min_cleanable_dirty_ratio: f64,
+    /// `min.compaction.lag.ms`: segments whose newest record is younger are left alone.
+    pub min_compaction_lag_ms: i64,
+    /// `max.compaction.lag.ms`: dirty data this old is cleaned whatever the dirty ratio.
+    pub max_compaction_lag_ms: i64,
+}
+
+impl LogConfig {
+    /// Durable mode: `flush.messages=1` (Kafka's "sync every message"). Produce waits for an
+    /// fsync covering its batch before acknowledging; concurrent producers share one fsync
+    /// (group commit) instead of the log syncing once per append.
+    pub fn durable(&self) -> bool {
+        self.flush_interval_messages <= 1
+    }
 }
 
 impl Default for LogConfig {
@@ -101,6 +122,12 @@ impl Default for LogConfig {
             message_timestamp_type: TimestampType::CreateTime,
             file_delete_delay_ms: 60_000,
             preallocate: false,
+            cleanup_delete: true,
+            cleanup_compact: false,
+            delete_retention_ms: 24 * 60 * 60 * 1000,
+            min_cleanable_dirty_ratio: 0.5,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
         }
     }
 }

@@ -6,6 +6,7 @@
 //! Kafka's offset checkpoint files and [`LogDirs`] finds and places partition directories.
 
 pub mod checkpoint;
+mod cleaner;
 mod config;
 mod error;
 mod file_alloc;
@@ -15,6 +16,7 @@ mod log_dirs;
 mod recovery;
 mod segment;
 
+pub use cleaner::{validate_keyed_records, CleanTask, CleanedLog, CleanerStats};
 pub use config::{LogConfig, TimestampType, TopicPartition};
 pub use error::LogError;
 pub use log::{AppendInfo, Log, LogReadInfo, RecoveryReport};

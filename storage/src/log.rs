@@ -40,20 +40,25 @@ pub struct LogReadInfo {
 /// One partition's log.
 #[derive(Debug)]
 pub struct Log {
-    dir: PathBuf,
+    pub(crate) dir: PathBuf,
     tp: TopicPartition,
-    config: LogConfig,
-    sealed: BTreeMap<i64, LogSegment>,
-    active: LogSegment,
-    log_start_offset: i64,
+    pub(crate) config: LogConfig,
+    pub(crate) sealed: BTreeMap<i64, LogSegment>,
+    pub(crate) active: LogSegment,
+    pub(crate) log_start_offset: i64,
     recovery_point: i64,
     last_flush_ms: i64,
-    last_now_ms: i64,
+    pub(crate) last_now_ms: i64,
     /// Set after a failed flush or write: the on-disk state is unknown, so writes are refused
     /// (the fsync gate) while reads of what is mapped keep working.
     failed: Option<String>,
     dir_dirty: bool,
     recovery_report: RecoveryReport,
+    /// The cleaner's progress: offsets below were deduplicated (in memory only).
+    pub(crate) first_dirty_offset: i64,
+    /// Bumped when offsets are cut (truncation), which voids plans made before (cleaner,
+    /// durable flushes).
+    pub(crate) generation: u64,
 }
 
 impl Log {
@@ -91,6 +96,8 @@ impl Log {
             failed: None,
             dir_dirty: true,
             recovery_report: report,
+            first_dirty_offset: log_start_offset,
+            generation: 0,
         })
     }
 
@@ -144,7 +151,7 @@ impl Log {
         self.sealed.values().chain(std::iter::once(&self.active))
     }
 
-    fn check_writable(&self) -> Result<(), LogError> {
+    pub(crate) fn check_writable(&self) -> Result<(), LogError> {
         match &self.failed {
             Some(cause) => Err(LogError::StorageFailed {
                 path: self.dir.display().to_string(),
@@ -155,7 +162,7 @@ impl Log {
     }
 
     /// Closes the fsync gate on I/O failure: after it, nothing on disk can be trusted to match.
-    fn gate<T>(&mut self, r: Result<T, LogError>) -> Result<T, LogError> {
+    pub(crate) fn gate<T>(&mut self, r: Result<T, LogError>) -> Result<T, LogError> {
         if let Err(e @ LogError::Io { .. }) = &r {
             tracing::error!(partition = %self.tp, error = %e, "log write failed; refusing further writes");
             self.failed = Some(e.to_string());
@@ -379,6 +386,8 @@ impl Log {
     }
 
     fn truncate_inner(&mut self, offset: i64) -> Result<(), LogError> {
+        self.generation += 1;
+        self.first_dirty_offset = self.first_dirty_offset.min(offset);
         let now = self.last_now_ms;
         if offset >= self.active.base_offset() {
             self.active.truncate_to(offset, &self.config, now)?;
@@ -443,7 +452,11 @@ impl Log {
         self.last_now_ms = now_ms;
         let start = self.log_start_offset;
         let mut deleted = self.delete_segments_while(|seg, _| seg.next_offset() <= start);
-        if let Ok(n) = deleted {
+        // retention.ms / retention.bytes belong to the `delete` policy; a compact-only log keeps
+        // every segment (only DeleteRecords moves its start).
+        let by_policy = self.config.cleanup_delete;
+        if let (Ok(n), true) = (&deleted, by_policy) {
+            let n = *n;
             let retention_ms = self.config.retention_ms;
             deleted = self
                 .delete_segments_while(|seg, _| {
@@ -453,7 +466,8 @@ impl Log {
                 })
                 .map(|m| n + m);
         }
-        if let Ok(n) = deleted {
+        if let (Ok(n), true) = (&deleted, by_policy) {
+            let n = *n;
             let retention_bytes = self.config.retention_bytes;
             deleted = self
                 .delete_segments_while(|seg, total| {

@@ -417,6 +417,18 @@ impl LogSegment {
             .then_some((self.offset_of_max_timestamp, self.max_timestamp))
     }
 
+    /// A zero-copy view of every committed byte (the cleaner reads it without the log lock).
+    pub(crate) fn snapshot(&self) -> Bytes {
+        if self.size == 0 {
+            return Bytes::new();
+        }
+        Bytes::from_owner(MapSlice {
+            map: Arc::clone(&self.map),
+            start: 0,
+            len: self.size,
+        })
+    }
+
     /// The committed bytes, for this crate's own short-lived scans.
     fn data(&self) -> &[u8] {
         // SAFETY: [0, size) is committed, inside the mapping and the file; it is not mutated
@@ -701,6 +713,21 @@ impl LogSegment {
     pub(crate) fn delete(self) -> Result<(), LogError> {
         delete_files(&self.dir, self.base_offset)
     }
+}
+
+/// Unlinks a segment's `.index` and `.timeindex` (they are rebuilt when missing).
+pub(crate) fn delete_index_files(dir: &Path, base_offset: i64) -> Result<(), LogError> {
+    for path in [
+        index_path(dir, base_offset),
+        time_index_path(dir, base_offset),
+    ] {
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(LogError::io(&path, e)),
+        }
+    }
+    Ok(())
 }
 
 /// Unlinks a segment's `.log`, `.index` and `.timeindex`, ignoring ones already gone.

@@ -58,6 +58,50 @@ pub fn batch_with_ts(values: &[&[u8]], base_ts: i64) -> Vec<u8> {
     b
 }
 
+/// A batch of (key, value) records (None = null) with timestamps `base_ts + i`.
+/// A record's (key, value); None is null.
+pub type KeyValue<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
+
+pub fn keyed_batch(records: &[KeyValue<'_>], base_ts: i64) -> Vec<u8> {
+    let mut body_all = Vec::new();
+    for (i, (k, v)) in records.iter().enumerate() {
+        let mut body = vec![0u8];
+        varint(&mut body, i as i64);
+        varint(&mut body, i as i64);
+        for field in [k, v] {
+            match field {
+                Some(bytes) => {
+                    varint(&mut body, bytes.len() as i64);
+                    body.extend_from_slice(bytes);
+                }
+                None => varint(&mut body, -1),
+            }
+        }
+        varint(&mut body, 0);
+        varint(&mut body_all, body.len() as i64);
+        body_all.extend_from_slice(&body);
+    }
+    let n = records.len() as i32;
+    let mut b = Vec::new();
+    b.extend_from_slice(&0i64.to_be_bytes());
+    b.extend_from_slice(&((49 + body_all.len()) as i32).to_be_bytes());
+    b.extend_from_slice(&(-1i32).to_be_bytes());
+    b.push(2);
+    b.extend_from_slice(&0u32.to_be_bytes());
+    b.extend_from_slice(&0i16.to_be_bytes());
+    b.extend_from_slice(&(n - 1).to_be_bytes());
+    b.extend_from_slice(&base_ts.to_be_bytes());
+    b.extend_from_slice(&(base_ts + i64::from(n) - 1).to_be_bytes());
+    b.extend_from_slice(&(-1i64).to_be_bytes());
+    b.extend_from_slice(&(-1i16).to_be_bytes());
+    b.extend_from_slice(&(-1i32).to_be_bytes());
+    b.extend_from_slice(&n.to_be_bytes());
+    b.extend_from_slice(&body_all);
+    let crc = crc32c::crc32c(&b[21..]);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    b
+}
+
 pub fn batch(values: &[&[u8]]) -> Vec<u8> {
     batch_with_ts(values, 1_000)
 }

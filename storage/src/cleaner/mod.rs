@@ -1,0 +1,369 @@
+//! The log cleaner (`cleanup.policy=compact`): rewrites sealed segments keeping only the newest
+//! record per key, dropping tombstones older than `delete.retention.ms`. Offsets never move:
+//! removed records leave gaps. Three phases so appends never wait on a clean: plan (under the
+//! log lock, cheap), run (no lock: decode, dedupe, write `.log.cleaned` files, fsync), install
+//! (under the lock: rename each cleaned file over its segment and reload it).
+
+mod records;
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use strata_protocol::record_batch::{RecordBatchHeader, BATCH_HEADER_LEN};
+
+pub use records::validate_keyed_records;
+
+use crate::error::{IoContext, LogError};
+use crate::log::{sync_dir, Log};
+use crate::segment::{self, LoadMode, LogSegment};
+use crate::LogConfig;
+
+/// What one cleaning pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CleanerStats {
+    /// Segments rewritten (a segment from which nothing could be removed is left as is).
+    pub segments_cleaned: usize,
+    pub bytes_before: u64,
+    pub bytes_after: u64,
+    pub records_kept: u64,
+    pub records_removed: u64,
+    pub tombstones_removed: u64,
+    /// The first offset the next pass treats as dirty.
+    pub first_dirty_offset: i64,
+}
+
+/// A sealed segment as the plan saw it: an immutable, zero-copy view of its bytes.
+#[derive(Debug)]
+struct SegmentSnapshot {
+    base: i64,
+    next_offset: i64,
+    data: Bytes,
+    dirty: bool,
+}
+
+/// A planned clean: owns views of the segments to rewrite, so it runs without the log lock.
+#[derive(Debug)]
+pub struct CleanTask {
+    dir: PathBuf,
+    config: LogConfig,
+    generation: u64,
+    end_offset: i64,
+    segments: Vec<SegmentSnapshot>,
+}
+
+#[derive(Debug)]
+struct CleanedSegment {
+    base: i64,
+    old_size: usize,
+    old_next_offset: i64,
+    path: PathBuf,
+}
+
+/// A finished clean, waiting to be installed by [`Log::install_compaction`].
+#[derive(Debug)]
+pub struct CleanedLog {
+    generation: u64,
+    end_offset: i64,
+    segments: Vec<CleanedSegment>,
+    stats: CleanerStats,
+}
+
+fn cleaned_path(dir: &Path, base: i64) -> PathBuf {
+    dir.join(format!("{}.log.cleaned", segment::file_stem(base)))
+}
+
+impl Log {
+    /// Offsets below this were deduplicated by an earlier pass (the log start after a restart:
+    /// the first pass after a restart re-reads everything).
+    pub fn first_dirty_offset(&self) -> i64 {
+        self.first_dirty_offset.max(self.log_start_offset)
+    }
+
+    /// Decides whether a clean is due (compacting policy, something cleanable past
+    /// `min.compaction.lag.ms`, dirty ratio at least `min.cleanable.dirty.ratio` or dirty data
+    /// older than `max.compaction.lag.ms`) and, if so, snapshots the segments to rewrite.
+    pub fn plan_compaction(&self, now_ms: i64) -> Option<CleanTask> {
+        let config = &self.config;
+        if !config.cleanup_compact || self.is_failed() {
+            return None;
+        }
+        let lag_bound = now_ms.saturating_sub(config.min_compaction_lag_ms.max(0));
+        let max_lag_bound = now_ms.saturating_sub(config.max_compaction_lag_ms.max(0));
+        let first_dirty = self.first_dirty_offset();
+        let mut end_offset = self.active.base_offset();
+        let mut cleanable = Vec::new();
+        for seg in self.sealed.values() {
+            // The active segment is never cleaned; nor is anything younger than the lag.
+            if seg.max_timestamp().is_some_and(|(_, ts)| ts > lag_bound) {
+                end_offset = seg.base_offset();
+                break;
+            }
+            cleanable.push(seg);
+        }
+        let (mut dirty, mut total, mut overdue) = (0u64, 0u64, false);
+        for seg in &cleanable {
+            total += seg.size() as u64;
+            if seg.next_offset() > first_dirty {
+                dirty += seg.size() as u64;
+                overdue |= seg
+                    .max_timestamp()
+                    .is_some_and(|(_, ts)| ts < max_lag_bound);
+            }
+        }
+        if dirty == 0 || first_dirty >= end_offset {
+            return None;
+        }
+        let ratio = dirty as f64 / total.max(1) as f64;
+        if ratio < config.min_cleanable_dirty_ratio && !overdue {
+            return None;
+        }
+        Some(CleanTask {
+            dir: self.dir.clone(),
+            config: config.clone(),
+            generation: self.generation,
+            end_offset,
+            segments: cleanable
+                .into_iter()
+                .map(|seg| SegmentSnapshot {
+                    base: seg.base_offset(),
+                    next_offset: seg.next_offset(),
+                    data: seg.snapshot(),
+                    dirty: seg.next_offset() > first_dirty,
+                })
+                .collect(),
+        })
+    }
+
+    /// Swaps cleaned segments in. A segment changed since the plan (deleted by retention,
+    /// truncated) keeps its current bytes and its cleaned copy is discarded.
+    pub fn install_compaction(&mut self, cleaned: CleanedLog) -> Result<CleanerStats, LogError> {
+        let CleanedLog {
+            generation,
+            end_offset,
+            segments,
+            mut stats,
+        } = cleaned;
+        if let Err(e) = self.check_writable() {
+            discard(&segments);
+            return Err(e);
+        }
+        if generation != self.generation {
+            discard(&segments);
+            stats.segments_cleaned = 0;
+            stats.first_dirty_offset = self.first_dirty_offset();
+            return Ok(stats);
+        }
+        let r = self.swap_in(segments, &mut stats);
+        self.gate(r)?;
+        self.first_dirty_offset = self.first_dirty_offset.max(end_offset);
+        stats.first_dirty_offset = self.first_dirty_offset();
+        Ok(stats)
+    }
+
+    fn swap_in(
+        &mut self,
+        segments: Vec<CleanedSegment>,
+        stats: &mut CleanerStats,
+    ) -> Result<(), LogError> {
+        let mut installed = 0;
+        for cs in segments {
+            let unchanged = self
+                .sealed
+                .get(&cs.base)
+                .is_some_and(|s| s.size() == cs.old_size && s.next_offset() == cs.old_next_offset);
+            if !unchanged {
+                let _ = std::fs::remove_file(&cs.path);
+                continue;
+            }
+            // Indexes go first: a crash after the rename then finds no stale index to trust.
+            segment::delete_index_files(&self.dir, cs.base)?;
+            let log_path = segment::log_path(&self.dir, cs.base);
+            std::fs::rename(&cs.path, &log_path).at(&log_path)?;
+            let mode = LoadMode {
+                crc_from_offset: i64::MAX,
+                writable: false,
+            };
+            let (seg, _) =
+                LogSegment::load(&self.dir, cs.base, &self.config, mode, self.last_now_ms)?;
+            // Readers of the old segment keep its mapping (and the unlinked inode) alive.
+            drop(self.sealed.insert(cs.base, seg));
+            installed += 1;
+        }
+        stats.segments_cleaned = installed;
+        if installed > 0 {
+            sync_dir(&self.dir)?;
+        }
+        Ok(())
+    }
+
+    /// Plans, runs and installs one clean while holding the log (tests, tools). The broker
+    /// runs the phases separately so that appends continue during [`CleanTask::run`].
+    pub fn compact(&mut self, now_ms: i64) -> Result<Option<CleanerStats>, LogError> {
+        let Some(task) = self.plan_compaction(now_ms) else {
+            return Ok(None);
+        };
+        let cleaned = task.run(now_ms)?;
+        self.install_compaction(cleaned).map(Some)
+    }
+}
+
+fn discard(segments: &[CleanedSegment]) {
+    for cs in segments {
+        let _ = std::fs::remove_file(&cs.path);
+    }
+}
+
+/// The batches of a segment's bytes (the log only holds whole, validated batches).
+fn batches(data: &Bytes) -> impl Iterator<Item = (Bytes, RecordBatchHeader)> + '_ {
+    let mut pos = 0usize;
+    std::iter::from_fn(move || {
+        let h = segment::batch_at(data, pos)?;
+        let bytes = data.slice(pos..pos + h.total_size());
+        pos += h.total_size();
+        Some((bytes, h))
+    })
+}
+
+/// Record-level cleaning applies to plain data batches; control and transactional batches
+/// are kept whole (transactions are not supported yet, so there is nothing to abort).
+fn cleanable_batch(h: &RecordBatchHeader) -> bool {
+    !h.is_control() && !h.is_transactional()
+}
+
+impl CleanTask {
+    /// Offsets up to which this clean deduplicates (the first segment it leaves alone).
+    pub fn end_offset(&self) -> i64 {
+        self.end_offset
+    }
+
+    /// Deduplicates and writes cleaned segment files, touching nothing the log reads.
+    pub fn run(self, now_ms: i64) -> Result<CleanedLog, LogError> {
+        let mut stats = CleanerStats::default();
+        // The offset map: newest offset of every key in the dirty section.
+        let mut latest: HashMap<Bytes, i64> = HashMap::new();
+        for seg in self.segments.iter().filter(|s| s.dirty) {
+            for (batch, h) in batches(&seg.data).filter(|(_, h)| cleanable_batch(h)) {
+                let payload = records::record_payload(&batch, &h)?;
+                for r in records::records(&payload, &h)? {
+                    if let Some(key) = r.key {
+                        let _ = latest.insert(key, r.offset);
+                    }
+                }
+            }
+        }
+        let tombstone_bound = now_ms.saturating_sub(self.config.delete_retention_ms.max(0));
+        let mut cleaned = Vec::new();
+        for seg in &self.segments {
+            let mut out: Vec<u8> = Vec::with_capacity(seg.data.len());
+            let mut changed = false;
+            for (batch, h) in batches(&seg.data) {
+                if !cleanable_batch(&h) {
+                    out.extend_from_slice(&batch);
+                    continue;
+                }
+                let payload = records::record_payload(&batch, &h)?;
+                let all = records::records(&payload, &h)?;
+                let total = all.len();
+                let kept: Vec<_> = all
+                    .into_iter()
+                    .filter(|r| {
+                        let Some(key) = &r.key else {
+                            // Keyless records cannot be compacted; Kafka's cleaner drops them.
+                            return false;
+                        };
+                        let newest = latest.get(key).is_none_or(|&o| r.offset >= o);
+                        let ts = if h.is_log_append_time() {
+                            h.max_timestamp
+                        } else {
+                            r.timestamp
+                        };
+                        let expired_tombstone = !r.has_value && ts < tombstone_bound;
+                        if newest && expired_tombstone {
+                            stats.tombstones_removed += 1;
+                        }
+                        newest && !expired_tombstone
+                    })
+                    .collect();
+                stats.records_kept += kept.len() as u64;
+                stats.records_removed += (total - kept.len()) as u64;
+                if kept.len() == total {
+                    out.extend_from_slice(&batch);
+                    continue;
+                }
+                changed = true;
+                if !kept.is_empty() {
+                    rebuild_batch(&mut out, &batch, &h, &kept)?;
+                }
+            }
+            stats.bytes_before += seg.data.len() as u64;
+            stats.bytes_after += out.len() as u64;
+            if !changed {
+                continue;
+            }
+            let path = cleaned_path(&self.dir, seg.base);
+            let mut file = File::create(&path).at(&path)?;
+            file.write_all(&out).at(&path)?;
+            file.sync_all().at(&path)?;
+            cleaned.push(CleanedSegment {
+                base: seg.base,
+                old_size: seg.data.len(),
+                old_next_offset: seg.next_offset,
+                path,
+            });
+        }
+        Ok(CleanedLog {
+            generation: self.generation,
+            end_offset: self.end_offset,
+            segments: cleaned,
+            stats,
+        })
+    }
+}
+
+/// Writes a batch holding only `kept` records. As Kafka's cleaner does, the base offset, last
+/// offset delta, timestamps and producer fields stay those of the original batch, so record
+/// deltas are copied verbatim and the batch still spans its original offsets.
+fn rebuild_batch(
+    out: &mut Vec<u8>,
+    original: &[u8],
+    h: &RecordBatchHeader,
+    kept: &[records::RecordView],
+) -> Result<(), LogError> {
+    let raw: Vec<u8> = kept.iter().flat_map(|r| r.raw.iter().copied()).collect();
+    let payload = records::compress(h.compression(), &raw)?;
+    let header = original
+        .get(..BATCH_HEADER_LEN)
+        .ok_or_else(|| LogError::InvalidBatch {
+            position: 0,
+            reason: format!(
+                "expected a {BATCH_HEADER_LEN}-byte header, found {} bytes",
+                original.len()
+            ),
+        })?;
+    let count = i32::try_from(kept.len()).unwrap_or(i32::MAX);
+    let length = i32::try_from(payload.len() + BATCH_HEADER_LEN - 12).map_err(|_| {
+        LogError::InvalidBatch {
+            position: 0,
+            reason: format!("cleaned batch of {} bytes is too large", payload.len()),
+        }
+    })?;
+    let start = out.len();
+    out.extend_from_slice(header);
+    out.extend_from_slice(&payload);
+    let batch = out.get_mut(start..).unwrap_or_default();
+    if let Some(dst) = batch.get_mut(8..12) {
+        dst.copy_from_slice(&length.to_be_bytes());
+    }
+    if let Some(dst) = batch.get_mut(57..61) {
+        dst.copy_from_slice(&count.to_be_bytes());
+    }
+    let crc = crc32c::crc32c(batch.get(21..).unwrap_or_default());
+    if let Some(dst) = batch.get_mut(17..21) {
+        dst.copy_from_slice(&crc.to_be_bytes());
+    }
+    Ok(())
+}
