@@ -1,1 +1,10 @@
-//! Benchmarks live in benches/benches.
+//! Strata's benchmark support and the `strata-perf` load tool (see benches/README.md):
+//! a hand-built record-batch generator, a pipelined client on `kafka-protocol`'s client side,
+//! and an in-process broker for criterion's end-to-end benches.
+
+pub mod batch;
+pub mod client;
+pub mod fixtures;
+pub mod inproc;
+pub mod ops;
+pub mod pipeline;

@@ -1,0 +1,138 @@
+//! Storage benches on `strata_storage::Log` alone: appends of 100 B and 1 KiB records in
+//! 16 KiB batches, sequential reads of 1 MiB, single-batch reads at random offsets (the
+//! offset-index lookup), and recovery of a 256 MiB log from offset 0 (reported in bytes/s).
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use strata_benches::fixtures::{self, bench_log_config, now_ms};
+use strata_storage::{Log, TopicPartition};
+
+const MAX_LOG_BYTES: u64 = 512 * 1024 * 1024;
+const READ_BYTES: usize = 1024 * 1024;
+const RECOVERY_LOG_BYTES: u64 = 256 * 1024 * 1024;
+
+fn open(dir: &Path) -> Log {
+    Log::open(
+        dir.join("bench-0"),
+        TopicPartition::new("bench", 0),
+        bench_log_config(),
+        0,
+        now_ms(),
+    )
+    .unwrap()
+}
+
+/// Appends `batch` until the log holds at least `bytes`.
+fn fill(log: &mut Log, batch: &[u8], bytes: u64) {
+    while log.size_bytes() < bytes {
+        log.append(batch, 0, now_ms()).unwrap();
+    }
+}
+
+fn append(c: &mut Criterion) {
+    let mut group = c.benchmark_group("storage_append");
+    group.measurement_time(Duration::from_secs(5));
+    for record_size in [100usize, 1024] {
+        let batch = fixtures::batch(record_size).unwrap();
+        let bytes = batch.to_bytes();
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = open(dir.path());
+        group.throughput(Throughput::Bytes(bytes.len() as u64));
+        group.bench_function(
+            BenchmarkId::new("16KiB_batch", format!("{record_size}B_records")),
+            |b| {
+                b.iter_custom(|iters| {
+                    let mut timed = Duration::ZERO;
+                    let mut done = 0;
+                    while done < iters {
+                        let chunk = (iters - done).min(4096);
+                        let start = Instant::now();
+                        for _ in 0..chunk {
+                            log.append(&bytes, 0, now_ms()).unwrap();
+                        }
+                        timed += start.elapsed();
+                        done += chunk;
+                        if log.size_bytes() > MAX_LOG_BYTES {
+                            log.truncate_to(0).unwrap();
+                        }
+                    }
+                    timed
+                })
+            },
+        );
+        log.close().unwrap();
+    }
+    group.finish();
+}
+
+fn read(c: &mut Criterion) {
+    let mut group = c.benchmark_group("storage_read");
+    group.measurement_time(Duration::from_secs(5));
+    let batch = fixtures::batch(1024).unwrap().to_bytes();
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path());
+    fill(&mut log, &batch, 128 * 1024 * 1024);
+    let end = log.log_end_offset();
+    // Whole batches up to READ_BYTES: the size is the same from any batch boundary.
+    let probe = log.read(0, READ_BYTES, i64::MAX, true).unwrap();
+    let read_len = probe.records.len();
+    let span = probe.next_offset;
+    assert!(read_len > 0 && span > 0);
+    group.throughput(Throughput::Bytes(read_len as u64));
+    group.bench_function("sequential_1MiB", |b| {
+        let mut offset = 0i64;
+        b.iter(|| {
+            let r = log.read(offset, READ_BYTES, i64::MAX, true).unwrap();
+            offset = if r.next_offset + span >= end {
+                0
+            } else {
+                r.next_offset
+            };
+            r.records.len()
+        })
+    });
+    // Pseudo-random offsets (xorshift) so each lookup lands in a different index entry.
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("index_lookup_one_batch", |b| {
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        b.iter(|| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let offset = (x % end as u64) as i64;
+            let r = log.read(offset, 1, i64::MAX, true).unwrap();
+            assert!(r.first_offset.is_some_and(|f| f <= offset));
+            r.next_offset
+        })
+    });
+    log.close().unwrap();
+    group.finish();
+}
+
+fn recovery(c: &mut Criterion) {
+    let mut group = c.benchmark_group("storage_recovery");
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(10));
+    let batch = fixtures::batch(1024).unwrap().to_bytes();
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path());
+    fill(&mut log, &batch, RECOVERY_LOG_BYTES);
+    let size = log.size_bytes();
+    let end = log.log_end_offset();
+    log.close().unwrap();
+    group.throughput(Throughput::Bytes(size));
+    group.bench_function("open_from_offset_0/256MiB", |b| {
+        b.iter(|| {
+            let log = open(dir.path());
+            assert_eq!(log.log_end_offset(), end);
+            log.close().unwrap();
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, append, read, recovery);
+criterion_main!(benches);

@@ -1,0 +1,377 @@
+//! `strata-perf`: a load generator for any Kafka-compatible broker, in the spirit of
+//! kafka-producer-perf-test / kafka-consumer-perf-test. It negotiates versions with
+//! ApiVersions, finds partition leaders with Metadata, pipelines Produce (or runs Fetch) on one
+//! connection per leader, and prints records/s, MB/s and latency percentiles.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand};
+use hdrhistogram::Histogram;
+use indicatif::{ProgressBar, ProgressStyle};
+use strata_benches::batch::BatchTemplate;
+use strata_benches::client::KafkaConnection;
+use strata_benches::fixtures::now_ms;
+use strata_benches::ops::{self, TopicLayout, Versions};
+use strata_benches::pipeline::{self, FetchLoad, ProduceLoad};
+
+const CLIENT_ID: &str = "strata-perf";
+
+/// Load generator for Kafka-compatible brokers (Strata, Apache Kafka, Redpanda, ...).
+#[derive(Debug, Parser)]
+#[command(name = "strata-perf", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Write records as fast as the broker acknowledges them.
+    Produce(ProduceArgs),
+    /// Read records from the earliest offset of every partition.
+    Consume(ConsumeArgs),
+}
+
+#[derive(Debug, Args)]
+struct Common {
+    /// host:port of any broker of the cluster.
+    #[arg(long, default_value = "127.0.0.1:9092")]
+    bootstrap: String,
+    #[arg(long)]
+    topic: String,
+    /// Records to produce or consume.
+    #[arg(long)]
+    records: u64,
+    /// No progress bar (for logs and scripts).
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(Debug, Args)]
+struct ProduceArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Bytes of each record's value (records have no key and no headers).
+    #[arg(long, default_value_t = 100)]
+    record_size: usize,
+    /// 0, 1 or -1 (all in-sync replicas).
+    #[arg(long, default_value_t = 1, allow_negative_numbers = true, value_parser = clap::value_parser!(i16).range(-1..=1))]
+    acks: i16,
+    /// Upper bound on one record batch's size in bytes (as the producer's batch.size).
+    #[arg(long, default_value_t = 16 * 1024)]
+    batch_size: usize,
+    /// Partitions to create the topic with when it does not exist yet.
+    #[arg(long, default_value_t = 1)]
+    partitions: i32,
+    /// Produce requests outstanding per connection (as max.in.flight.requests.per.connection).
+    #[arg(long, default_value_t = 5)]
+    in_flight: usize,
+}
+
+#[derive(Debug, Args)]
+struct ConsumeArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Fetch max_bytes (as fetch.max.bytes).
+    #[arg(long, default_value_t = 52_428_800)]
+    fetch_max_bytes: i32,
+    /// Fetch partition_max_bytes (as max.partition.fetch.bytes).
+    #[arg(long, default_value_t = 1_048_576)]
+    partition_max_bytes: i32,
+    /// Give up when no record arrives for this many seconds.
+    #[arg(long, default_value_t = 10)]
+    idle_timeout_secs: u64,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("strata-perf: starting the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Produce(args) => produce(args).await,
+            Command::Consume(args) => consume(args).await,
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("strata-perf: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Connects to the bootstrap broker and finds (or, when `create` is given, creates) the topic.
+async fn discover(common: &Common, create: Option<i32>) -> anyhow::Result<(Versions, TopicLayout)> {
+    let mut conn = KafkaConnection::connect(&common.bootstrap, CLIENT_ID).await?;
+    let versions = ops::negotiate(&mut conn).await?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut created = false;
+    loop {
+        if let Some(layout) = ops::describe_topic(&mut conn, &versions, &common.topic).await? {
+            if layout.partitions.iter().all(|(_, leader)| *leader >= 0) {
+                return Ok((versions, layout));
+            }
+        } else if let (Some(partitions), false) = (create, created) {
+            ops::create_topic(&mut conn, &versions, &common.topic, partitions).await?;
+            created = true;
+        } else if create.is_none() {
+            bail!("topic {} does not exist", common.topic);
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "topic {} has no leader for every partition after 30 s",
+                common.topic
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Partitions grouped by the address of their leader.
+fn by_leader(layout: &TopicLayout) -> anyhow::Result<BTreeMap<String, Vec<i32>>> {
+    let mut out: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+    for (partition, leader) in &layout.partitions {
+        let addr = layout.brokers.get(leader).with_context(|| {
+            format!("partition {partition}: leader {leader} is not among the brokers in Metadata")
+        })?;
+        out.entry(addr.clone()).or_default().push(*partition);
+    }
+    Ok(out)
+}
+
+fn progress(total: u64, quiet: bool) -> ProgressBar {
+    if quiet {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total);
+    if let Ok(style) = ProgressStyle::with_template(
+        "{elapsed_precise} [{bar:40}] {human_pos}/{human_len} records ({per_sec}, eta {eta})",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
+}
+
+fn new_histogram() -> anyhow::Result<Histogram<u64>> {
+    // Microseconds, 1 µs .. 10 min, 3 significant digits.
+    Histogram::new_with_bounds(1, 600_000_000, 3).context("creating a latency histogram")
+}
+
+async fn produce(args: ProduceArgs) -> anyhow::Result<()> {
+    let common = &args.common;
+    if common.records == 0 {
+        bail!("--records must be at least 1");
+    }
+    let (versions, layout) = discover(common, Some(args.partitions)).await?;
+    let leaders = by_leader(&layout)?;
+    let per_batch = BatchTemplate::records_per_batch(args.batch_size, args.record_size)
+        .min(usize::try_from(common.records).unwrap_or(usize::MAX));
+    let batch = BatchTemplate::new(per_batch, args.record_size, now_ms())?;
+    let requests = common.records.div_ceil(per_batch as u64);
+    let sent_records = requests * per_batch as u64;
+    let partition_count = layout.partitions.len() as u64;
+    let bar = progress(sent_records, common.quiet);
+    let wire_bytes = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut assigned = 0u64;
+    for (i, (addr, partitions)) in leaders.iter().enumerate() {
+        // Requests in proportion to the partitions each leader has; the last takes the rest.
+        let share = if i + 1 == leaders.len() {
+            requests - assigned
+        } else {
+            requests * partitions.len() as u64 / partition_count
+        };
+        assigned += share;
+        let load = ProduceLoad {
+            topic: common.topic.clone(),
+            partitions: partitions.clone(),
+            batch: batch.to_bytes(),
+            records_per_batch: per_batch as u64,
+            acks: args.acks,
+            version: versions.produce,
+            requests: share,
+            in_flight: args.in_flight,
+        };
+        let (addr, bar, wire_bytes) = (addr.clone(), bar.clone(), wire_bytes.clone());
+        let batch_len = batch.len() as u64;
+        tasks.spawn(async move {
+            let mut conn = KafkaConnection::connect(&addr, CLIENT_ID).await?;
+            let mut histogram = new_histogram()?;
+            pipeline::produce(&mut conn, &load, |latency, records| {
+                let micros = u64::try_from(latency.as_micros())
+                    .unwrap_or(u64::MAX)
+                    .max(1);
+                let _ = histogram.record(micros);
+                bar.inc(records);
+                wire_bytes.fetch_add(batch_len, Ordering::Relaxed);
+            })
+            .await?;
+            anyhow::Ok(histogram)
+        });
+    }
+    let histogram = join_all(tasks).await?;
+    let elapsed = started.elapsed();
+    bar.finish_and_clear();
+    if sent_records != common.records {
+        println!(
+            "note: sent {sent_records} records ({requests} batches of {per_batch}), rounding {} up to whole batches",
+            common.records
+        );
+    }
+    report(
+        "produce",
+        sent_records,
+        sent_records * args.record_size as u64,
+        wire_bytes.load(Ordering::Relaxed),
+        elapsed,
+        &format!(
+            "{} B records, {per_batch} per {} B batch, acks={}, {} partitions, {} in flight per connection",
+            args.record_size,
+            batch.len(),
+            args.acks,
+            partition_count,
+            args.in_flight
+        ),
+        (args.acks != 0).then_some(&histogram),
+    );
+    Ok(())
+}
+
+async fn consume(args: ConsumeArgs) -> anyhow::Result<()> {
+    let common = &args.common;
+    let (versions, layout) = discover(common, None).await?;
+    let leaders = by_leader(&layout)?;
+    let bar = progress(common.records, common.quiet);
+    let total = Arc::new(AtomicU64::new(0));
+    let wire_bytes = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for (addr, partitions) in leaders {
+        let (bar, total, wire_bytes) = (bar.clone(), total.clone(), wire_bytes.clone());
+        let topic = common.topic.clone();
+        let target = common.records;
+        let idle_timeout = Duration::from_secs(args.idle_timeout_secs);
+        let (max_bytes, partition_max_bytes) = (args.fetch_max_bytes, args.partition_max_bytes);
+        tasks.spawn(async move {
+            let mut conn = KafkaConnection::connect(&addr, CLIENT_ID).await?;
+            let offsets = ops::earliest_offsets(&mut conn, &versions, &topic, &partitions).await?;
+            let mut load = FetchLoad {
+                topic,
+                offsets,
+                version: versions.fetch,
+                max_wait_ms: 500,
+                max_bytes,
+                partition_max_bytes,
+                records: target,
+                idle_timeout,
+            };
+            let mut histogram = new_histogram()?;
+            let mut last_progress = Instant::now();
+            while total.load(Ordering::Relaxed) < target {
+                let fetch_started = Instant::now();
+                let parts = pipeline::fetch_once(&mut conn, &load, &load.offsets).await?;
+                let micros = u64::try_from(fetch_started.elapsed().as_micros()).unwrap_or(u64::MAX);
+                let _ = histogram.record(micros.max(1));
+                let mut records = 0;
+                for p in parts {
+                    records += p.records;
+                    wire_bytes.fetch_add(p.bytes, Ordering::Relaxed);
+                    if let Some(slot) = load.offsets.iter_mut().find(|(q, _)| *q == p.partition) {
+                        slot.1 = p.next_offset;
+                    }
+                }
+                total.fetch_add(records, Ordering::Relaxed);
+                bar.inc(records);
+                if records > 0 {
+                    last_progress = Instant::now();
+                } else if last_progress.elapsed() > load.idle_timeout {
+                    bail!(
+                        "no records from {addr} for {:?}; the topic holds fewer than {target} records?",
+                        load.idle_timeout
+                    );
+                }
+            }
+            load.records = 0;
+            anyhow::Ok(histogram)
+        });
+    }
+    let histogram = join_all(tasks).await?;
+    let elapsed = started.elapsed();
+    bar.finish_and_clear();
+    let records = total.load(Ordering::Relaxed);
+    let bytes = wire_bytes.load(Ordering::Relaxed);
+    report(
+        "consume",
+        records,
+        bytes,
+        bytes,
+        elapsed,
+        &format!(
+            "{} partitions, fetch.max.bytes={}, max.partition.fetch.bytes={} (MB/s counts record batches as stored)",
+            layout.partitions.len(),
+            args.fetch_max_bytes,
+            args.partition_max_bytes
+        ),
+        Some(&histogram),
+    );
+    Ok(())
+}
+
+/// Waits for every task and merges their histograms; the first failure wins.
+async fn join_all(
+    mut tasks: tokio::task::JoinSet<anyhow::Result<Histogram<u64>>>,
+) -> anyhow::Result<Histogram<u64>> {
+    let mut merged = new_histogram()?;
+    while let Some(joined) = tasks.join_next().await {
+        let histogram = joined.context("a load task panicked")??;
+        merged
+            .add(&histogram)
+            .context("merging latency histograms")?;
+    }
+    Ok(merged)
+}
+
+fn report(
+    what: &str,
+    records: u64,
+    payload_bytes: u64,
+    wire_bytes: u64,
+    elapsed: Duration,
+    setup: &str,
+    latency: Option<&Histogram<u64>>,
+) {
+    let secs = elapsed.as_secs_f64().max(1e-9);
+    println!("{what}: {setup}");
+    println!(
+        "{what}: {records} records in {secs:.2} s: {:.0} records/s, {:.1} MB/s of values, {:.1} MB/s of batches",
+        records as f64 / secs,
+        payload_bytes as f64 / secs / 1e6,
+        wire_bytes as f64 / secs / 1e6,
+    );
+    match latency {
+        Some(h) if !h.is_empty() => println!(
+            "{what}: request latency p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms ({} requests)",
+            h.value_at_quantile(0.50) as f64 / 1000.0,
+            h.value_at_quantile(0.99) as f64 / 1000.0,
+            h.value_at_quantile(0.999) as f64 / 1000.0,
+            h.max() as f64 / 1000.0,
+            h.len()
+        ),
+        _ => println!("{what}: no latency (acks=0 has no responses)"),
+    }
+}

@@ -1,0 +1,80 @@
+//! A real Strata broker started inside the benchmark process: `server::open` + `server::run`
+//! on a tokio runtime, logs in a temporary directory, listening on a free loopback port.
+//! Criterion then measures the broker and the client in one process, with no start-up noise.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+
+use crate::client::KafkaConnection;
+
+/// A broker running on `runtime`; stopped gracefully on drop.
+pub struct InProcessBroker {
+    pub addr: String,
+    stop: CancellationToken,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    runtime: Arc<tokio::runtime::Runtime>,
+    _dir: tempfile::TempDir,
+}
+
+impl InProcessBroker {
+    /// Starts a broker with `overrides` (Kafka keys) on top of development defaults and waits
+    /// (at most 30 s) until it answers connections.
+    pub fn start(
+        runtime: Arc<tokio::runtime::Runtime>,
+        overrides: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir().context("creating the broker's log dir")?;
+        // Ask the OS for a free port, then hand it to the broker. Another process could take
+        // it in between; on a bench machine that is unlikely and shows as a bind error.
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let addr = format!("127.0.0.1:{port}");
+        let mut given = vec![
+            ("listeners".to_owned(), format!("PLAINTEXT://{addr}")),
+            ("log.dirs".to_owned(), dir.path().display().to_string()),
+        ];
+        given.extend(
+            overrides
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        let config = strata_config::load(None, &given)?.config;
+        let broker = strata_broker::server::open(config)?;
+        let stop = CancellationToken::new();
+        let task = runtime.spawn(strata_broker::server::run(broker, stop.clone()));
+        let started = Instant::now();
+        runtime.block_on(async {
+            loop {
+                if KafkaConnection::connect(&addr, "strata-bench")
+                    .await
+                    .is_ok()
+                {
+                    return Ok(());
+                }
+                if started.elapsed() > Duration::from_secs(30) {
+                    anyhow::bail!("broker at {addr} did not accept connections within 30 s");
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })?;
+        Ok(InProcessBroker {
+            addr,
+            stop,
+            task: Some(task),
+            runtime,
+            _dir: dir,
+        })
+    }
+}
+
+impl Drop for InProcessBroker {
+    fn drop(&mut self) {
+        self.stop.cancel();
+        if let Some(task) = self.task.take() {
+            let _ = self.runtime.block_on(task);
+        }
+    }
+}

@@ -1,0 +1,152 @@
+//! Load loops over one connection: pipelined Produce (up to `in_flight` requests outstanding,
+//! frames encoded once and re-stamped with a correlation id) and a Fetch loop that follows
+//! the offsets it is given. Both report each response's latency to a callback.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use kafka_protocol::messages::{ApiKey, FetchResponse, ProduceResponse};
+
+use crate::client::{decode_response, encode_frame, KafkaConnection};
+use crate::ops::{self, FetchedPartition, OpsError};
+
+/// One connection's share of a produce load.
+#[derive(Debug, Clone)]
+pub struct ProduceLoad {
+    pub topic: String,
+    /// Partitions led by this connection's broker; requests go round-robin over them.
+    pub partitions: Vec<i32>,
+    /// One magic-2 batch, sent as-is in every request.
+    pub batch: Bytes,
+    pub records_per_batch: u64,
+    pub acks: i16,
+    pub version: i16,
+    /// Requests to send (one batch each).
+    pub requests: u64,
+    /// Requests outstanding at most (ignored with acks=0, which has no responses).
+    pub in_flight: usize,
+}
+
+/// Sends `load` and waits for every response. `on_response(latency, records)` runs per
+/// acknowledged request (for acks=0, once per request written, with a zero latency).
+pub async fn produce(
+    conn: &mut KafkaConnection,
+    load: &ProduceLoad,
+    mut on_response: impl FnMut(Duration, u64),
+) -> Result<(), OpsError> {
+    if load.partitions.is_empty() || load.requests == 0 {
+        return Ok(());
+    }
+    let client_id = "strata-perf";
+    let mut frames = Vec::with_capacity(load.partitions.len());
+    for p in &load.partitions {
+        let request = ops::produce_request(&load.topic, &[*p], &load.batch, load.acks);
+        frames.push(encode_frame(
+            ApiKey::Produce,
+            load.version,
+            0,
+            client_id,
+            &request,
+        )?);
+    }
+    let expects_response = load.acks != 0;
+    let window = load.in_flight.max(1);
+    let mut pending: VecDeque<(i32, Instant)> = VecDeque::with_capacity(window);
+    let mut sent = 0u64;
+    while sent < load.requests || !pending.is_empty() {
+        if sent < load.requests && (pending.len() < window || !expects_response) {
+            let index = (sent % frames.len() as u64) as usize;
+            let Some(frame) = frames.get_mut(index) else {
+                break;
+            };
+            let started = Instant::now();
+            let id = conn.send_frame(frame, expects_response).await?;
+            sent += 1;
+            if expects_response {
+                pending.push_back((id, started));
+            } else {
+                on_response(Duration::ZERO, load.records_per_batch);
+            }
+            continue;
+        }
+        let Some((id, started)) = pending.pop_front() else {
+            break;
+        };
+        let frame = conn.recv_frame().await?;
+        let response: ProduceResponse = decode_response(ApiKey::Produce, load.version, id, frame)?;
+        ops::check_produce_response(&response)?;
+        on_response(started.elapsed(), load.records_per_batch);
+    }
+    Ok(())
+}
+
+/// One connection's share of a consume load.
+#[derive(Debug, Clone)]
+pub struct FetchLoad {
+    pub topic: String,
+    /// (partition, first offset to fetch)
+    pub offsets: Vec<(i32, i64)>,
+    pub version: i16,
+    pub max_wait_ms: i32,
+    pub max_bytes: i32,
+    pub partition_max_bytes: i32,
+    /// Stop once this many records were fetched.
+    pub records: u64,
+    /// Give up when a fetch brings nothing for this long (the topic has fewer records).
+    pub idle_timeout: Duration,
+}
+
+/// Fetches until `load.records` records arrived; one fetch outstanding at a time (the next
+/// offsets depend on the previous answer, as in Kafka's consumer).
+/// `on_response(latency, records, bytes)` runs per response.
+pub async fn consume(
+    conn: &mut KafkaConnection,
+    load: &FetchLoad,
+    mut on_response: impl FnMut(Duration, u64, u64),
+) -> Result<u64, OpsError> {
+    let mut offsets = load.offsets.clone();
+    let mut total = 0u64;
+    let mut last_progress = Instant::now();
+    while total < load.records {
+        let started = Instant::now();
+        let parts = fetch_once(conn, load, &offsets).await?;
+        let (mut records, mut bytes) = (0u64, 0u64);
+        for p in parts {
+            records += p.records;
+            bytes += p.bytes;
+            if let Some(slot) = offsets.iter_mut().find(|(q, _)| *q == p.partition) {
+                slot.1 = p.next_offset;
+            }
+        }
+        on_response(started.elapsed(), records, bytes);
+        total += records;
+        if records > 0 {
+            last_progress = Instant::now();
+        } else if last_progress.elapsed() > load.idle_timeout {
+            return Err(OpsError::Missing(format!(
+                "expected {} records, found {total} before fetches ran dry for {:?}",
+                load.records, load.idle_timeout
+            )));
+        }
+    }
+    Ok(total)
+}
+
+/// One Fetch at `offsets`.
+pub async fn fetch_once(
+    conn: &mut KafkaConnection,
+    load: &FetchLoad,
+    offsets: &[(i32, i64)],
+) -> Result<Vec<FetchedPartition>, OpsError> {
+    let request = ops::fetch_request(
+        load.version,
+        &load.topic,
+        offsets,
+        load.max_wait_ms,
+        load.max_bytes,
+        load.partition_max_bytes,
+    );
+    let response: FetchResponse = conn.call(ApiKey::Fetch, load.version, &request).await?;
+    ops::summarise_fetch(&response, offsets)
+}

@@ -1,0 +1,84 @@
+//! The load client against an in-process broker: what it produces pipelined comes back in
+//! full from Fetch, with acks=1 and acks=-1, over several partitions.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use strata_benches::batch::BatchTemplate;
+use strata_benches::client::KafkaConnection;
+use strata_benches::inproc::InProcessBroker;
+use strata_benches::ops;
+use strata_benches::pipeline::{self, FetchLoad, ProduceLoad};
+
+#[test]
+fn pipelined_produce_then_fetch_returns_every_record() {
+    let runtime = Arc::new(tokio::runtime::Runtime::new().unwrap());
+    let broker = InProcessBroker::start(runtime.clone(), &[]).unwrap();
+    runtime.block_on(async {
+        let mut conn = KafkaConnection::connect(&broker.addr, "test")
+            .await
+            .unwrap();
+        let versions = ops::negotiate(&mut conn).await.unwrap();
+        ops::create_topic(&mut conn, &versions, "loop", 3)
+            .await
+            .unwrap();
+        let layout = ops::describe_topic(&mut conn, &versions, "loop")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            layout.partitions.iter().map(|p| p.0).collect::<Vec<_>>(),
+            [0, 1, 2]
+        );
+        let batch = BatchTemplate::new(7, 100, 1_700_000_000_000).unwrap();
+        let mut acknowledged = 0;
+        for acks in [1, -1] {
+            let load = ProduceLoad {
+                topic: "loop".into(),
+                partitions: vec![0, 1, 2],
+                batch: batch.to_bytes(),
+                records_per_batch: 7,
+                acks,
+                version: versions.produce,
+                requests: 30,
+                in_flight: 8,
+            };
+            pipeline::produce(&mut conn, &load, |_, records| acknowledged += records)
+                .await
+                .unwrap();
+        }
+        assert_eq!(acknowledged, 2 * 30 * 7);
+        let offsets = ops::earliest_offsets(&mut conn, &versions, "loop", &[0, 1, 2])
+            .await
+            .unwrap();
+        assert_eq!(offsets, [(0, 0), (1, 0), (2, 0)]);
+        let load = FetchLoad {
+            topic: "loop".into(),
+            offsets,
+            version: versions.fetch,
+            max_wait_ms: 100,
+            max_bytes: 1 << 20,
+            partition_max_bytes: 4096,
+            records: 420,
+            idle_timeout: Duration::from_secs(5),
+        };
+        let mut responses = 0;
+        let total = pipeline::consume(&mut conn, &load, |_, _, _| responses += 1)
+            .await
+            .unwrap();
+        assert_eq!(total, 420);
+        // 4 KiB per partition per fetch: the 140 records of a partition take several fetches.
+        assert!(responses > 1, "{responses}");
+        // Nothing beyond what was produced.
+        let tail = pipeline::fetch_once(&mut conn, &load, &[(0, 140), (1, 140), (2, 140)])
+            .await
+            .unwrap();
+        assert!(
+            tail.iter()
+                .all(|p| p.records == 0 && p.high_watermark == 140),
+            "{tail:?}"
+        );
+    });
+    drop(broker);
+}
