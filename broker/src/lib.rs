@@ -4,7 +4,9 @@
 pub mod errors;
 pub mod group;
 pub mod handlers;
+pub mod http;
 pub mod metadata;
+pub mod metrics;
 pub mod network;
 pub mod offsets_topic;
 pub mod partition;

@@ -14,6 +14,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::group::{GroupConfig, GroupCoordinator};
 use crate::metadata::{kafka_uuid, meta_properties, BrokerEndpoint, BrokerInfo, MetadataStore};
+use crate::metrics::BrokerMetrics;
 use crate::network::{accept_loop, ListenerContext};
 use crate::offsets_topic::{OffsetsTopicLog, OFFSETS_TOPIC};
 use crate::partition::manager::{now_ms, ReplicaManager};
@@ -40,6 +41,7 @@ pub struct Broker {
     pub producer_ids: ProducerIdManager,
     pub groups: Arc<GroupCoordinator>,
     pub started_at: Instant,
+    pub metrics: BrokerMetrics,
 }
 
 impl Broker {
@@ -110,6 +112,7 @@ pub fn open(config: BrokerConfig) -> anyhow::Result<Arc<Broker>> {
         producer_ids,
         groups,
         started_at: Instant::now(),
+        metrics: BrokerMetrics::new().context("registering metrics")?,
     });
 
     let image = broker.metadata.image();
@@ -150,6 +153,8 @@ pub fn open(config: BrokerConfig) -> anyhow::Result<Arc<Broker>> {
 
 /// Runs the broker until `stop` fires, then shuts down gracefully.
 pub async fn run(broker: Arc<Broker>, stop: CancellationToken) -> anyhow::Result<()> {
+    let http_stop = CancellationToken::new();
+    let http_task = start_metrics_endpoint(&broker, &http_stop).await?;
     load_groups(&broker).await?;
     let connections = TaskTracker::new();
     let accepting = CancellationToken::new();
@@ -177,9 +182,11 @@ pub async fn run(broker: Arc<Broker>, stop: CancellationToken) -> anyhow::Result
         )));
     }
     let maintenance = tokio::spawn(maintenance_loop(broker.clone(), accepting.clone()));
+    broker.metrics.set_ready(true);
     tracing::info!(node_id = broker.node_id(), "strata started");
 
     stop.cancelled().await;
+    broker.metrics.set_ready(false);
     tracing::info!("shutting down: no new connections or requests");
     accepting.cancel();
     for task in listener_tasks {
@@ -198,8 +205,37 @@ pub async fn run(broker: Arc<Broker>, stop: CancellationToken) -> anyhow::Result
     broker.groups.shutdown();
     let broker_for_close = broker.clone();
     tokio::task::spawn_blocking(move || broker_for_close.replicas.shutdown()).await?;
+    http_stop.cancel();
+    if let Some(task) = http_task {
+        let _ = task.await;
+    }
     tracing::info!("shutdown complete: logs flushed and checkpointed");
     Ok(())
+}
+
+/// Binds the /metrics and health endpoint (`metrics.listener`, else the registry's
+/// `strata.metrics.listener`). A bind failure stops start-up: a broker silently without
+/// its endpoint, or a scraper reading another broker's port, is worse than a clear error.
+async fn start_metrics_endpoint(
+    broker: &Arc<Broker>,
+    stop: &CancellationToken,
+) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+    let spec = match broker.config.originals.get("metrics.listener") {
+        Some(documented) => documented.clone(),
+        None => broker.config.metrics_listener.clone().unwrap_or_default(),
+    };
+    let Some(address) = crate::http::listener_address(&spec)? else {
+        tracing::info!("metrics endpoint disabled (metrics.listener is empty or 0)");
+        return Ok(None);
+    };
+    let socket = crate::http::bind(&address).await?;
+    let local = socket.local_addr()?;
+    tracing::info!(address = %local, "metrics listening on http://{local}");
+    Ok(Some(tokio::spawn(crate::http::serve(
+        socket,
+        broker.clone(),
+        stop.clone(),
+    ))))
 }
 
 fn group_config(config: &BrokerConfig) -> GroupConfig {

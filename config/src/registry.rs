@@ -138,6 +138,7 @@ pub static BROKER_KEYS: &[BrokerKey] = &[
     k("max.connections", I, Some(I32_MAX), AtLeast(0), "The maximum number of connections the broker accepts.").dynamic(),
     k("max.connections.per.ip", I, Some(I32_MAX), AtLeast(0), "The maximum number of connections from one IP address.").dynamic(),
     k("strata.metrics.listener", ST, Some("http://127.0.0.1:9308"), Custom(metrics_listener), "Strata: address of the Prometheus /metrics endpoint; empty or 0 disables it."),
+    k("metrics.listener", ST, None, Custom(metrics_listener), "Address of the Prometheus /metrics and /health endpoints (http://host:port); empty or 0 disables them. The documented name; wins over strata.metrics.listener."),
     // --- topics ---
     k("auto.create.topics.enable", B, Some("true"), Any, "Enable auto creation of topics on the server."),
     k("delete.topic.enable", B, Some("true"), Any, "Enables topic deletion."),

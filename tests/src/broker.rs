@@ -95,6 +95,25 @@ impl Broker {
             .unwrap_or_default()
     }
 
+    /// Where the running broker's /metrics and health endpoint listens, from its
+    /// "metrics listening on http://ADDR" log line (the latest run's). `None` when the
+    /// endpoint is disabled or has not been bound yet.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        const MARK: &str = "metrics listening on http://";
+        let log = self.log_contents();
+        let run_start = log
+            .rfind("===== strata-tests: starting broker")
+            .unwrap_or(0);
+        let line = log.get(run_start..)?;
+        let at = line.find(MARK)? + MARK.len();
+        let addr: String = line
+            .get(at..)?
+            .chars()
+            .take_while(|c| c.is_ascii_hexdigit() || matches!(c, '.' | ':' | '[' | ']'))
+            .collect();
+        addr.parse().ok()
+    }
+
     /// The OS process id of the running broker. Panics when it is not running.
     pub fn pid(&self) -> u32 {
         match &self.child {
@@ -191,7 +210,11 @@ impl Broker {
         cmd.arg("--override")
             .arg(format!("listeners=PLAINTEXT://{}", self.bootstrap()))
             .arg("--override")
-            .arg(format!("log.dirs={}", self.data_dir.display()));
+            .arg(format!("log.dirs={}", self.data_dir.display()))
+            // Many test brokers share this machine: the metrics endpoint takes a free port
+            // (see `metrics_addr`) instead of the default 9308.
+            .arg("--override")
+            .arg("metrics.listener=http://127.0.0.1:0");
         for (key, value) in &self.overrides {
             cmd.arg("--override").arg(format!("{key}={value}"));
         }

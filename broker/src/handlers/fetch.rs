@@ -105,6 +105,7 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, request: FetchRequest
         let (responses, bytes, any_error) =
             read_once(&wanted, topics.len(), max_bytes, ctx.api_version);
         if bytes >= min_bytes || any_error || wakeups.is_empty() || Instant::now() >= deadline {
+            record_metrics(broker, &wanted, &responses);
             return assemble(&topics, responses);
         }
         tokio::select! {
@@ -171,6 +172,26 @@ fn read_once(
         }
     }
     (per_topic, total, any_error)
+}
+
+/// Per-topic fetch metrics, once per request (not per long-poll round). `read_once` pushes
+/// each topic's partitions in `wanted` order, so the k-th wanted of a slot is its k-th entry.
+fn record_metrics(broker: &Broker, wanted: &[WantedPartition], responses: &[Vec<PartitionData>]) {
+    let mut seen = vec![0usize; responses.len()];
+    for w in wanted {
+        let Some(k) = seen.get_mut(w.topic_slot) else {
+            continue;
+        };
+        let data = responses.get(w.topic_slot).and_then(|slot| slot.get(*k));
+        *k += 1;
+        // Unknown topics are not labelled: their names come from the client.
+        if let (Ok(p), Some(data)) = (&w.partition, data) {
+            let bytes = data.records.as_ref().map_or(0, |r| r.len() as u64);
+            broker
+                .metrics
+                .fetch_partition(&p.tp.topic, data.error_code, bytes);
+        }
+    }
 }
 
 fn error_data(data: PartitionData, code: ErrorCode) -> PartitionData {

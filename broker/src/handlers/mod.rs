@@ -73,6 +73,8 @@ pub const IMPLEMENTED: &[ApiKey] = &[
 ];
 
 pub async fn handle(broker: &Arc<Broker>, ctx: RequestContext, body: RequestKind) -> Reply {
+    // Counts and times the request on every path out, early returns included.
+    let _timer = broker.metrics.start_request(ctx.api_key, None);
     let response = match body {
         RequestKind::ApiVersions(r) => ResponseKind::ApiVersions(api_versions::handle(&ctx, r)),
         RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(broker, &ctx, r)),
@@ -154,6 +156,7 @@ pub async fn handle(broker: &Arc<Broker>, ctx: RequestContext, body: RequestKind
             return Reply::Close;
         }
     };
+    broker.metrics.count_response_errors(ctx.api_key, &response);
     match encode_response(ctx.correlation_id, ctx.api_key, ctx.api_version, &response) {
         Ok(frame) => Reply::Frame(frame),
         Err(e) => {

@@ -31,6 +31,7 @@ pub async fn handle(
             .max(0) as usize;
         let mut partitions = Vec::with_capacity(topic.partition_data.len());
         for data in topic.partition_data {
+            let batch_bytes = data.records.as_ref().map_or(0, |r| r.len() as u64);
             let outcome = (|| {
                 if !matches!(acks, -1..=1) {
                     return Err((ErrorCode::InvalidRequiredAcks, None));
@@ -68,6 +69,17 @@ pub async fn handle(
                     .append_as_leader(records, &summary.first, now_ms())
                     .map_err(|code| (code, None))
             })();
+            if topic_meta.is_some() {
+                // Only existing topics become labels; a retried duplicate appends nothing.
+                broker.metrics.produce_partition(
+                    &name,
+                    match &outcome {
+                        Ok(done) if done.records > 0 => Ok((done.records, batch_bytes)),
+                        Ok(_) => Ok((0, 0)),
+                        Err((code, _)) => Err(code.code()),
+                    },
+                );
+            }
             let response = PartitionProduceResponse::default().with_index(data.index);
             partitions.push(match outcome {
                 Ok(done) => response

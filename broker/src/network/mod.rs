@@ -30,6 +30,12 @@ pub async fn accept_loop(
     connections: TaskTracker,
 ) {
     let context = Arc::new(context);
+    let protocol = broker
+        .config
+        .listeners
+        .iter()
+        .find(|l| *l.name == *context.name)
+        .map_or("UNKNOWN", |l| l.security_protocol.name());
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -40,13 +46,18 @@ pub async fn accept_loop(
                 if let Err(e) = stream.set_nodelay(true) {
                     tracing::debug!(%peer, error = %e, "set_nodelay failed");
                 }
-                let _task = connections.spawn(connection::serve(
+                let open = broker.metrics.connection_opened(&context.name, protocol);
+                let serve = connection::serve(
                     stream,
                     peer,
                     context.clone(),
                     broker.clone(),
                     shutdown.clone(),
-                ));
+                );
+                let _task = connections.spawn(async move {
+                    serve.await;
+                    drop(open); // the connections gauge goes down when the connection ends
+                });
             }
             Err(e) => {
                 // EMFILE and friends: back off briefly instead of spinning.

@@ -1,0 +1,412 @@
+//! Prometheus metrics of one broker. Counters and histograms that the request path updates
+//! (per API, per topic, connections, SASL) live here; gauges describing the broker's state
+//! (log dirs, partitions, consumer groups and lag) are computed at scrape time in `state`.
+//! Labels never carry client ids or principals, so the number of series stays bounded.
+
+pub mod errors;
+mod state;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use kafka_protocol::messages::{ApiKey, ResponseKind};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+use strata_protocol::kafka_protocol;
+
+use crate::server::Broker;
+
+/// Request latencies from sub-millisecond metadata answers to fetches that long-poll for a
+/// minute (fetch's wait cap).
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    60.0,
+];
+
+/// SASL mechanisms that may appear as a label; anything else a client names is `other`.
+const SASL_MECHANISMS: &[&str] = &[
+    "PLAIN",
+    "SCRAM-SHA-256",
+    "SCRAM-SHA-512",
+    "GSSAPI",
+    "OAUTHBEARER",
+];
+
+/// Which topic-level request a per-topic count is about (Kafka's TotalProduceRequestsPerSec
+/// and TotalFetchRequestsPerSec, and their Failed* twins).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TopicRequest {
+    Produce,
+    Fetch,
+}
+
+impl TopicRequest {
+    fn label(self) -> &'static str {
+        match self {
+            TopicRequest::Produce => "produce",
+            TopicRequest::Fetch => "fetch",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MetricsError {
+    #[error("cannot register metric: {0}")]
+    Register(#[from] prometheus::Error),
+    #[error("cannot encode metrics in the Prometheus text format: {0}")]
+    Encode(String),
+}
+
+/// Every metric of the broker, registered in one private registry.
+pub struct BrokerMetrics {
+    registry: Registry,
+    ready: AtomicBool,
+    /// Scrapes reset and refill the state gauges; one at a time keeps a scrape consistent.
+    scrape: Mutex<()>,
+    state: state::StateGauges,
+    requests: IntCounterVec,
+    request_errors: IntCounterVec,
+    request_queue_seconds: HistogramVec,
+    request_processing_seconds: HistogramVec,
+    request_total_seconds: HistogramVec,
+    topic_messages_in: IntCounterVec,
+    topic_bytes_in: IntCounterVec,
+    topic_bytes_out: IntCounterVec,
+    topic_requests: IntCounterVec,
+    topic_failed_requests: IntCounterVec,
+    connections: IntGaugeVec,
+    connections_accepted: IntCounterVec,
+    sasl_authentications: IntCounterVec,
+}
+
+fn counter(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> Result<IntCounterVec, MetricsError> {
+    let c = IntCounterVec::new(Opts::new(name, help), labels)?;
+    registry.register(Box::new(c.clone()))?;
+    Ok(c)
+}
+
+fn gauge(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> Result<IntGaugeVec, MetricsError> {
+    let g = IntGaugeVec::new(Opts::new(name, help), labels)?;
+    registry.register(Box::new(g.clone()))?;
+    Ok(g)
+}
+
+fn histogram(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> Result<HistogramVec, MetricsError> {
+    let h = HistogramVec::new(
+        HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec()),
+        labels,
+    )?;
+    registry.register(Box::new(h.clone()))?;
+    Ok(h)
+}
+
+impl BrokerMetrics {
+    pub fn new() -> Result<BrokerMetrics, MetricsError> {
+        let registry = Registry::new();
+        // CPU seconds, resident memory, open fds... of this process, as strata_process_*.
+        let pid = libc::pid_t::try_from(std::process::id()).unwrap_or(0);
+        registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::new(pid, "strata"),
+        ))?;
+        let r = &registry;
+        let metrics = BrokerMetrics {
+            state: state::StateGauges::new(r)?,
+            requests: counter(
+                r,
+                "strata_requests_total",
+                "Requests handled, by API.",
+                &["api"],
+            )?,
+            request_errors: counter(
+                r,
+                "strata_request_errors_total",
+                "Error codes in responses (NONE included), by API and Kafka error name.",
+                &["api", "error"],
+            )?,
+            request_queue_seconds: histogram(
+                r,
+                "strata_request_queue_seconds",
+                "Time from reading a request's frame to its handler starting, by API.",
+                &["api"],
+            )?,
+            request_processing_seconds: histogram(
+                r,
+                "strata_request_processing_seconds",
+                "Time in the request handler (including fetch long-polls and acks=all waits), by API.",
+                &["api"],
+            )?,
+            request_total_seconds: histogram(
+                r,
+                "strata_request_total_seconds",
+                "Time from reading a request's frame to its response being ready, by API.",
+                &["api"],
+            )?,
+            topic_messages_in: counter(
+                r,
+                "strata_topic_messages_in_total",
+                "Records appended to the topic's partitions on this broker.",
+                &["topic"],
+            )?,
+            topic_bytes_in: counter(
+                r,
+                "strata_topic_bytes_in_total",
+                "Record-batch bytes appended to the topic by producers.",
+                &["topic"],
+            )?,
+            topic_bytes_out: counter(
+                r,
+                "strata_topic_bytes_out_total",
+                "Record-batch bytes of the topic returned to fetchers.",
+                &["topic"],
+            )?,
+            topic_requests: counter(
+                r,
+                "strata_topic_requests_total",
+                "Produce or fetch requests for the topic, counted per partition (as Kafka's TotalProduceRequestsPerSec).",
+                &["topic", "request"],
+            )?,
+            topic_failed_requests: counter(
+                r,
+                "strata_topic_failed_requests_total",
+                "Produce or fetch partition requests for the topic answered with an error.",
+                &["topic", "request"],
+            )?,
+            connections: gauge(
+                r,
+                "strata_connections",
+                "Open client connections, by listener and security protocol.",
+                &["listener", "protocol"],
+            )?,
+            connections_accepted: counter(
+                r,
+                "strata_connections_accepted_total",
+                "Connections accepted, by listener and security protocol.",
+                &["listener", "protocol"],
+            )?,
+            sasl_authentications: counter(
+                r,
+                "strata_sasl_authentications_total",
+                "SASL authentications, by mechanism and result (success or failure).",
+                &["mechanism", "result"],
+            )?,
+            registry,
+            ready: AtomicBool::new(false),
+            scrape: Mutex::new(()),
+        };
+        Ok(metrics)
+    }
+
+    /// Ready: logs recovered and listeners accepting (`/health/ready` answers 200).
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::Release);
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    /// Starts timing one request; the returned timer records it when dropped, so early
+    /// returns (acks=0, unimplemented APIs, a cancelled task) are counted too.
+    pub fn start_request(&self, api: ApiKey, received: Option<Instant>) -> RequestTimer<'_> {
+        RequestTimer {
+            metrics: self,
+            api: api_label(api),
+            received,
+            started: Instant::now(),
+        }
+    }
+
+    /// Counts the error codes of a response about to be sent.
+    pub fn count_response_errors(&self, api: ApiKey, response: &ResponseKind) {
+        let api = api_label(api);
+        for (code, n) in errors::error_counts(response) {
+            self.request_errors
+                .with_label_values(&[api, errors::error_name(code)])
+                .inc_by(n);
+        }
+    }
+
+    /// One produce partition result: `Ok((records, bytes))` appended, or an error code.
+    /// Call only for topics that exist, so hostile topic names never become labels.
+    pub fn produce_partition(&self, topic: &str, outcome: Result<(u64, u64), i16>) {
+        self.topic_requests
+            .with_label_values(&[topic, TopicRequest::Produce.label()])
+            .inc();
+        match outcome {
+            Ok((records, bytes)) => {
+                self.topic_messages_in
+                    .with_label_values(&[topic])
+                    .inc_by(records);
+                self.topic_bytes_in
+                    .with_label_values(&[topic])
+                    .inc_by(bytes);
+            }
+            Err(_) => self
+                .topic_failed_requests
+                .with_label_values(&[topic, TopicRequest::Produce.label()])
+                .inc(),
+        }
+    }
+
+    /// One fetch partition result: the error code sent and the record bytes returned.
+    /// Call only for topics that exist.
+    pub fn fetch_partition(&self, topic: &str, error_code: i16, bytes: u64) {
+        self.topic_requests
+            .with_label_values(&[topic, TopicRequest::Fetch.label()])
+            .inc();
+        if error_code != 0 {
+            self.topic_failed_requests
+                .with_label_values(&[topic, TopicRequest::Fetch.label()])
+                .inc();
+        }
+        if bytes > 0 {
+            self.topic_bytes_out
+                .with_label_values(&[topic])
+                .inc_by(bytes);
+        }
+    }
+
+    /// A connection was accepted; the gauge goes down when the guard is dropped.
+    pub fn connection_opened(&self, listener: &str, protocol: &str) -> ConnectionGuard {
+        self.connections_accepted
+            .with_label_values(&[listener, protocol])
+            .inc();
+        let gauge = self.connections.with_label_values(&[listener, protocol]);
+        gauge.inc();
+        ConnectionGuard { gauge }
+    }
+
+    /// One SASL authentication attempt, for the security layer to call.
+    pub fn sasl_authentication(&self, mechanism: &str, ok: bool) {
+        let mechanism = SASL_MECHANISMS
+            .iter()
+            .find(|m| m.eq_ignore_ascii_case(mechanism))
+            .copied()
+            .unwrap_or("other");
+        let result = if ok { "success" } else { "failure" };
+        self.sasl_authentications
+            .with_label_values(&[mechanism, result])
+            .inc();
+    }
+
+    /// The Prometheus text exposition of every metric, with state gauges refreshed from
+    /// `broker` (log dirs, partitions, groups, lag) first.
+    pub fn render(&self, broker: &Broker) -> Result<String, MetricsError> {
+        let _one_scrape = self.scrape.lock().unwrap_or_else(|p| p.into_inner());
+        self.state.refresh(broker, self.is_ready());
+        self.forget_deleted_topics(broker);
+        let families = self.registry.gather();
+        let mut out = Vec::with_capacity(64 * 1024);
+        TextEncoder::new()
+            .encode(&families, &mut out)
+            .map_err(|e| MetricsError::Encode(e.to_string()))?;
+        String::from_utf8(out).map_err(|e| MetricsError::Encode(e.to_string()))
+    }
+
+    /// Drops per-topic series of topics that no longer exist, so a deleted topic stops
+    /// being reported (and a recreated one starts from zero, as in Kafka).
+    fn forget_deleted_topics(&self, broker: &Broker) {
+        let image = broker.metadata.image();
+        let vecs = [
+            &self.topic_messages_in,
+            &self.topic_bytes_in,
+            &self.topic_bytes_out,
+            &self.topic_requests,
+            &self.topic_failed_requests,
+        ];
+        for vec in vecs {
+            for family in prometheus::core::Collector::collect(vec) {
+                for metric in family.get_metric() {
+                    // By name: a gathered metric's labels are sorted, not in declared order.
+                    let labels: std::collections::HashMap<&str, &str> = metric
+                        .get_label()
+                        .iter()
+                        .map(|l| (l.name(), l.value()))
+                        .collect();
+                    let topic = labels.get("topic").copied();
+                    if topic.is_some_and(|t| image.topic(t).is_none()) {
+                        let _ = vec.remove(&labels);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Times one request; records count and latencies when dropped.
+pub struct RequestTimer<'a> {
+    metrics: &'a BrokerMetrics,
+    api: &'static str,
+    received: Option<Instant>,
+    started: Instant,
+}
+
+impl Drop for RequestTimer<'_> {
+    fn drop(&mut self) {
+        let m = self.metrics;
+        let done = Instant::now();
+        m.requests.with_label_values(&[self.api]).inc();
+        m.request_processing_seconds
+            .with_label_values(&[self.api])
+            .observe(seconds(done - self.started));
+        if let Some(received) = self.received {
+            m.request_queue_seconds
+                .with_label_values(&[self.api])
+                .observe(seconds(self.started.saturating_duration_since(received)));
+            m.request_total_seconds
+                .with_label_values(&[self.api])
+                .observe(seconds(done.saturating_duration_since(received)));
+        }
+    }
+}
+
+/// Holds one connection in the open-connections gauge.
+pub struct ConnectionGuard {
+    gauge: prometheus::IntGauge,
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.gauge.dec();
+    }
+}
+
+fn seconds(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
+
+/// Kafka's request names (`Produce`, `FetchSnapshot`...); `ApiKey`'s variant names are those.
+fn api_label(api: ApiKey) -> &'static str {
+    static NAMES: std::sync::OnceLock<std::collections::HashMap<i16, String>> =
+        std::sync::OnceLock::new();
+    let names = NAMES.get_or_init(|| {
+        (0..=i16::from(u8::MAX))
+            .filter_map(|k| ApiKey::try_from(k).ok().map(|a| (k, format!("{a:?}"))))
+            .collect()
+    });
+    names
+        .get(&(api as i16))
+        .map(String::as_str)
+        .unwrap_or("Unknown")
+}
+
+#[cfg(test)]
+mod tests;
