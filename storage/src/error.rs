@@ -19,6 +19,10 @@ pub enum LogError {
     InvalidBatch { position: usize, reason: String },
     #[error("log directory {path} failed earlier ({cause}); refusing writes until restart")]
     StorageFailed { path: String, cause: String },
+    #[error(
+        "no space left for {path}: expected room to write, found the filesystem full ({source})"
+    )]
+    DiskFull { path: String, source: io::Error },
     #[error("I/O error on {path}: {source}")]
     Io { path: String, source: io::Error },
     #[error("corrupt file {path}: {reason}")]
@@ -33,7 +37,19 @@ impl LogError {
             LogError::RecordBatchTooLarge { .. } => 18, // RECORD_LIST_TOO_LARGE
             LogError::InvalidBatch { .. } => 87,    // INVALID_RECORD
             LogError::Corrupt { .. } => 2,          // CORRUPT_MESSAGE
-            LogError::StorageFailed { .. } | LogError::Io { .. } => 56, // KAFKA_STORAGE_ERROR
+            LogError::StorageFailed { .. } | LogError::Io { .. } | LogError::DiskFull { .. } => 56, // KAFKA_STORAGE_ERROR
+        }
+    }
+
+    /// Turns an out-of-space I/O error (ENOSPC, EDQUOT) into [`LogError::DiskFull`].
+    pub(crate) fn classify_no_space(self) -> LogError {
+        match self {
+            LogError::Io { path, source }
+                if matches!(source.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT)) =>
+            {
+                LogError::DiskFull { path, source }
+            }
+            other => other,
         }
     }
 

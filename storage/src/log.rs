@@ -52,7 +52,7 @@ pub struct Log {
     /// Set after a failed flush or write: the on-disk state is unknown, so writes are refused
     /// (the fsync gate) while reads of what is mapped keep working.
     failed: Option<String>,
-    dir_dirty: bool,
+    pub(crate) dir_dirty: bool,
     recovery_report: RecoveryReport,
     /// The cleaner's progress: offsets below were deduplicated (in memory only).
     pub(crate) first_dirty_offset: i64,
@@ -134,6 +134,11 @@ impl Log {
         self.recovery_point
     }
 
+    /// Only ever raises the recovery point, and never past the log end.
+    pub(crate) fn advance_recovery_point(&mut self, upto: i64) {
+        self.recovery_point = self.recovery_point.max(upto.min(self.log_end_offset()));
+    }
+
     pub fn is_failed(&self) -> bool {
         self.failed.is_some()
     }
@@ -163,6 +168,9 @@ impl Log {
 
     /// Closes the fsync gate on I/O failure: after it, nothing on disk can be trusted to match.
     pub(crate) fn gate<T>(&mut self, r: Result<T, LogError>) -> Result<T, LogError> {
+        // A full disk is refused before anything is written (blocks are reserved ahead of
+        // mapped writes), so the log stays sound and writable once space returns.
+        let r = r.map_err(LogError::classify_no_space);
         if let Err(e @ LogError::Io { .. }) = &r {
             tracing::error!(partition = %self.tp, error = %e, "log write failed; refusing further writes");
             self.failed = Some(e.to_string());

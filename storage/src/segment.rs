@@ -656,6 +656,28 @@ impl LogSegment {
         Ok(())
     }
 
+    /// What a lock-free flush must sync: a duplicate of the file handle and the mapping, and
+    /// the unflushed byte range (None when everything is flushed).
+    pub(crate) fn pending_flush(&self) -> Result<Option<crate::flush::FlushPart>, LogError> {
+        if self.flushed >= self.size {
+            return Ok(None);
+        }
+        let path = log_path(&self.dir, self.base_offset);
+        Ok(Some(crate::flush::FlushPart {
+            base_offset: self.base_offset,
+            file: self.file.try_clone().at(&path)?,
+            map: Arc::clone(&self.map),
+            from: self.flushed,
+            to: self.size,
+            path,
+        }))
+    }
+
+    /// Records that bytes up to `to` reached disk (a lock-free flush finished).
+    pub(crate) fn mark_flushed(&mut self, to: usize) {
+        self.flushed = self.flushed.max(to.min(self.size));
+    }
+
     /// msync + fsync of everything written since the last flush.
     pub(crate) fn flush(&mut self) -> Result<(), LogError> {
         let path = log_path(&self.dir, self.base_offset);
