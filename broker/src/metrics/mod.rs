@@ -25,14 +25,9 @@ const LATENCY_BUCKETS: &[f64] = &[
     60.0,
 ];
 
-/// SASL mechanisms that may appear as a label; anything else a client names is `other`.
-const SASL_MECHANISMS: &[&str] = &[
-    "PLAIN",
-    "SCRAM-SHA-256",
-    "SCRAM-SHA-512",
-    "GSSAPI",
-    "OAUTHBEARER",
-];
+/// The SASL mechanisms Strata offers, the only ones that may appear as a label; anything
+/// else a client names is counted as `other`.
+const SASL_MECHANISMS: &[&str] = &["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"];
 
 /// Which topic-level request a per-topic count is about (Kafka's TotalProduceRequestsPerSec
 /// and TotalFetchRequestsPerSec, and their Failed* twins).
@@ -211,6 +206,15 @@ impl BrokerMetrics {
             ready: AtomicBool::new(false),
             scrape: Mutex::new(()),
         };
+        // Known label values start at 0 so that dashboards and alerts see the series
+        // (and rate() works) before the first event.
+        for mechanism in SASL_MECHANISMS {
+            for result in ["success", "failure"] {
+                let _ = metrics
+                    .sasl_authentications
+                    .with_label_values(&[mechanism, result]);
+            }
+        }
         Ok(metrics)
     }
 
@@ -247,9 +251,10 @@ impl BrokerMetrics {
     /// One produce partition result: `Ok((records, bytes))` appended, or an error code.
     /// Call only for topics that exist, so hostile topic names never become labels.
     pub fn produce_partition(&self, topic: &str, outcome: Result<(u64, u64), i16>) {
-        self.topic_requests
-            .with_label_values(&[topic, TopicRequest::Produce.label()])
-            .inc();
+        let labels = [topic, TopicRequest::Produce.label()];
+        self.topic_requests.with_label_values(&labels).inc();
+        // Touched on success too, so the failure series exists (at 0) for dashboards.
+        let failed = self.topic_failed_requests.with_label_values(&labels);
         match outcome {
             Ok((records, bytes)) => {
                 self.topic_messages_in
@@ -259,23 +264,18 @@ impl BrokerMetrics {
                     .with_label_values(&[topic])
                     .inc_by(bytes);
             }
-            Err(_) => self
-                .topic_failed_requests
-                .with_label_values(&[topic, TopicRequest::Produce.label()])
-                .inc(),
+            Err(_) => failed.inc(),
         }
     }
 
     /// One fetch partition result: the error code sent and the record bytes returned.
     /// Call only for topics that exist.
     pub fn fetch_partition(&self, topic: &str, error_code: i16, bytes: u64) {
-        self.topic_requests
-            .with_label_values(&[topic, TopicRequest::Fetch.label()])
-            .inc();
+        let labels = [topic, TopicRequest::Fetch.label()];
+        self.topic_requests.with_label_values(&labels).inc();
+        let failed = self.topic_failed_requests.with_label_values(&labels);
         if error_code != 0 {
-            self.topic_failed_requests
-                .with_label_values(&[topic, TopicRequest::Fetch.label()])
-                .inc();
+            failed.inc();
         }
         if bytes > 0 {
             self.topic_bytes_out
