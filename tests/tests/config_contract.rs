@@ -102,7 +102,8 @@ fn config_file_is_read() {
     write_file(
         &props,
         &format!(
-            "node.id=3\nlisteners=PLAINTEXT://127.0.0.1:{port}\nlog.dirs={}\n",
+            // metrics.listener=0: parallel test brokers must not fight over the default port.
+            "node.id=3\nlisteners=PLAINTEXT://127.0.0.1:{port}\nlog.dirs={}\nmetrics.listener=0\n",
             dir.path().join("data").display()
         ),
     );
