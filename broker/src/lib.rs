@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod network;
 pub mod offsets_topic;
 pub mod partition;
+pub mod security;
 pub mod server;
 pub mod topics;
 pub mod txn;

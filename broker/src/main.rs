@@ -1,4 +1,5 @@
 //! `strata [--config server.properties] [--override key=value]...`
+//! `strata [--config ...] add-scram 'SCRAM-SHA-512=[name=admin,password=...]'...` (broker stopped)
 
 use std::path::PathBuf;
 
@@ -12,14 +13,29 @@ use tokio_util::sync::CancellationToken;
 struct Cli {
     /// A Kafka-style server.properties file. Without it, development defaults are used:
     /// node.id=1, listeners=PLAINTEXT://127.0.0.1:9092, log.dirs=./data.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", global = true)]
     config: Option<PathBuf>,
     /// Sets any configuration key, winning over the file: --override log.dirs=/var/lib/strata
-    #[arg(long = "override", value_name = "KEY=VALUE")]
+    #[arg(long = "override", value_name = "KEY=VALUE", global = true)]
     overrides: Vec<String>,
     /// Log format: text (default) or json.
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Adds SCRAM credentials to the first log dir and exits, so that a first administrator
+    /// exists before any client can connect (like `kafka-storage format --add-scram`). Run it
+    /// while the broker is stopped.
+    AddScram {
+        /// MECHANISM=[name=USER,password=PASSWORD(,iterations=N)], e.g.
+        /// 'SCRAM-SHA-512=[name=admin,password=admin-secret]'
+        #[arg(required = true, value_name = "ENTRY")]
+        entries: Vec<String>,
+    },
 }
 
 fn init_logging(format: &str) {
@@ -57,6 +73,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     for warning in &loaded.warnings {
         tracing::warn!("{warning}");
     }
+    if let Some(Command::AddScram { entries }) = &cli.command {
+        return add_scram(&loaded.config, entries);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("strata")
@@ -70,6 +89,28 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         tokio::spawn(wait_for_signals(stop.clone()));
         strata_broker::server::run(broker, stop).await
     })
+}
+
+fn add_scram(config: &strata_config::BrokerConfig, entries: &[String]) -> anyhow::Result<()> {
+    use strata_broker::security::bootstrap;
+    let specs = entries
+        .iter()
+        .map(|e| bootstrap::parse_spec(e))
+        .collect::<Result<Vec<_>, _>>()?;
+    let dir = config
+        .log_dirs
+        .first()
+        .context("log.dirs: at least one log directory is required")?;
+    bootstrap::add_scram(dir, &specs)?;
+    for spec in &specs {
+        println!(
+            "added {} credentials for user {} to {}",
+            spec.mechanism.mechanism_name(),
+            spec.user,
+            dir.display()
+        );
+    }
+    Ok(())
 }
 
 /// First SIGTERM/SIGINT: graceful shutdown. Second: exit at once.

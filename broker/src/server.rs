@@ -41,6 +41,8 @@ pub struct Broker {
     pub producer_ids: ProducerIdManager,
     pub groups: Arc<GroupCoordinator>,
     pub started_at: Instant,
+    /// SCRAM credentials (SASL/PLAIN checks them too).
+    pub credentials: Arc<crate::security::credentials::CredentialStore>,
     pub metrics: BrokerMetrics,
 }
 
@@ -105,6 +107,9 @@ pub fn open(config: BrokerConfig) -> anyhow::Result<Arc<Broker>> {
             .topic(topic)
             .is_some_and(|t| usize::try_from(partition).is_ok_and(|p| p < t.partitions.len()))
     }));
+    let credentials = Arc::new(crate::security::credentials::CredentialStore::open(
+        first_dir.join(crate::security::credentials::CREDENTIALS_FILE),
+    )?);
     let broker = Arc::new(Broker {
         config,
         metadata,
@@ -112,6 +117,7 @@ pub fn open(config: BrokerConfig) -> anyhow::Result<Arc<Broker>> {
         producer_ids,
         groups,
         started_at: Instant::now(),
+        credentials,
         metrics: BrokerMetrics::new().context("registering metrics")?,
     });
 
@@ -169,10 +175,7 @@ pub async fn run(broker: Arc<Broker>, stop: CancellationToken) -> anyhow::Result
         })?;
         let local_addr = socket.local_addr()?;
         tracing::info!(listener = %listener.name, address = %local_addr, "listening");
-        let context = ListenerContext {
-            name: listener.name.as_str().into(),
-            local_addr,
-        };
+        let context = ListenerContext::for_listener(&broker.config, listener, local_addr)?;
         listener_tasks.push(tokio::spawn(accept_loop(
             socket,
             context,

@@ -219,6 +219,7 @@ pub static BROKER_KEYS: &[BrokerKey] = &[
     k("super.users", ST, None, Any, "Semicolon-separated principals (User:alice) that bypass ACLs."),
     k("authorizer.class.name", ST, Some(""), Any, "The authorizer; empty disables authorization."),
     k("allow.everyone.if.no.acl.found", B, Some("false"), Any, "Whether a resource without ACLs is open to everyone."),
+    k("connection.failed.authentication.delay.ms", I, Some("100"), AtLeast(0), "How long a connection that failed authentication waits before its failure response and close."),
     k("sasl.enabled.mechanisms", L, Some("GSSAPI"), Any, "The SASL mechanisms enabled on the broker (Strata: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512).").dynamic(),
     k("sasl.mechanism.inter.broker.protocol", ST, Some("GSSAPI"), Any, "The SASL mechanism for inter-broker communication.").dynamic(),
     k("sasl.mechanism.controller.protocol", ST, Some("GSSAPI"), Any, "The SASL mechanism for communication with controllers."),

@@ -10,6 +10,7 @@ pub mod list_offsets;
 pub mod metadata;
 pub mod produce;
 pub mod producer_id;
+pub mod scram_credentials;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -31,6 +32,8 @@ pub struct RequestContext {
     pub client_id: Option<String>,
     pub listener: Arc<str>,
     pub peer: SocketAddr,
+    /// Who the connection authenticated as (`User:ANONYMOUS` without TLS client certs or SASL).
+    pub principal: Arc<crate::security::KafkaPrincipal>,
 }
 
 /// What the connection does after a request.
@@ -70,6 +73,10 @@ pub const IMPLEMENTED: &[ApiKey] = &[
     ApiKey::DescribeGroups,
     ApiKey::DeleteGroups,
     ApiKey::OffsetDelete,
+    ApiKey::SaslHandshake,
+    ApiKey::SaslAuthenticate,
+    ApiKey::AlterUserScramCredentials,
+    ApiKey::DescribeUserScramCredentials,
 ];
 
 pub async fn handle(broker: &Arc<Broker>, ctx: RequestContext, body: RequestKind) -> Reply {
@@ -151,6 +158,12 @@ pub async fn handle(broker: &Arc<Broker>, ctx: RequestContext, body: RequestKind
         RequestKind::OffsetDelete(r) => {
             ResponseKind::OffsetDelete(broker.groups.offset_delete(r, ctx.api_version).await)
         }
+        RequestKind::AlterUserScramCredentials(r) => ResponseKind::AlterUserScramCredentials(
+            scram_credentials::alter(&broker.credentials, r),
+        ),
+        RequestKind::DescribeUserScramCredentials(r) => ResponseKind::DescribeUserScramCredentials(
+            scram_credentials::describe(&broker.credentials, r),
+        ),
         _ => {
             tracing::info!(api = ?ctx.api_key, version = ctx.api_version, peer = %ctx.peer, "API not implemented");
             return Reply::Close;

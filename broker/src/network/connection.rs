@@ -3,7 +3,9 @@
 //! task, and a writer task awaits those tasks in arrival order, so requests overlap but
 //! responses leave in sequence (Kafka's ordering guarantee per connection). A frame that
 //! cannot be decoded closes the connection, as the Java broker does; an ApiVersions version
-//! we don't know gets the KIP-511 v0 answer instead.
+//! we don't know gets the KIP-511 v0 answer instead. On TLS listeners the handshake comes
+//! first (bounded by `tls::HANDSHAKE_TIMEOUT`); on SASL listeners nothing but ApiVersions and
+//! the SASL exchange is served until the client has authenticated (`authenticate.rs`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,8 +20,9 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::ListenerContext;
+use super::{authenticate, tls, ListenerContext};
 use crate::handlers::{self, Reply, RequestContext};
+use crate::security::KafkaPrincipal;
 use crate::server::Broker;
 
 /// Requests of one connection that may be in flight at once; beyond this the reader waits.
@@ -29,7 +32,7 @@ const MAX_IN_FLIGHT: usize = 32;
 /// and sends nothing costs nothing.
 const READ_CHUNK: usize = 64 * 1024;
 
-type PendingResponse = JoinHandle<Reply>;
+pub(super) type PendingResponse = JoinHandle<Reply>;
 
 pub async fn serve(
     stream: TcpStream,
@@ -39,14 +42,108 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) {
     tracing::debug!(%peer, listener = %listener.name, "connection opened");
-    let (mut reader, writer) = stream.into_split();
+    let Some(tls::TlsListener(acceptor)) = listener.tls.clone() else {
+        return serve_stream(
+            stream,
+            peer,
+            listener,
+            broker,
+            shutdown,
+            KafkaPrincipal::anonymous(),
+        )
+        .await;
+    };
+    let handshake = tokio::time::timeout(tls::HANDSHAKE_TIMEOUT, acceptor.accept(stream));
+    let stream = tokio::select! {
+        result = handshake => match result {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(e)) => {
+                tracing::info!(%peer, listener = %listener.name, error = %e, "TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                tracing::info!(%peer, listener = %listener.name, timeout = ?tls::HANDSHAKE_TIMEOUT, "TLS handshake timed out");
+                return;
+            }
+        },
+        () = shutdown.cancelled() => return,
+    };
+    // Kafka's default principal for SSL: the client certificate's subject, else ANONYMOUS.
+    let principal = stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .and_then(|cert| tls::subject_name(cert))
+        .map_or_else(KafkaPrincipal::anonymous, KafkaPrincipal::user);
+    serve_stream(stream, peer, listener, broker, shutdown, principal).await;
+}
+
+async fn serve_stream<S>(
+    stream: S,
+    peer: SocketAddr,
+    listener: Arc<ListenerContext>,
+    broker: Arc<Broker>,
+    shutdown: CancellationToken,
+    principal: KafkaPrincipal,
+) where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let (mut reader, writer) = tokio::io::split(stream);
     let (pending_tx, pending_rx) = mpsc::channel::<PendingResponse>(MAX_IN_FLIGHT);
     let writer_task = tokio::spawn(write_responses(writer, pending_rx, peer));
     let max_frame = broker.config.socket_request_max_bytes.max(0) as usize;
 
+    let principal = if listener.sasl_mechanisms.is_empty() {
+        Some(principal)
+    } else {
+        authenticate::authenticate(
+            &mut reader,
+            &pending_tx,
+            &listener,
+            &broker,
+            peer,
+            &shutdown,
+            max_frame,
+        )
+        .await
+    };
+    if let Some(principal) = principal {
+        tracing::debug!(%peer, %principal, "serving requests");
+        let principal = Arc::new(principal);
+        read_requests(
+            &mut reader,
+            &pending_tx,
+            &listener,
+            &broker,
+            peer,
+            &shutdown,
+            max_frame,
+            principal,
+        )
+        .await;
+    }
+    drop(pending_tx);
+    if let Err(e) = writer_task.await {
+        tracing::error!(%peer, error = %e, "response writer failed");
+    }
+    tracing::debug!(%peer, "connection closed");
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn read_requests(
+    reader: &mut (impl AsyncRead + Unpin),
+    pending_tx: &mpsc::Sender<PendingResponse>,
+    listener: &ListenerContext,
+    broker: &Arc<Broker>,
+    peer: SocketAddr,
+    shutdown: &CancellationToken,
+    max_frame: usize,
+    principal: Arc<KafkaPrincipal>,
+) {
     loop {
         let frame = tokio::select! {
-            frame = read_frame(&mut reader, max_frame) => frame,
+            frame = read_frame(reader, max_frame) => frame,
             () = shutdown.cancelled() => break,
         };
         let frame = match frame {
@@ -66,6 +163,7 @@ pub async fn serve(
                     client_id: request.header.client_id.as_ref().map(|s| s.to_string()),
                     listener: listener.name.clone(),
                     peer,
+                    principal: principal.clone(),
                 };
                 let broker = broker.clone();
                 tokio::spawn(async move { handlers::handle(&broker, context, request.body).await })
@@ -87,11 +185,6 @@ pub async fn serve(
             break; // the writer has gone: the peer closed or a write failed
         }
     }
-    drop(pending_tx);
-    if let Err(e) = writer_task.await {
-        tracing::error!(%peer, error = %e, "response writer failed");
-    }
-    tracing::debug!(%peer, "connection closed");
 }
 
 async fn write_responses(
@@ -123,7 +216,7 @@ async fn write_responses(
 }
 
 /// Reads one frame body; `Ok(None)` on a clean end of stream between frames.
-async fn read_frame(
+pub(super) async fn read_frame(
     reader: &mut (impl AsyncRead + Unpin),
     max_frame: usize,
 ) -> Result<Option<Bytes>, String> {

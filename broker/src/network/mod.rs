@@ -2,7 +2,10 @@
 //! length-prefixed frames, runs requests concurrently and writes responses back in request
 //! order. TLS and SASL will wrap the stream here before frames are read.
 
+mod authenticate;
 pub mod connection;
+mod listener;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,6 +21,10 @@ use crate::server::Broker;
 pub struct ListenerContext {
     pub name: Arc<str>,
     pub local_addr: SocketAddr,
+    /// Set on SSL and SASL_SSL listeners (see `listener.rs`).
+    pub tls: Option<tls::TlsListener>,
+    /// Non-empty on SASL listeners: the mechanisms offered, in configured order.
+    pub sasl_mechanisms: Vec<crate::security::sasl::SaslMechanism>,
 }
 
 /// Accepts connections until `shutdown` fires; every connection task is tracked so the

@@ -1,0 +1,281 @@
+//! The SASL gate of a SASL_PLAINTEXT / SASL_SSL connection. Until the client has
+//! authenticated, only ApiVersions, SaslHandshake and SaslAuthenticate are served (any other
+//! request closes the connection, as in Kafka). SaslHandshake v0 switches to the old framing
+//! where raw SASL tokens follow in plain size-prefixed frames; v1 uses SaslAuthenticate.
+//! A failure answers SASL_AUTHENTICATION_FAILED after `connection.failed.authentication.delay.ms`
+//! and closes.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{
+    ApiKey, RequestKind, ResponseKind, SaslAuthenticateResponse, SaslHandshakeRequest,
+    SaslHandshakeResponse,
+};
+use strata_protocol::kafka_protocol;
+use strata_protocol::request::{decode_request, RequestError};
+use strata_protocol::response::encode_response;
+use tokio::io::AsyncRead;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::connection::{read_frame, PendingResponse};
+use super::ListenerContext;
+use crate::errors::ErrorCode;
+use crate::handlers::{self, str_bytes, Reply, RequestContext};
+use crate::security::sasl::{SaslAuthenticator, SaslMechanism, SaslOutcome};
+use crate::security::KafkaPrincipal;
+use crate::server::Broker;
+
+/// Kafka's default for `connection.failed.authentication.delay.ms`.
+const DEFAULT_FAILED_AUTH_DELAY_MS: u64 = 100;
+
+/// Runs the SASL exchange; `Some(principal)` once authenticated, `None` when the connection
+/// must close (failure, protocol violation, end of stream, shutdown). Responses go through
+/// `pending` so they keep their order with the ApiVersions answers around them.
+pub(super) async fn authenticate(
+    reader: &mut (impl AsyncRead + Unpin),
+    pending: &mpsc::Sender<PendingResponse>,
+    listener: &ListenerContext,
+    broker: &Arc<Broker>,
+    peer: SocketAddr,
+    shutdown: &CancellationToken,
+    max_frame: usize,
+) -> Option<KafkaPrincipal> {
+    let mut authenticator: Option<SaslAuthenticator> = None;
+    // After SaslHandshake v0 the tokens travel without Kafka headers.
+    let mut raw_tokens = false;
+    loop {
+        let frame = tokio::select! {
+            frame = read_frame(reader, max_frame) => frame,
+            () = shutdown.cancelled() => return None,
+        };
+        let frame = match frame {
+            Ok(Some(frame)) => frame,
+            Ok(None) => return None,
+            Err(reason) => {
+                tracing::info!(%peer, %reason, "closing connection during authentication");
+                return None;
+            }
+        };
+        if raw_tokens {
+            let auth = authenticator.as_mut()?;
+            match auth.step(&frame) {
+                Ok(SaslOutcome::Continue(token)) => {
+                    send(pending, Reply::Frame(raw_frame(&token))).await?
+                }
+                Ok(SaslOutcome::Authenticated { principal, token }) => {
+                    send(pending, Reply::Frame(raw_frame(&token))).await?;
+                    log_success(peer, listener, auth.mechanism(), &principal);
+                    return Some(principal);
+                }
+                Err(failure) => {
+                    // The old framing has no way to say why: Kafka closes the connection.
+                    log_failure(peer, listener, auth.mechanism(), &failure.reason);
+                    failure_delay(broker, shutdown).await;
+                    return None;
+                }
+            }
+            continue;
+        }
+        let request = match decode_request(frame) {
+            Ok(request) => request,
+            Err(RequestError::UnsupportedVersion {
+                api_key: ApiKey::ApiVersions,
+                correlation_id,
+                ..
+            }) => {
+                send(
+                    pending,
+                    handlers::api_versions::unsupported_version_response(correlation_id),
+                )
+                .await?;
+                continue;
+            }
+            Err(e) => {
+                tracing::info!(%peer, error = %e, "undecodable request during authentication, closing connection");
+                return None;
+            }
+        };
+        let (correlation_id, version) = (request.correlation_id, request.api_version);
+        match request.body {
+            RequestKind::ApiVersions(body) => {
+                let context = RequestContext {
+                    api_key: request.api_key,
+                    api_version: version,
+                    correlation_id,
+                    client_id: request.header.client_id.as_ref().map(|s| s.to_string()),
+                    listener: listener.name.clone(),
+                    peer,
+                    principal: Arc::new(KafkaPrincipal::anonymous()),
+                };
+                let reply = handlers::handle(broker, context, RequestKind::ApiVersions(body)).await;
+                send(pending, reply).await?;
+            }
+            RequestKind::SaslHandshake(body) if authenticator.is_none() => {
+                let (response, chosen) = handshake(&body, &listener.sasl_mechanisms);
+                send(
+                    pending,
+                    encode(
+                        correlation_id,
+                        ApiKey::SaslHandshake,
+                        version,
+                        ResponseKind::SaslHandshake(response),
+                    ),
+                )
+                .await?;
+                let Some(mechanism) = chosen else {
+                    tracing::info!(%peer, listener = %listener.name, mechanism = %body.mechanism.as_str(), "unsupported SASL mechanism; closing connection");
+                    return None;
+                };
+                authenticator = Some(SaslAuthenticator::new(
+                    mechanism,
+                    broker.credentials.clone(),
+                ));
+                raw_tokens = version == 0;
+            }
+            RequestKind::SaslAuthenticate(body) if authenticator.is_some() => {
+                let auth = authenticator.as_mut()?;
+                let (response, outcome) = match auth.step(&body.auth_bytes) {
+                    Ok(SaslOutcome::Continue(token)) => (authenticate_response(token), None),
+                    Ok(SaslOutcome::Authenticated { principal, token }) => {
+                        (authenticate_response(token), Some(Ok(principal)))
+                    }
+                    Err(failure) => {
+                        log_failure(peer, listener, auth.mechanism(), &failure.reason);
+                        failure_delay(broker, shutdown).await;
+                        let response = SaslAuthenticateResponse::default()
+                            .with_error_code(ErrorCode::SaslAuthenticationFailed.code())
+                            .with_error_message(Some(str_bytes(failure.client_message)));
+                        (response, Some(Err(())))
+                    }
+                };
+                send(
+                    pending,
+                    encode(
+                        correlation_id,
+                        ApiKey::SaslAuthenticate,
+                        version,
+                        ResponseKind::SaslAuthenticate(response),
+                    ),
+                )
+                .await?;
+                match outcome {
+                    None => {}
+                    Some(Ok(principal)) => {
+                        log_success(peer, listener, auth.mechanism(), &principal);
+                        return Some(principal);
+                    }
+                    Some(Err(())) => return None,
+                }
+            }
+            RequestKind::SaslHandshake(_) | RequestKind::SaslAuthenticate(_) => {
+                // A second handshake, or SaslAuthenticate before any: ILLEGAL_SASL_STATE.
+                let response = match request.api_key {
+                    ApiKey::SaslHandshake => ResponseKind::SaslHandshake(
+                        SaslHandshakeResponse::default()
+                            .with_error_code(ErrorCode::IllegalSaslState.code()),
+                    ),
+                    _ => ResponseKind::SaslAuthenticate(
+                        SaslAuthenticateResponse::default()
+                            .with_error_code(ErrorCode::IllegalSaslState.code())
+                            .with_error_message(Some(str_bytes(
+                                "Unexpected SaslAuthenticate: send SaslHandshake v1 first",
+                            ))),
+                    ),
+                };
+                send(
+                    pending,
+                    encode(correlation_id, request.api_key, version, response),
+                )
+                .await?;
+                tracing::info!(%peer, api = ?request.api_key, "SASL request out of order; closing connection");
+                return None;
+            }
+            _ => {
+                tracing::info!(
+                    %peer,
+                    listener = %listener.name,
+                    api = ?request.api_key,
+                    "request before SASL authentication; closing connection"
+                );
+                return None;
+            }
+        }
+    }
+}
+
+fn handshake(
+    body: &SaslHandshakeRequest,
+    enabled: &[SaslMechanism],
+) -> (SaslHandshakeResponse, Option<SaslMechanism>) {
+    let chosen = SaslMechanism::from_name(body.mechanism.as_str()).filter(|m| enabled.contains(m));
+    let response = SaslHandshakeResponse::default()
+        .with_error_code(if chosen.is_some() {
+            0
+        } else {
+            ErrorCode::UnsupportedSaslMechanism.code()
+        })
+        .with_mechanisms(enabled.iter().map(|m| str_bytes(m.name())).collect());
+    (response, chosen)
+}
+
+fn authenticate_response(token: Vec<u8>) -> SaslAuthenticateResponse {
+    SaslAuthenticateResponse::default().with_auth_bytes(Bytes::from(token))
+}
+
+fn encode(correlation_id: i32, api_key: ApiKey, version: i16, body: ResponseKind) -> Reply {
+    match encode_response(correlation_id, api_key, version, &body) {
+        Ok(frame) => Reply::Frame(frame),
+        Err(e) => {
+            tracing::error!(api = ?api_key, version, error = %e, "cannot encode SASL response");
+            Reply::Close
+        }
+    }
+}
+
+/// A raw SASL token as the v0 framing sends it: size prefix, then the token.
+fn raw_frame(token: &[u8]) -> BytesMut {
+    let mut frame = BytesMut::with_capacity(4 + token.len());
+    frame.put_u32(u32::try_from(token.len()).unwrap_or(u32::MAX));
+    frame.put_slice(token);
+    frame
+}
+
+/// Queues a ready reply; `None` when the writer has gone.
+async fn send(pending: &mpsc::Sender<PendingResponse>, reply: Reply) -> Option<()> {
+    pending.send(tokio::spawn(async move { reply })).await.ok()
+}
+
+async fn failure_delay(broker: &Broker, shutdown: &CancellationToken) {
+    let delay = broker
+        .config
+        .get("connection.failed.authentication.delay.ms")
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(DEFAULT_FAILED_AUTH_DELAY_MS);
+    tokio::select! {
+        () = tokio::time::sleep(Duration::from_millis(delay)) => {}
+        () = shutdown.cancelled() => {}
+    }
+}
+
+fn log_success(
+    peer: SocketAddr,
+    listener: &ListenerContext,
+    mechanism: SaslMechanism,
+    principal: &KafkaPrincipal,
+) {
+    tracing::debug!(%peer, listener = %listener.name, mechanism = mechanism.name(), %principal, "SASL authentication succeeded");
+}
+
+fn log_failure(
+    peer: SocketAddr,
+    listener: &ListenerContext,
+    mechanism: SaslMechanism,
+    reason: &str,
+) {
+    // The reason names the user at most, never a password or proof.
+    tracing::info!(%peer, listener = %listener.name, mechanism = mechanism.name(), %reason, "SASL authentication failed");
+}
