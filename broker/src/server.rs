@@ -291,6 +291,15 @@ async fn maintenance_loop(broker: Arc<Broker>, stop: CancellationToken) {
     let retention_every = broker.config.log_retention_check_interval_ms.max(1000);
     const CHECKPOINT_EVERY_MS: i64 = 60_000;
     let (mut last_retention, mut last_checkpoint) = (now_ms(), now_ms());
+    // The log cleaner: one pass at a time over compacted partitions, beside (never inside)
+    // the flush/retention tick, every log.cleaner.backoff.ms.
+    let clean_every = broker
+        .config
+        .get("log.cleaner.backoff.ms")
+        .and_then(|v| v.parse::<i64>().ok())
+        .unwrap_or(15_000)
+        .max(100);
+    let (mut cleaner, mut last_clean): (Option<tokio::task::JoinHandle<()>>, i64) = (None, 0);
     loop {
         tokio::select! {
             () = tokio::time::sleep(tick) => {}
@@ -304,6 +313,18 @@ async fn maintenance_loop(broker: Arc<Broker>, stop: CancellationToken) {
         }
         if checkpoint_due {
             last_checkpoint = now;
+        }
+        if broker.config.log_cleaner_enable
+            && now - last_clean >= clean_every
+            && cleaner.as_ref().is_none_or(|c| c.is_finished())
+        {
+            last_clean = now;
+            let b = broker.clone();
+            cleaner = Some(tokio::task::spawn_blocking(move || {
+                for p in b.replicas.all() {
+                    p.clean(now_ms());
+                }
+            }));
         }
         let b = broker.clone();
         let _ = tokio::task::spawn_blocking(move || {

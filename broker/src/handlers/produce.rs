@@ -66,9 +66,23 @@ pub async fn handle(
                     ));
                 }
                 partition
+                    .check_keys(data.records.as_ref())
+                    .map_err(|code| (code, Some("compacted topics need a key on every record")))?;
+                partition
                     .append_as_leader(records, &summary.first, now_ms())
                     .map_err(|code| (code, None))
             })();
+            let outcome = match outcome {
+                Ok(done) => crate::partition::durable::await_durable(
+                    &broker.replicas,
+                    &name,
+                    data.index,
+                    done,
+                )
+                .await
+                .map_err(|code| (code, None)),
+                Err(e) => Err(e),
+            };
             if topic_meta.is_some() {
                 // Only existing topics become labels; a retried duplicate appends nothing.
                 broker.metrics.produce_partition(

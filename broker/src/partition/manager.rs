@@ -31,6 +31,8 @@ pub struct ReplicaManager {
     opening: Mutex<()>,
     /// Recovery points read at start-up, consumed as logs are opened.
     recovery_points: HashMap<TopicPartition, i64>,
+    /// From log-start-offset-checkpoint: DeleteRecords' start offsets survive restarts.
+    log_start_offsets: HashMap<TopicPartition, i64>,
 }
 
 pub fn now_ms() -> i64 {
@@ -51,11 +53,21 @@ impl ReplicaManager {
                     "unreadable recovery-point checkpoint; logs there will be fully scanned"),
             }
         }
+        let mut log_start_offsets = HashMap::new();
+        for dir in &log_dirs {
+            match checkpoint::read_offsets(&dir.join(strata_storage::LOG_START_OFFSET_CHECKPOINT)) {
+                Ok(entries) => log_start_offsets.extend(entries),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => tracing::warn!(dir = %dir.display(), error = %e,
+                    "unreadable log-start-offset checkpoint; log starts fall back to the first segment"),
+            }
+        }
         Self {
             log_dirs,
             partitions: RwLock::new(HashMap::new()),
             opening: Mutex::new(()),
             recovery_points,
+            log_start_offsets,
         }
     }
 
@@ -82,6 +94,12 @@ impl ReplicaManager {
 
     fn dir_name(tp: &TopicPartition) -> String {
         format!("{}-{}", tp.topic, tp.partition)
+    }
+
+    /// The log dir holding a hosted partition's directory.
+    pub fn log_dir_of(&self, tp: &TopicPartition) -> Option<PathBuf> {
+        let name = Self::dir_name(tp);
+        self.log_dirs.iter().find(|d| d.join(&name).is_dir()).cloned()
     }
 
     /// Where an existing partition's data is, or the least-loaded log dir for a new one.
@@ -143,6 +161,10 @@ impl ReplicaManager {
             dir: dir.display().to_string(),
             reason: e.to_string(),
         })?;
+        let mut log = log;
+        if let Some(start) = self.log_start_offsets.get(&tp) {
+            log.restore_log_start_offset(*start);
+        }
         let partition_state = Arc::new(Partition::new(tp, topic_id, log, leader_epoch));
         let mut map = self.partitions.write().unwrap_or_else(|p| p.into_inner());
         let entry = map
@@ -177,6 +199,15 @@ impl ReplicaManager {
                 checkpoint::write_offsets(&dir.join(RECOVERY_POINT_CHECKPOINT), &entries)
             {
                 tracing::error!(dir = %dir.display(), error = %e, "writing recovery-point checkpoint failed");
+            }
+            let starts: Vec<(TopicPartition, i64)> = partitions
+                .iter()
+                .filter(|p| dir.join(Self::dir_name(&p.tp)).is_dir())
+                .map(|p| (p.tp.clone(), p.log_start_offset()))
+                .collect();
+            let path = dir.join(strata_storage::LOG_START_OFFSET_CHECKPOINT);
+            if let Err(e) = checkpoint::write_offsets(&path, &starts) {
+                tracing::error!(dir = %dir.display(), error = %e, "writing log-start-offset checkpoint failed");
             }
         }
     }

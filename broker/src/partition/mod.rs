@@ -5,12 +5,14 @@
 
 pub mod manager;
 
-use std::sync::atomic::{AtomicI32, AtomicI64, Ordering};
+pub mod durable;
+
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, Ordering};
 use std::sync::Mutex;
 
 use bytes::Bytes;
 use strata_protocol::record_batch::RecordBatchHeader;
-use strata_storage::{Log, LogError, TopicPartition};
+use strata_storage::{Log, LogConfig, LogError, TopicPartition};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
@@ -34,6 +36,10 @@ pub struct Partition {
     high_watermark: AtomicI64,
     /// Woken on every append (and on deletion) so that long-polling fetches re-check.
     appended: Notify,
+    /// `cleanup.policy` includes compact: produce refuses keyless records.
+    compacted: AtomicBool,
+    /// Durable mode (`flush.messages=1`) and its group-commit state.
+    durable: durable::GroupCommit,
 }
 
 /// The outcome of a leader append, as Produce reports it.
@@ -71,6 +77,8 @@ impl Partition {
             }
         }
         let (lso, leo) = (log.log_start_offset(), log.log_end_offset());
+        let compacted = AtomicBool::new(log.config().cleanup_compact);
+        let durable = durable::GroupCommit::new(log.config().durable(), log.recovery_point());
         Self {
             tp,
             topic_id,
@@ -81,7 +89,60 @@ impl Partition {
             // Single replica: everything in the log is replicated to the whole ISR.
             high_watermark: AtomicI64::new(leo),
             appended: Notify::new(),
+            compacted,
+            durable,
         }
+    }
+
+    /// Applies changed topic configs to the log (future rolls, retention, cleaning, flushing).
+    pub fn set_log_config(&self, config: LogConfig) {
+        self.compacted
+            .store(config.cleanup_compact, Ordering::Release);
+        self.durable.set_enabled(config.durable());
+        let _ = self.with_local(|local| {
+            local.log.set_config(config);
+            Ok(())
+        });
+    }
+
+    /// Kafka refuses keyless records on compacted topics (INVALID_RECORD); others pass as is.
+    pub fn check_keys(&self, records: Option<&Bytes>) -> Result<(), ErrorCode> {
+        if !self.compacted.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let Some(records) = records else {
+            return Ok(());
+        };
+        strata_storage::validate_keyed_records(records).map_err(|e| {
+            tracing::debug!(partition = %self.tp, error = %e, "keyless record refused");
+            crate::errors::from_code(e.kafka_error_code())
+        })
+    }
+
+    /// One compaction pass if one is due: plan and install under the lock (brief), the
+    /// rewrite without it, so producers keep appending meanwhile.
+    pub fn clean(&self, now_ms: i64) {
+        if !self.compacted.load(Ordering::Acquire) {
+            return;
+        }
+        let Ok(Some(task)) = self.with_local(|local| Ok(local.log.plan_compaction(now_ms))) else {
+            return;
+        };
+        let cleaned = match task.run(now_ms) {
+            Ok(cleaned) => cleaned,
+            Err(e) => {
+                tracing::error!(partition = %self.tp, error = %e, "log cleaning failed; will retry");
+                return;
+            }
+        };
+        let _ = self.with_local(|local| {
+            match local.log.install_compaction(cleaned) {
+                Ok(stats) => tracing::info!(partition = %self.tp, ?stats, "log cleaned"),
+                Err(e) => tracing::error!(partition = %self.tp, error = %e, "installing cleaned segments failed"),
+            }
+            self.publish_offsets(&local.log);
+            Ok(())
+        });
     }
 
     pub fn leader_epoch(&self) -> i32 {

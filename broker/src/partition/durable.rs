@@ -1,0 +1,135 @@
+//! Durable mode (`flush.messages=1`): a produce is acknowledged only once an fsync covers its
+//! batch. Group commit: waiters register the offset they need; one flusher at a time syncs
+//! everything appended so far (without holding the partition lock) and wakes them all, so
+//! concurrent producers share each fsync and no async worker blocks on disk.
+
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use super::{AppendOutcome, Partition};
+use crate::errors::ErrorCode;
+use crate::partition::manager::ReplicaManager;
+
+#[derive(Debug, Clone, Copy)]
+struct Durable {
+    /// Offsets below this are on disk.
+    upto: i64,
+    /// A sync failed: the log refuses writes (fsync gate) and waiters get KAFKA_STORAGE_ERROR.
+    failed: bool,
+}
+
+pub(super) struct GroupCommit {
+    enabled: AtomicBool,
+    requested: AtomicI64,
+    running: AtomicBool,
+    state: watch::Sender<Durable>,
+}
+
+impl GroupCommit {
+    pub(super) fn new(enabled: bool, recovery_point: i64) -> Self {
+        GroupCommit {
+            enabled: AtomicBool::new(enabled),
+            requested: AtomicI64::new(recovery_point),
+            running: AtomicBool::new(false),
+            state: watch::Sender::new(Durable {
+                upto: recovery_point,
+                failed: false,
+            }),
+        }
+    }
+
+    pub(super) fn set_enabled(&self, enabled: bool) {
+        self.enabled.store(enabled, Ordering::Release);
+    }
+}
+
+impl Partition {
+    pub fn is_durable(&self) -> bool {
+        self.durable.enabled.load(Ordering::Acquire)
+    }
+
+    /// Completes once every offset below `upto` is synced (at once outside durable mode).
+    pub async fn wait_durable(self: &Arc<Self>, upto: i64) -> Result<(), ErrorCode> {
+        if !self.is_durable() {
+            return Ok(());
+        }
+        let mut rx = self.durable.state.subscribe();
+        let _ = self.durable.requested.fetch_max(upto, Ordering::SeqCst);
+        loop {
+            let now = *rx.borrow_and_update();
+            if now.failed {
+                return Err(ErrorCode::KafkaStorageError);
+            }
+            if now.upto >= upto {
+                return Ok(());
+            }
+            self.kick_flusher();
+            if rx.changed().await.is_err() {
+                return Err(ErrorCode::KafkaStorageError);
+            }
+        }
+    }
+
+    /// Starts the flusher unless one is running; it runs on a blocking thread, detached from
+    /// any one request so a cancelled produce cannot strand the others.
+    fn kick_flusher(self: &Arc<Self>) {
+        if self.durable.running.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let partition = Arc::clone(self);
+        drop(tokio::task::spawn_blocking(move || partition.run_flusher()));
+    }
+
+    fn run_flusher(&self) {
+        let gc = &self.durable;
+        loop {
+            let outcome = self.sync_once();
+            gc.state.send_modify(|d| match outcome {
+                Ok(upto) => d.upto = d.upto.max(upto),
+                Err(_) => d.failed = true,
+            });
+            let done = gc.state.borrow().upto;
+            gc.running.store(false, Ordering::SeqCst);
+            // A waiter may have registered after our sync began and seen us running: re-check
+            // after clearing the flag so it is never left without a flusher.
+            let more = gc.requested.load(Ordering::SeqCst) > done && outcome.is_ok();
+            if !more || gc.running.swap(true, Ordering::SeqCst) {
+                return;
+            }
+        }
+    }
+
+    /// One group commit: snapshot under the lock, fsync without it, publish under it.
+    fn sync_once(&self) -> Result<i64, ErrorCode> {
+        let pending = self.with_local(|local| {
+            local
+                .log
+                .begin_flush()
+                .map_err(|e| super::log_error(&self.tp, &e))
+        })?;
+        let synced = pending.sync();
+        self.with_local(|local| {
+            local
+                .log
+                .finish_flush(pending, synced)
+                .map_err(|e| super::log_error(&self.tp, &e))
+        })
+    }
+}
+
+/// Produce's durable step: in durable mode, holds the acknowledgement of `done` until its
+/// batch is synced.
+pub async fn await_durable(
+    replicas: &ReplicaManager,
+    topic: &str,
+    index: i32,
+    done: AppendOutcome,
+) -> Result<AppendOutcome, ErrorCode> {
+    let Some(partition) = replicas.get(topic, index) else {
+        return Ok(done);
+    };
+    partition.wait_durable(done.last_offset + 1).await?;
+    Ok(done)
+}
