@@ -4,6 +4,9 @@
 //! and kept across restarts; the `strata add-scram` bootstrap. Certificates come from the
 //! openssl CLI, made fresh per test.
 
+// Helpers here are test code: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used)]
+
 use std::fs::OpenOptions;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

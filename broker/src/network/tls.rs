@@ -206,10 +206,13 @@ impl std::fmt::Debug for TlsListener {
     }
 }
 
+/// Reads the file a key names, with the key in the error.
+type ReadKeyFile<'a> = &'a dyn Fn(&'static str, &str) -> Result<Vec<u8>, TlsConfigError>;
+
 fn trust_store(
     config: &BrokerConfig,
     listener: &str,
-    read: &dyn Fn(&'static str, &str) -> Result<Vec<u8>, TlsConfigError>,
+    read: ReadKeyFile<'_>,
 ) -> Result<RootCertStore, TlsConfigError> {
     let value = |key: &str| listener_value(config, listener, key);
     let (pem, key) = match (value("ssl.truststore.certificates"), value("ssl.truststore.location")) {

@@ -115,8 +115,7 @@ impl CredentialStore {
         // Prefer the stronger hash; a user has at least one mechanism when listed.
         stored
             .iter()
-            .rev()
-            .next()
+            .next_back()
             .is_some_and(|(m, c)| c.matches_password(*m, password))
     }
 

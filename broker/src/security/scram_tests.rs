@@ -3,6 +3,9 @@
 
 use super::*;
 
+/// Rewrites a client-final message (tampering) or builds a nonce from the server's.
+type Rewrite<'a> = &'a dyn Fn(&str) -> String;
+
 /// A minimal SCRAM client: what librdkafka and the Java client compute.
 struct TestClient {
     mechanism: ScramMechanism,
@@ -155,6 +158,7 @@ fn credential_of_the_other_mechanism_is_refused() {
 fn tampered_proofs_and_nonces_are_refused() {
     let m = ScramMechanism::Sha512;
     let c = client(m, "s3cret");
+    #[allow(clippy::type_complexity)]
     let cases: Vec<Box<dyn Fn(&str) -> String>> = vec![
         // flip one proof byte
         Box::new(|f: &str| {
@@ -248,7 +252,7 @@ fn librdkafka_before_2_6_1_doubled_client_nonce_is_accepted_and_nothing_looser()
     let c = client(m, "s3cret");
     // Old librdkafka sends its nonce again in front of the server's full nonce; accepted.
     // Other strings that merely end with the server nonce stay refused.
-    let cases: [(&dyn Fn(&str) -> String, bool); 4] = [
+    let cases: [(Rewrite<'_>, bool); 4] = [
         (&|full: &str| full.to_owned(), true),
         (&|full: &str| format!("{}{full}", c.nonce), true),
         (&|full: &str| format!("x{full}"), false),
