@@ -3,7 +3,7 @@
 //! everything appended so far (without holding the partition lock) and wakes them all, so
 //! concurrent producers share each fsync and no async worker blocks on disk.
 
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::watch;
@@ -22,6 +22,8 @@ struct Durable {
 
 pub(super) struct GroupCommit {
     enabled: AtomicBool,
+    /// Group commits run (each one fsync round covering every append before it).
+    syncs: AtomicU64,
     requested: AtomicI64,
     running: AtomicBool,
     state: watch::Sender<Durable>,
@@ -31,6 +33,7 @@ impl GroupCommit {
     pub(super) fn new(enabled: bool, recovery_point: i64) -> Self {
         GroupCommit {
             enabled: AtomicBool::new(enabled),
+            syncs: AtomicU64::new(0),
             requested: AtomicI64::new(recovery_point),
             running: AtomicBool::new(false),
             state: watch::Sender::new(Durable {
@@ -46,6 +49,11 @@ impl GroupCommit {
 }
 
 impl Partition {
+    /// How many group commits (fsync rounds) durable mode has run.
+    pub fn durable_syncs(&self) -> u64 {
+        self.durable.syncs.load(Ordering::Relaxed)
+    }
+
     pub fn is_durable(&self) -> bool {
         self.durable.enabled.load(Ordering::Acquire)
     }
@@ -103,6 +111,7 @@ impl Partition {
 
     /// One group commit: snapshot under the lock, fsync without it, publish under it.
     fn sync_once(&self) -> Result<i64, ErrorCode> {
+        let _ = self.durable.syncs.fetch_add(1, Ordering::Relaxed);
         let pending = self.with_local(|local| {
             local
                 .log
@@ -132,4 +141,100 @@ pub async fn await_durable(
     };
     partition.wait_durable(done.last_offset + 1).await?;
     Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::sync::Arc;
+
+    use bytes::BytesMut;
+    use strata_protocol::kafka_protocol::records::{
+        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
+    use strata_protocol::record_batch::RecordBatchHeader;
+    use strata_storage::{Log, LogConfig, TopicPartition};
+
+    use crate::partition::Partition;
+
+    fn batch(i: i64) -> Vec<u8> {
+        let record = Record {
+            transactional: false,
+            control: false,
+            partition_leader_epoch: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: 0,
+            sequence: -1,
+            timestamp: 1_000 + i,
+            key: Some(bytes::Bytes::from(format!("k{i}"))),
+            value: Some(bytes::Bytes::from_static(b"v")),
+            headers: Default::default(),
+            delete_horizon: false,
+        };
+        let mut buf = BytesMut::new();
+        RecordBatchEncoder::encode(
+            &mut buf,
+            [&record],
+            &RecordEncodeOptions {
+                version: 2,
+                compression: Compression::None,
+            },
+        )
+        .unwrap();
+        buf.to_vec()
+    }
+
+    fn partition(dir: &std::path::Path, flush_messages: u64) -> Arc<Partition> {
+        let tp = TopicPartition::new("durable", 0);
+        let config = LogConfig {
+            flush_interval_messages: flush_messages,
+            ..LogConfig::default()
+        };
+        let log = Log::open(dir.join("durable-0"), tp.clone(), config, 0, 0).unwrap();
+        Arc::new(Partition::new(tp, uuid::Uuid::nil(), log, 0))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_producers_share_one_fsync() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = partition(dir.path(), 1);
+        assert!(p.is_durable());
+        let mut waits = Vec::new();
+        for i in 0..50 {
+            let b = batch(i);
+            let h = RecordBatchHeader::parse(&b).unwrap();
+            let done = p.append_as_leader(&b, &h, 0).unwrap();
+            let p = Arc::clone(&p);
+            waits.push(tokio::spawn(async move {
+                p.wait_durable(done.last_offset + 1).await
+            }));
+        }
+        for w in waits {
+            w.await.unwrap().unwrap();
+        }
+        assert_eq!(p.recovery_point(), Some(50), "acknowledged means synced");
+        let syncs = p.durable_syncs();
+        assert!(
+            (1..=2).contains(&syncs),
+            "50 waiting producers should share a sync round or two, ran {syncs}"
+        );
+        // Already durable: no new sync.
+        p.wait_durable(50).await.unwrap();
+        assert_eq!(p.durable_syncs(), syncs);
+    }
+
+    #[tokio::test]
+    async fn outside_durable_mode_nothing_waits_or_syncs() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = partition(dir.path(), u64::MAX);
+        let b = batch(0);
+        let h = RecordBatchHeader::parse(&b).unwrap();
+        let done = p.append_as_leader(&b, &h, 0).unwrap();
+        p.wait_durable(done.last_offset + 1).await.unwrap();
+        assert_eq!(p.durable_syncs(), 0);
+        assert_eq!(p.recovery_point(), Some(0));
+    }
 }
