@@ -34,6 +34,8 @@ pub struct RequestContext {
     pub peer: SocketAddr,
     /// Who the connection authenticated as (`User:ANONYMOUS` without TLS client certs or SASL).
     pub principal: Arc<crate::security::KafkaPrincipal>,
+    /// When the request's frame had been read: request queue time is measured from here.
+    pub received: std::time::Instant,
 }
 
 /// What the connection does after a request.
@@ -81,7 +83,7 @@ pub const IMPLEMENTED: &[ApiKey] = &[
 
 pub async fn handle(broker: &Arc<Broker>, ctx: RequestContext, body: RequestKind) -> Reply {
     // Counts and times the request on every path out, early returns included.
-    let _timer = broker.metrics.start_request(ctx.api_key, None);
+    let _timer = broker.metrics.start_request(ctx.api_key, Some(ctx.received));
     let response = match body {
         RequestKind::ApiVersions(r) => ResponseKind::ApiVersions(api_versions::handle(&ctx, r)),
         RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(broker, &ctx, r)),

@@ -68,18 +68,19 @@ pub(super) async fn authenticate(
                 }
                 Ok(SaslOutcome::Authenticated { principal, token }) => {
                     send(pending, Reply::Frame(raw_frame(&token))).await?;
-                    log_success(peer, listener, auth.mechanism(), &principal);
+                    log_success(broker, peer, listener, auth.mechanism(), &principal);
                     return Some(principal);
                 }
                 Err(failure) => {
                     // The old framing has no way to say why: Kafka closes the connection.
-                    log_failure(peer, listener, auth.mechanism(), &failure.reason);
+                    log_failure(broker, peer, listener, auth.mechanism(), &failure.reason);
                     failure_delay(broker, shutdown).await;
                     return None;
                 }
             }
             continue;
         }
+        let received = std::time::Instant::now();
         let request = match decode_request(frame) {
             Ok(request) => request,
             Err(RequestError::UnsupportedVersion {
@@ -110,6 +111,7 @@ pub(super) async fn authenticate(
                     listener: listener.name.clone(),
                     peer,
                     principal: Arc::new(KafkaPrincipal::anonymous()),
+                    received,
                 };
                 let reply = handlers::handle(broker, context, RequestKind::ApiVersions(body)).await;
                 send(pending, reply).await?;
@@ -144,7 +146,7 @@ pub(super) async fn authenticate(
                         (authenticate_response(token), Some(Ok(principal)))
                     }
                     Err(failure) => {
-                        log_failure(peer, listener, auth.mechanism(), &failure.reason);
+                        log_failure(broker, peer, listener, auth.mechanism(), &failure.reason);
                         failure_delay(broker, shutdown).await;
                         let response = SaslAuthenticateResponse::default()
                             .with_error_code(ErrorCode::SaslAuthenticationFailed.code())
@@ -165,7 +167,7 @@ pub(super) async fn authenticate(
                 match outcome {
                     None => {}
                     Some(Ok(principal)) => {
-                        log_success(peer, listener, auth.mechanism(), &principal);
+                        log_success(broker, peer, listener, auth.mechanism(), &principal);
                         return Some(principal);
                     }
                     Some(Err(())) => return None,
@@ -262,20 +264,24 @@ async fn failure_delay(broker: &Broker, shutdown: &CancellationToken) {
 }
 
 fn log_success(
+    broker: &Broker,
     peer: SocketAddr,
     listener: &ListenerContext,
     mechanism: SaslMechanism,
     principal: &KafkaPrincipal,
 ) {
+    broker.metrics.sasl_authentication(mechanism.name(), true);
     tracing::debug!(%peer, listener = %listener.name, mechanism = mechanism.name(), %principal, "SASL authentication succeeded");
 }
 
 fn log_failure(
+    broker: &Broker,
     peer: SocketAddr,
     listener: &ListenerContext,
     mechanism: SaslMechanism,
     reason: &str,
 ) {
+    broker.metrics.sasl_authentication(mechanism.name(), false);
     // The reason names the user at most, never a password or proof.
     tracing::info!(%peer, listener = %listener.name, mechanism = mechanism.name(), %reason, "SASL authentication failed");
 }

@@ -154,6 +154,8 @@ async fn read_requests(
                 break;
             }
         };
+        // Queue time starts once the whole frame is in: the part of latency spent waiting.
+        let received = std::time::Instant::now();
         let pending = match decode_request(frame) {
             Ok(request) => {
                 let context = RequestContext {
@@ -164,6 +166,7 @@ async fn read_requests(
                     listener: listener.name.clone(),
                     peer,
                     principal: principal.clone(),
+                    received,
                 };
                 let broker = broker.clone();
                 tokio::spawn(async move { handlers::handle(&broker, context, request.body).await })
