@@ -4,6 +4,9 @@
 //!
 //! The broker owns one [`Log`] per partition (behind a mutex); [`checkpoint`] reads and writes
 //! Kafka's offset checkpoint files and [`LogDirs`] finds and places partition directories.
+//! Durable mode flushes without the log lock ([`Log::begin_flush`] / [`PendingFlush::sync`] /
+//! [`Log::finish_flush`]); the log cleaner compacts the same way ([`Log::plan_compaction`] /
+//! [`CleanTask::run`] / [`Log::install_compaction`]).
 
 pub mod checkpoint;
 mod cleaner;
