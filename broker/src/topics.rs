@@ -286,3 +286,42 @@ pub fn add_partitions(
     tracing::info!(topic = %name, from = current, to = new_count, "added partitions");
     Ok(())
 }
+
+/// Replaces a topic's config overrides with what `change` computes from the current ones,
+/// after validating the result as a whole; applies it to the topic's live logs.
+pub fn alter_topic_configs(
+    broker: &Broker,
+    name: &str,
+    change: impl FnOnce(&BTreeMap<String, String>) -> TopicResult<BTreeMap<String, String>>,
+    validate_only: bool,
+) -> TopicResult<()> {
+    let _admin = broker.metadata.admin_guard();
+    let image = broker.metadata.image();
+    let Some(topic) = image.topic(name) else {
+        return Err((ErrorCode::UnknownTopicOrPartition, format!("Topic {name} does not exist")));
+    };
+    let next = change(&topic.configs)?;
+    let resolved = resolve_topic_config(broker, &next)?;
+    if validate_only {
+        return Ok(());
+    }
+    let stored = next.clone();
+    broker
+        .metadata
+        .update(|image| match image.topics.get_mut(name) {
+            Some(t) => {
+                t.configs = stored;
+                Ok(())
+            }
+            None => Err(MetadataError::UnknownTopic(name.to_string())),
+        })
+        .map_err(|e| (ErrorCode::KafkaStorageError, e.to_string()))?;
+    let config = log_config(&resolved);
+    for p in &topic.partitions {
+        if let Some(partition) = broker.replicas.get(name, p.partition) {
+            partition.set_log_config(config.clone());
+        }
+    }
+    tracing::info!(topic = %name, "topic configs changed");
+    Ok(())
+}

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod api_versions;
 pub mod cluster;
+pub mod configs;
 pub mod fetch;
 pub mod groups;
 pub mod list_offsets;
@@ -64,6 +65,9 @@ pub const IMPLEMENTED: &[ApiKey] = &[
     ApiKey::InitProducerId,
     ApiKey::DescribeCluster,
     ApiKey::DescribeConfigs,
+    ApiKey::AlterConfigs,
+    ApiKey::IncrementalAlterConfigs,
+    ApiKey::DescribeLogDirs,
     ApiKey::FindCoordinator,
     ApiKey::JoinGroup,
     ApiKey::SyncGroup,
@@ -119,6 +123,11 @@ pub async fn handle(broker: &Arc<Broker>, ctx: RequestContext, body: RequestKind
         RequestKind::DescribeConfigs(r) => {
             ResponseKind::DescribeConfigs(cluster::describe_configs(broker, &ctx, r))
         }
+        RequestKind::AlterConfigs(r) => ResponseKind::AlterConfigs(configs::alter_configs(broker, r)),
+        RequestKind::IncrementalAlterConfigs(r) => {
+            ResponseKind::IncrementalAlterConfigs(configs::incremental_alter_configs(broker, r))
+        }
+        RequestKind::DescribeLogDirs(r) => ResponseKind::DescribeLogDirs(configs::describe_log_dirs(broker, &ctx, r)),
         RequestKind::FindCoordinator(r) => {
             ResponseKind::FindCoordinator(groups::find_coordinator(broker, &ctx, r).await)
         }

@@ -1,0 +1,334 @@
+//! AlterConfigs (whole-set replacement, the legacy API), IncrementalAlterConfigs
+//! (SET/DELETE/APPEND/SUBTRACT per key) and DescribeLogDirs. Topic changes are validated
+//! against Kafka's topic keys, recorded in the metadata image and applied to the topic's
+//! live logs. Dynamic broker configuration is not supported yet and says so.
+
+use std::collections::BTreeMap;
+
+use kafka_protocol::messages::describe_log_dirs_response::{
+    DescribeLogDirsPartition, DescribeLogDirsResult, DescribeLogDirsTopic,
+};
+use kafka_protocol::messages::{
+    alter_configs_response, incremental_alter_configs_response, AlterConfigsRequest,
+    AlterConfigsResponse, DescribeLogDirsRequest, DescribeLogDirsResponse,
+    IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, TopicName,
+};
+use strata_config::topic::topic_key;
+use strata_config::ConfigType;
+use strata_protocol::kafka_protocol;
+
+use super::{str_bytes, RequestContext};
+use crate::errors::ErrorCode;
+use crate::server::Broker;
+use crate::topics;
+
+const RESOURCE_TOPIC: i8 = 2;
+const RESOURCE_BROKER: i8 = 4;
+
+const OP_SET: i8 = 0;
+const OP_DELETE: i8 = 1;
+const OP_APPEND: i8 = 2;
+const OP_SUBTRACT: i8 = 3;
+
+type Outcome = Result<(), (ErrorCode, String)>;
+
+fn not_for_brokers() -> Outcome {
+    Err((
+        ErrorCode::InvalidRequest,
+        "dynamic broker configuration is not supported yet; change server.properties and restart"
+            .into(),
+    ))
+}
+
+fn unsupported_resource(resource_type: i8) -> Outcome {
+    Err((
+        ErrorCode::InvalidRequest,
+        format!("unsupported resource type {resource_type}"),
+    ))
+}
+
+pub fn alter_configs(broker: &Broker, request: AlterConfigsRequest) -> AlterConfigsResponse {
+    let responses = tokio::task::block_in_place(|| {
+        request
+            .resources
+            .into_iter()
+            .map(|r| {
+                let outcome = match r.resource_type {
+                    RESOURCE_TOPIC => {
+                        // The legacy API replaces the topic's whole override set.
+                        let mut overrides = BTreeMap::new();
+                        for c in &r.configs {
+                            if let Some(v) = &c.value {
+                                let _ = overrides.insert(c.name.to_string(), v.to_string());
+                            }
+                        }
+                        topics::alter_topic_configs(
+                            broker,
+                            r.resource_name.as_str(),
+                            |_| Ok(overrides),
+                            request.validate_only,
+                        )
+                    }
+                    RESOURCE_BROKER => not_for_brokers(),
+                    other => unsupported_resource(other),
+                };
+                let (code, message) = split(outcome);
+                alter_configs_response::AlterConfigsResourceResponse::default()
+                    .with_error_code(code)
+                    .with_error_message(message)
+                    .with_resource_type(r.resource_type)
+                    .with_resource_name(r.resource_name)
+            })
+            .collect()
+    });
+    AlterConfigsResponse::default().with_responses(responses)
+}
+
+pub fn incremental_alter_configs(
+    broker: &Broker,
+    request: IncrementalAlterConfigsRequest,
+) -> IncrementalAlterConfigsResponse {
+    let responses = tokio::task::block_in_place(|| {
+        request
+            .resources
+            .into_iter()
+            .map(|r| {
+                let outcome = match r.resource_type {
+                    RESOURCE_TOPIC => {
+                        let ops: Vec<(String, i8, Option<String>)> = r
+                            .configs
+                            .iter()
+                            .map(|c| {
+                                (
+                                    c.name.to_string(),
+                                    c.config_operation,
+                                    c.value.as_ref().map(|v| v.to_string()),
+                                )
+                            })
+                            .collect();
+                        topics::alter_topic_configs(
+                            broker,
+                            r.resource_name.as_str(),
+                            |current| apply_incremental(current, &ops),
+                            request.validate_only,
+                        )
+                    }
+                    RESOURCE_BROKER => not_for_brokers(),
+                    other => unsupported_resource(other),
+                };
+                let (code, message) = split(outcome);
+                incremental_alter_configs_response::AlterConfigsResourceResponse::default()
+                    .with_error_code(code)
+                    .with_error_message(message)
+                    .with_resource_type(r.resource_type)
+                    .with_resource_name(r.resource_name)
+            })
+            .collect()
+    });
+    IncrementalAlterConfigsResponse::default().with_responses(responses)
+}
+
+fn split(outcome: Outcome) -> (i16, Option<kafka_protocol::protocol::StrBytes>) {
+    match outcome {
+        Ok(()) => (0, None),
+        Err((code, message)) => (code.code(), Some(str_bytes(message))),
+    }
+}
+
+/// Kafka's IncrementalAlterConfigs semantics over a topic's current overrides.
+fn apply_incremental(
+    current: &BTreeMap<String, String>,
+    ops: &[(String, i8, Option<String>)],
+) -> Result<BTreeMap<String, String>, (ErrorCode, String)> {
+    let mut next = current.clone();
+    let mut seen = std::collections::HashSet::new();
+    for (name, op, value) in ops {
+        if !seen.insert(name.as_str()) {
+            return Err((
+                ErrorCode::InvalidRequest,
+                format!("Error due to duplicate config keys: {name}"),
+            ));
+        }
+        let Some(key) = topic_key(name) else {
+            return Err((
+                ErrorCode::InvalidConfig,
+                format!("Unknown topic config name: {name}"),
+            ));
+        };
+        let is_list = key.config_type == ConfigType::List;
+        match *op {
+            OP_SET => {
+                let Some(v) = value else {
+                    return Err((
+                        ErrorCode::InvalidRequest,
+                        format!("Null value not supported for : {name}"),
+                    ));
+                };
+                let _ = next.insert(name.clone(), v.clone());
+            }
+            OP_DELETE => {
+                let _ = next.remove(name);
+            }
+            OP_APPEND | OP_SUBTRACT if !is_list => {
+                return Err((
+                    ErrorCode::InvalidConfig,
+                    format!("Config value append is not allowed for config key: {name}"),
+                ));
+            }
+            OP_APPEND | OP_SUBTRACT => {
+                let base = next
+                    .get(name)
+                    .cloned()
+                    .unwrap_or_else(|| key.default.to_string());
+                let mut items: Vec<String> = base
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect();
+                let given: Vec<String> = value
+                    .as_deref()
+                    .unwrap_or_default()
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect();
+                if *op == OP_APPEND {
+                    for g in given {
+                        if !items.contains(&g) {
+                            items.push(g);
+                        }
+                    }
+                } else {
+                    items.retain(|i| !given.contains(i));
+                }
+                let _ = next.insert(name.clone(), items.join(","));
+            }
+            other => {
+                return Err((
+                    ErrorCode::InvalidRequest,
+                    format!("Unknown config operation {other}"),
+                ))
+            }
+        }
+    }
+    Ok(next)
+}
+
+pub fn describe_log_dirs(
+    broker: &Broker,
+    ctx: &RequestContext,
+    request: DescribeLogDirsRequest,
+) -> DescribeLogDirsResponse {
+    let version = ctx.api_version;
+    let wanted: Option<Vec<(String, Vec<i32>)>> = request.topics.map(|ts| {
+        ts.into_iter()
+            .map(|t| (t.topic.0.to_string(), t.partitions))
+            .collect()
+    });
+    let partitions = broker.replicas.all();
+    let results = broker
+        .replicas
+        .log_dirs()
+        .iter()
+        .map(|dir| {
+            let mut by_topic: BTreeMap<String, Vec<DescribeLogDirsPartition>> = BTreeMap::new();
+            for p in &partitions {
+                if broker.replicas.log_dir_of(&p.tp).as_deref() != Some(dir.as_path()) {
+                    continue;
+                }
+                let included = wanted.as_ref().is_none_or(|w| {
+                    w.iter()
+                        .any(|(t, ps)| *t == p.tp.topic && ps.contains(&p.tp.partition))
+                });
+                if included {
+                    by_topic.entry(p.tp.topic.clone()).or_default().push(
+                        DescribeLogDirsPartition::default()
+                            .with_partition_index(p.tp.partition)
+                            .with_partition_size(i64::try_from(p.size_bytes()).unwrap_or(i64::MAX))
+                            .with_offset_lag(0),
+                    );
+                }
+            }
+            let topics = by_topic
+                .into_iter()
+                .map(|(name, partitions)| {
+                    DescribeLogDirsTopic::default()
+                        .with_name(TopicName(str_bytes(name)))
+                        .with_partitions(partitions)
+                })
+                .collect();
+            let mut result = DescribeLogDirsResult::default()
+                .with_log_dir(str_bytes(dir.display().to_string()))
+                .with_topics(topics);
+            match strata_storage::LogDirs::usage(dir) {
+                Ok(usage) if version >= 4 => {
+                    result = result
+                        .with_total_bytes(i64::try_from(usage.total_bytes).unwrap_or(i64::MAX))
+                        .with_usable_bytes(i64::try_from(usage.free_bytes).unwrap_or(i64::MAX));
+                }
+                Ok(_) => {}
+                Err(_) => result = result.with_error_code(ErrorCode::KafkaStorageError.code()),
+            }
+            result
+        })
+        .collect();
+    DescribeLogDirsResponse::default().with_results(results)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn incremental_operations_follow_kafka() {
+        let current = BTreeMap::from([("retention.ms".to_string(), "1000".to_string())]);
+        let ops = vec![
+            ("retention.ms".to_string(), OP_DELETE, None),
+            (
+                "cleanup.policy".to_string(),
+                OP_APPEND,
+                Some("compact".to_string()),
+            ),
+            (
+                "segment.bytes".to_string(),
+                OP_SET,
+                Some("1048576".to_string()),
+            ),
+        ];
+        let next = apply_incremental(&current, &ops).unwrap();
+        assert!(!next.contains_key("retention.ms"));
+        assert_eq!(
+            next.get("cleanup.policy").map(String::as_str),
+            Some("delete,compact")
+        );
+        assert_eq!(
+            next.get("segment.bytes").map(String::as_str),
+            Some("1048576")
+        );
+        let subtract = vec![(
+            "cleanup.policy".to_string(),
+            OP_SUBTRACT,
+            Some("delete".to_string()),
+        )];
+        assert_eq!(
+            apply_incremental(&next, &subtract)
+                .unwrap()
+                .get("cleanup.policy")
+                .map(String::as_str),
+            Some("compact")
+        );
+        // APPEND on a non-list key and unknown keys are refused
+        assert!(apply_incremental(
+            &current,
+            &[("retention.ms".to_string(), OP_APPEND, Some("1".into()))]
+        )
+        .is_err());
+        assert!(apply_incremental(
+            &current,
+            &[("no.such".to_string(), OP_SET, Some("1".into()))]
+        )
+        .is_err());
+    }
+}
