@@ -44,6 +44,8 @@ pub struct Broker {
     /// SCRAM credentials (SASL/PLAIN checks them too).
     pub credentials: Arc<crate::security::credentials::CredentialStore>,
     pub metrics: BrokerMetrics,
+    /// ACLs and the checks made against them (a no-op without `authorizer.class.name`).
+    pub authorizer: Arc<crate::security::authorizer::Authorizer>,
 }
 
 impl Broker {
@@ -110,7 +112,11 @@ pub fn open(config: BrokerConfig) -> anyhow::Result<Arc<Broker>> {
     let credentials = Arc::new(crate::security::credentials::CredentialStore::open(
         first_dir.join(crate::security::credentials::CREDENTIALS_FILE),
     )?);
+    let authorizer = Arc::new(crate::security::authorizer::Authorizer::open(
+        &config, &first_dir,
+    )?);
     let broker = Arc::new(Broker {
+        authorizer,
         config,
         metadata,
         replicas,

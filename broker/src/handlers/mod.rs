@@ -1,6 +1,7 @@
 //! Request handlers, one file per API family. A handler is a function from a typed request
 //! (plus the request context) to a typed response; this file is the routing table.
 
+pub mod acls;
 pub mod admin;
 pub mod api_versions;
 pub mod cluster;
@@ -83,6 +84,9 @@ pub const IMPLEMENTED: &[ApiKey] = &[
     ApiKey::SaslAuthenticate,
     ApiKey::AlterUserScramCredentials,
     ApiKey::DescribeUserScramCredentials,
+    ApiKey::CreateAcls,
+    ApiKey::DescribeAcls,
+    ApiKey::DeleteAcls,
 ];
 
 pub async fn handle(broker: &Arc<Broker>, ctx: RequestContext, body: RequestKind) -> Reply {
@@ -175,6 +179,11 @@ pub async fn handle(broker: &Arc<Broker>, ctx: RequestContext, body: RequestKind
         RequestKind::DescribeUserScramCredentials(r) => ResponseKind::DescribeUserScramCredentials(
             scram_credentials::describe(&broker.credentials, r),
         ),
+        RequestKind::CreateAcls(r) => ResponseKind::CreateAcls(acls::create_acls(broker, &ctx, r)),
+        RequestKind::DescribeAcls(r) => {
+            ResponseKind::DescribeAcls(acls::describe_acls(broker, &ctx, r))
+        }
+        RequestKind::DeleteAcls(r) => ResponseKind::DeleteAcls(acls::delete_acls(broker, &ctx, r)),
         _ => {
             tracing::info!(api = ?ctx.api_key, version = ctx.api_version, peer = %ctx.peer, "API not implemented");
             return Reply::Close;

@@ -1,7 +1,10 @@
 //! Security: who a connection is (its [`KafkaPrincipal`]), how it proves it (SASL PLAIN and
 //! SCRAM in [`sasl`], [`scram`]), where SCRAM credentials live ([`credentials`]). TLS itself
-//! lives in `network::tls`; this module knows nothing of sockets.
+//! lives in `network::tls`; this module knows nothing of sockets. Who may do what is the
+//! [`authorizer`]'s business, in Kafka's ACL vocabulary ([`acl`]).
 
+pub mod acl;
+pub mod authorizer;
 pub mod bootstrap;
 pub mod credentials;
 pub mod plain;
