@@ -100,8 +100,25 @@ fn clean_restart_keeps_every_acknowledged_record() {
     );
 }
 
+/// How the broker is stopped while a producer is writing to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Interruption {
+    Kill9,
+    /// A graceful stop must still exit 0 while requests are in flight.
+    Sigterm,
+}
+
 #[test]
 fn kill9_under_load_keeps_every_acknowledged_record() {
+    interrupted_under_load_keeps_every_acknowledged_record(Interruption::Kill9);
+}
+
+#[test]
+fn sigterm_under_load_exits_zero_and_keeps_every_acknowledged_record() {
+    interrupted_under_load_keeps_every_acknowledged_record(Interruption::Sigterm);
+}
+
+fn interrupted_under_load_keeps_every_acknowledged_record(how: Interruption) {
     let mut broker = Broker::start_with(&[("log.segment.bytes", SEGMENT_BYTES)]);
     let ack_log = broker.scratch_dir().join("acks.log");
     let producer_log = broker.scratch_dir().join("producer.log");
@@ -141,7 +158,13 @@ fn kill9_under_load_keeps_every_acknowledged_record() {
             );
         }
     }
-    broker.kill9();
+    match how {
+        Interruption::Kill9 => broker.kill9(),
+        Interruption::Sigterm => {
+            let status = broker.sigterm_and_wait();
+            assert!(status.success(), "SIGTERM under load must exit 0, got {status}");
+        }
+    }
     // No acknowledgement can arrive once the broker is gone; stop the producer.
     let _ = producer.kill();
     let _ = wait_with_deadline(&mut producer, Duration::from_secs(30));
