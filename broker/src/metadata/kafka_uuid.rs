@@ -17,6 +17,12 @@ pub fn random_uuid() -> Uuid {
     }
 }
 
+/// The base64 symbol for the low six bits of `sextet`.
+fn symbol(sextet: u32) -> char {
+    // The mask keeps the index below 64, so the lookup always hits.
+    ALPHABET.get((sextet & 63) as usize).map_or('A', |b| char::from(*b))
+}
+
 pub fn to_base64(id: &Uuid) -> String {
     let bytes = id.as_bytes();
     let mut out = String::with_capacity(22);
@@ -27,11 +33,11 @@ pub fn to_base64(id: &Uuid) -> String {
         bits += 8;
         while bits >= 6 {
             bits -= 6;
-            out.push(char::from(ALPHABET[((acc >> bits) & 63) as usize]));
+            out.push(symbol(acc >> bits));
         }
     }
     if bits > 0 {
-        out.push(char::from(ALPHABET[((acc << (6 - bits)) & 63) as usize]));
+        out.push(symbol(acc << (6 - bits)));
     }
     out
 }

@@ -211,11 +211,9 @@ mod tests {
         );
         assert_eq!(t.check(&header(7, 1, 0, 1)), Ok(SequenceCheck::Append));
         // only five batches are remembered
-        let mut seq = 15;
-        for i in 0..6 {
+        for (seq, i) in (15..).zip(0..6) {
             let b = header(7, 0, seq, 1);
             t.record(&b, 200 + i, 200 + i, 3);
-            seq += 1;
         }
         assert_eq!(t.entry(7).unwrap().batches.len(), BATCHES_RETAINED);
         // unknown producers may start anywhere
