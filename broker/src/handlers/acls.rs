@@ -56,6 +56,19 @@ impl RequestContext {
         decision == Decision::Allowed
     }
 
+    /// Whether the principal may perform `operation` on at least one resource of the type.
+    pub fn allowed_any(
+        &self,
+        broker: &Broker,
+        operation: AclOperation,
+        resource_type: ResourceType,
+    ) -> bool {
+        let authorizer = &broker.authorizer;
+        !authorizer.is_enabled()
+            || authorizer.authorize_any(&self.principal, self.peer.ip(), operation, resource_type)
+                == Decision::Allowed
+    }
+
     pub fn allowed_topic(&self, broker: &Broker, operation: AclOperation, topic: &str) -> bool {
         self.allowed(broker, operation, ResourceType::Topic, topic)
     }

@@ -21,6 +21,7 @@ use strata_protocol::kafka_protocol;
 
 use super::{str_bytes, RequestContext};
 use crate::errors::ErrorCode;
+use crate::security::acl::AclOperation;
 use crate::server::Broker;
 use crate::topics::{self, NewTopic};
 
@@ -37,6 +38,8 @@ pub async fn create_topics(
         .map(|t| t.name.0.to_string())
         .filter(|n| !seen.insert(n.clone()))
         .collect();
+    // CREATE on the cluster covers every topic; otherwise each topic needs its own.
+    let cluster_create = ctx.allowed_cluster(broker, AclOperation::Create);
     let results = tokio::task::block_in_place(|| {
         request
             .topics
@@ -48,6 +51,11 @@ pub async fn create_topics(
                     return result
                         .with_error_code(ErrorCode::InvalidRequest.code())
                         .with_error_message((version >= 1).then(|| str_bytes(format!("Duplicate topic name {name} in the request"))));
+                }
+                if !cluster_create && !ctx.allowed_topic(broker, AclOperation::Create, &name) {
+                    return result
+                        .with_error_code(ErrorCode::TopicAuthorizationFailed.code())
+                        .with_error_message((version >= 1).then(|| str_bytes("Authorization failed.")));
                 }
                 let mut configs = BTreeMap::new();
                 for c in &topic.configs {
@@ -186,6 +194,19 @@ pub async fn delete_topics(
                         .map(|t| (t.name.clone(), t.id))
                         .ok_or(ErrorCode::UnknownTopicId),
                 };
+                // DELETE on the topic; a name we do not know is checked too, so a denied
+                // principal cannot tell whether it exists.
+                let checked_name = match (&resolved, &name) {
+                    (Ok((n, _)), _) => Some(n.as_str()),
+                    (Err(_), Some(n)) => Some(n.as_str()),
+                    (Err(_), None) => None,
+                };
+                let resolved = match checked_name {
+                    Some(n) if !ctx.allowed_topic(broker, AclOperation::Delete, n) => {
+                        Err(ErrorCode::TopicAuthorizationFailed)
+                    }
+                    _ => resolved,
+                };
                 let base = DeletableTopicResult::default()
                     .with_name(name.clone().map(|n| TopicName(str_bytes(n))))
                     .with_topic_id(if version >= 6 { id } else { uuid::Uuid::nil() });
@@ -208,6 +229,7 @@ pub async fn delete_topics(
 
 pub async fn create_partitions(
     broker: &Broker,
+    ctx: &RequestContext,
     request: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {
     let results = tokio::task::block_in_place(|| {
@@ -217,6 +239,11 @@ pub async fn create_partitions(
             .map(|t| {
                 let name = t.name.0.to_string();
                 let result = CreatePartitionsTopicResult::default().with_name(t.name);
+                if !ctx.allowed_topic(broker, AclOperation::Alter, &name) {
+                    return result
+                        .with_error_code(ErrorCode::TopicAuthorizationFailed.code())
+                        .with_error_message(Some(str_bytes("Authorization failed.")));
+                }
                 if let Some(assignments) = &t.assignments {
                     let image = broker.metadata.image();
                     if let Some(bad) = assignments
@@ -244,22 +271,32 @@ pub async fn create_partitions(
     CreatePartitionsResponse::default().with_results(results)
 }
 
-pub fn delete_records(broker: &Broker, request: DeleteRecordsRequest) -> DeleteRecordsResponse {
+pub fn delete_records(
+    broker: &Broker,
+    ctx: &RequestContext,
+    request: DeleteRecordsRequest,
+) -> DeleteRecordsResponse {
     let topics = request
         .topics
         .into_iter()
         .map(|t| {
             let name = t.name.0.to_string();
+            let deletable = ctx.allowed_topic(broker, AclOperation::Delete, &name);
             let partitions = t
                 .partitions
                 .into_iter()
                 .map(|p| {
                     let base = DeleteRecordsPartitionResult::default()
                         .with_partition_index(p.partition_index);
-                    let outcome = broker
-                        .replicas
-                        .get(&name, p.partition_index)
-                        .ok_or(ErrorCode::UnknownTopicOrPartition)
+                    let outcome = deletable
+                        .then_some(())
+                        .ok_or(ErrorCode::TopicAuthorizationFailed)
+                        .and_then(|()| {
+                            broker
+                                .replicas
+                                .get(&name, p.partition_index)
+                                .ok_or(ErrorCode::UnknownTopicOrPartition)
+                        })
                         .and_then(|partition| {
                             // -1 means "up to the high watermark".
                             let offset = if p.offset == -1 {

@@ -14,6 +14,7 @@ use strata_protocol::kafka_protocol;
 
 use super::{str_bytes, RequestContext};
 use crate::errors::ErrorCode;
+use crate::security::acl::AclOperation;
 use crate::server::Broker;
 
 const RESOURCE_TOPIC: i8 = 2;
@@ -33,6 +34,12 @@ pub fn describe_cluster(
                 "only broker endpoints are served by brokers",
             )))
             .with_endpoint_type(request.endpoint_type);
+    }
+    if !ctx.allowed_cluster(broker, AclOperation::Describe) {
+        return DescribeClusterResponse::default()
+            .with_error_code(ErrorCode::ClusterAuthorizationFailed.code())
+            .with_error_message(Some(str_bytes("Cluster authorization failed.")))
+            .with_endpoint_type(ENDPOINT_TYPE_BROKER);
     }
     let image = broker.metadata.image();
     let brokers = image
@@ -72,7 +79,23 @@ pub fn describe_configs(
             let result = DescribeConfigsResult::default()
                 .with_resource_type(resource.resource_type)
                 .with_resource_name(resource.resource_name.clone());
+            // DESCRIBE_CONFIGS on the topic, or on the cluster for broker resources.
+            let authorized = match resource.resource_type {
+                RESOURCE_TOPIC => ctx
+                    .allowed_topic(broker, AclOperation::DescribeConfigs, &name)
+                    .then_some(())
+                    .ok_or(ErrorCode::TopicAuthorizationFailed),
+                RESOURCE_BROKER | RESOURCE_BROKER_LOGGER => ctx
+                    .allowed_cluster(broker, AclOperation::DescribeConfigs)
+                    .then_some(())
+                    .ok_or(ErrorCode::ClusterAuthorizationFailed),
+                _ => Ok(()),
+            };
             let entries: Result<Vec<ConfigEntry>, (ErrorCode, String)> = match resource.resource_type {
+                _ if authorized.is_err() => Err((
+                    authorized.err().unwrap_or(ErrorCode::UnknownServerError),
+                    "Authorization failed.".to_string(),
+                )),
                 RESOURCE_TOPIC => match image.topic(&name) {
                     Some(t) => Ok(strata_config::describe_topic(&broker.config, &t.configs)),
                     None => Err((ErrorCode::UnknownTopicOrPartition, format!("Topic {name} does not exist"))),

@@ -19,6 +19,7 @@ use strata_protocol::kafka_protocol;
 
 use super::{str_bytes, RequestContext};
 use crate::errors::ErrorCode;
+use crate::security::acl::AclOperation;
 use crate::server::Broker;
 use crate::topics;
 
@@ -40,6 +41,23 @@ fn not_for_brokers() -> Outcome {
     ))
 }
 
+/// ALTER_CONFIGS on the topic, or on the cluster for broker resources, as Kafka checks.
+fn may_alter(broker: &Broker, ctx: &RequestContext, resource_type: i8, name: &str) -> bool {
+    match resource_type {
+        RESOURCE_TOPIC => ctx.allowed_topic(broker, AclOperation::AlterConfigs, name),
+        _ => ctx.allowed_cluster(broker, AclOperation::AlterConfigs),
+    }
+}
+
+fn denied(resource_type: i8) -> Outcome {
+    let code = if resource_type == RESOURCE_TOPIC {
+        ErrorCode::TopicAuthorizationFailed
+    } else {
+        ErrorCode::ClusterAuthorizationFailed
+    };
+    Err((code, "Authorization failed.".into()))
+}
+
 fn unsupported_resource(resource_type: i8) -> Outcome {
     Err((
         ErrorCode::InvalidRequest,
@@ -47,13 +65,20 @@ fn unsupported_resource(resource_type: i8) -> Outcome {
     ))
 }
 
-pub fn alter_configs(broker: &Broker, request: AlterConfigsRequest) -> AlterConfigsResponse {
+pub fn alter_configs(
+    broker: &Broker,
+    ctx: &RequestContext,
+    request: AlterConfigsRequest,
+) -> AlterConfigsResponse {
     let responses = tokio::task::block_in_place(|| {
         request
             .resources
             .into_iter()
             .map(|r| {
                 let outcome = match r.resource_type {
+                    _ if !may_alter(broker, ctx, r.resource_type, r.resource_name.as_str()) => {
+                        denied(r.resource_type)
+                    }
                     RESOURCE_TOPIC => {
                         // The legacy API replaces the topic's whole override set.
                         let mut overrides = BTreeMap::new();
@@ -86,6 +111,7 @@ pub fn alter_configs(broker: &Broker, request: AlterConfigsRequest) -> AlterConf
 
 pub fn incremental_alter_configs(
     broker: &Broker,
+    ctx: &RequestContext,
     request: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
     let responses = tokio::task::block_in_place(|| {
@@ -94,6 +120,9 @@ pub fn incremental_alter_configs(
             .into_iter()
             .map(|r| {
                 let outcome = match r.resource_type {
+                    _ if !may_alter(broker, ctx, r.resource_type, r.resource_name.as_str()) => {
+                        denied(r.resource_type)
+                    }
                     RESOURCE_TOPIC => {
                         let ops: Vec<(String, i8, Option<String>)> = r
                             .configs
@@ -222,6 +251,15 @@ pub fn describe_log_dirs(
     request: DescribeLogDirsRequest,
 ) -> DescribeLogDirsResponse {
     let version = ctx.api_version;
+    if !ctx.allowed_cluster(broker, AclOperation::Describe) {
+        // Kafka answers an unauthorised DescribeLogDirs with no results (and, v3+, the error).
+        let response = DescribeLogDirsResponse::default();
+        return if version >= 3 {
+            response.with_error_code(ErrorCode::ClusterAuthorizationFailed.code())
+        } else {
+            response
+        };
+    }
     let wanted: Option<Vec<(String, Vec<i32>)>> = request.topics.map(|ts| {
         ts.into_iter()
             .map(|t| (t.topic.0.to_string(), t.partitions))

@@ -19,6 +19,7 @@ use uuid::Uuid;
 use super::{str_bytes, RequestContext};
 use crate::errors::ErrorCode;
 use crate::partition::Partition;
+use crate::security::acl::AclOperation;
 use crate::server::Broker;
 
 /// Upper bound on how long one fetch may park, whatever the client asks.
@@ -55,6 +56,14 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, request: FetchRequest
                 .is_none()
                 .then_some(ErrorCode::UnknownTopicOrPartition);
             (name, unknown)
+        };
+        // READ is checked before existence (an id we do not know stays UNKNOWN_TOPIC_ID).
+        let unknown = match unknown {
+            Some(ErrorCode::UnknownTopicId) => unknown,
+            _ if !ctx.allowed_topic(broker, AclOperation::Read, &name) => {
+                Some(ErrorCode::TopicAuthorizationFailed)
+            }
+            other => other,
         };
         let slot = topics.len();
         // v13+ identifies topics by id only; the name field no longer exists on the wire.

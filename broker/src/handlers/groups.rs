@@ -8,6 +8,7 @@ use strata_protocol::kafka_protocol;
 
 use super::{str_bytes, RequestContext};
 use crate::errors::ErrorCode;
+use crate::security::acl::AclOperation;
 use crate::offsets_topic::{ensure_offsets_topic, OFFSETS_TOPIC};
 use crate::server::Broker;
 
@@ -72,7 +73,17 @@ pub async fn find_coordinator(
     let coordinators: Vec<Coordinator> = keys
         .into_iter()
         .map(|key| {
+            // DESCRIBE on the group, checked per key (transactional ids have no coordinator).
+            let denied = request.key_type == KEY_TYPE_GROUP
+                && !ctx.allowed_group(broker, AclOperation::Describe, key.as_str());
             let c = Coordinator::default().with_key(key);
+            if denied {
+                return c
+                    .with_error_code(ErrorCode::GroupAuthorizationFailed.code())
+                    .with_error_message(Some(str_bytes("Group authorization failed.")))
+                    .with_node_id(BrokerId(-1))
+                    .with_port(-1);
+            }
             match (&prepared, &endpoint) {
                 (Ok(()), Some(e)) => c
                     .with_node_id(BrokerId(broker.node_id()))

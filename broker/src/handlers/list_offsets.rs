@@ -19,6 +19,7 @@ use strata_protocol::kafka_protocol;
 use super::RequestContext;
 use crate::errors::ErrorCode;
 use crate::partition::Partition;
+use crate::security::acl::AclOperation;
 use crate::server::Broker;
 
 const LATEST: i64 = -1;
@@ -39,16 +40,22 @@ pub fn handle(
         .into_iter()
         .map(|topic| {
             let name = topic.name.0.to_string();
+            let described = ctx.allowed_topic(broker, AclOperation::Describe, &name);
             let partitions = topic
                 .partitions
                 .into_iter()
                 .map(|p| {
                     let base = ListOffsetsPartitionResponse::default()
                         .with_partition_index(p.partition_index);
-                    let outcome = broker
-                        .replicas
-                        .get(&name, p.partition_index)
-                        .ok_or(ErrorCode::UnknownTopicOrPartition)
+                    let outcome = described
+                        .then_some(())
+                        .ok_or(ErrorCode::TopicAuthorizationFailed)
+                        .and_then(|()| {
+                            broker
+                                .replicas
+                                .get(&name, p.partition_index)
+                                .ok_or(ErrorCode::UnknownTopicOrPartition)
+                        })
                         .and_then(|partition| {
                             lookup(&partition, p.current_leader_epoch, p.timestamp)
                         });
@@ -141,6 +148,7 @@ fn max_record(batch: &Bytes) -> Option<(i64, i64)> {
 /// of the current epoch is the log end offset; older epochs than ours end where ours began.
 pub fn offset_for_leader_epoch(
     broker: &Broker,
+    ctx: &RequestContext,
     request: OffsetForLeaderEpochRequest,
 ) -> OffsetForLeaderEpochResponse {
     let topics = request
@@ -148,11 +156,18 @@ pub fn offset_for_leader_epoch(
         .into_iter()
         .map(|topic| {
             let name = topic.topic.0.to_string();
+            let described = ctx.allowed_topic(broker, AclOperation::Describe, &name);
             let partitions = topic
                 .partitions
                 .into_iter()
                 .map(|p| {
                     let base = EpochEndOffset::default().with_partition(p.partition);
+                    if !described {
+                        return base
+                            .with_error_code(ErrorCode::TopicAuthorizationFailed.code())
+                            .with_leader_epoch(-1)
+                            .with_end_offset(-1);
+                    }
                     let Some(partition) = broker.replicas.get(&name, p.partition) else {
                         return base
                             .with_error_code(ErrorCode::UnknownTopicOrPartition.code())

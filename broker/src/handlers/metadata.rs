@@ -12,6 +12,7 @@ use uuid::Uuid;
 use super::{str_bytes, RequestContext};
 use crate::errors::ErrorCode;
 use crate::metadata::{MetadataImage, TopicMetadata};
+use crate::security::acl::AclOperation;
 use crate::server::Broker;
 use crate::topics::{self, NewTopic};
 
@@ -42,12 +43,14 @@ pub fn handle(broker: &Broker, ctx: &RequestContext, request: MetadataRequest) -
                 image
                     .topics
                     .values()
+                    // Topics the principal may not DESCRIBE are hidden from the full list.
+                    .filter(|t| ctx.allowed_topic(broker, AclOperation::Describe, &t.name))
                     .map(|t| topic_entry(t, &image, version)),
             );
         }
         Some(list) => {
             for (name, id) in list {
-                topics.push(lookup(broker, name, id, may_create, version));
+                topics.push(lookup(broker, ctx, name, id, may_create, version));
             }
         }
     }
@@ -93,6 +96,7 @@ pub fn handle(broker: &Broker, ctx: &RequestContext, request: MetadataRequest) -
 
 fn lookup(
     broker: &Broker,
+    ctx: &RequestContext,
     name: Option<String>,
     id: Uuid,
     may_create: bool,
@@ -101,25 +105,39 @@ fn lookup(
     let image = broker.metadata.image();
     let Some(name) = name else {
         return match image.topic_by_id(&id) {
+            Some(t) if !ctx.allowed_topic(broker, AclOperation::Describe, &t.name) => {
+                MetadataResponseTopic::default()
+                    .with_topic_id(id)
+                    .with_error_code(ErrorCode::TopicAuthorizationFailed.code())
+            }
             Some(t) => topic_entry(t, &image, version),
             None => MetadataResponseTopic::default()
                 .with_topic_id(id)
                 .with_error_code(ErrorCode::UnknownTopicId.code()),
         };
     };
-    if let Some(t) = image.topic(&name) {
-        return topic_entry(t, &image, version);
-    }
     let error_only = |code: ErrorCode| {
         MetadataResponseTopic::default()
             .with_name(Some(TopicName(str_bytes(name.clone()))))
             .with_error_code(code.code())
     };
+    if !ctx.allowed_topic(broker, AclOperation::Describe, &name) {
+        return error_only(ErrorCode::TopicAuthorizationFailed);
+    }
+    if let Some(t) = image.topic(&name) {
+        return topic_entry(t, &image, version);
+    }
     if let Err((code, _)) = topics::validate_topic_name(&name) {
         return error_only(code);
     }
     if !may_create || crate::server::is_internal_topic(&name) {
         return error_only(ErrorCode::UnknownTopicOrPartition);
+    }
+    // Auto-creation needs CREATE on the cluster or on the topic, as CreateTopics does.
+    if !ctx.allowed_cluster(broker, AclOperation::Create)
+        && !ctx.allowed_topic(broker, AclOperation::Create, &name)
+    {
+        return error_only(ErrorCode::TopicAuthorizationFailed);
     }
     let new = NewTopic {
         name: &name,

@@ -7,6 +7,7 @@ pub mod api_versions;
 pub mod cluster;
 pub mod configs;
 pub mod fetch;
+pub mod group_acls;
 pub mod groups;
 pub mod list_offsets;
 pub mod metadata;
@@ -104,7 +105,7 @@ pub async fn handle(broker: &Arc<Broker>, ctx: RequestContext, body: RequestKind
             ResponseKind::ListOffsets(list_offsets::handle(broker, &ctx, r))
         }
         RequestKind::OffsetForLeaderEpoch(r) => {
-            ResponseKind::OffsetForLeaderEpoch(list_offsets::offset_for_leader_epoch(broker, r))
+            ResponseKind::OffsetForLeaderEpoch(list_offsets::offset_for_leader_epoch(broker, &ctx, r))
         }
         RequestKind::CreateTopics(r) => {
             ResponseKind::CreateTopics(admin::create_topics(broker, &ctx, r).await)
@@ -113,13 +114,13 @@ pub async fn handle(broker: &Arc<Broker>, ctx: RequestContext, body: RequestKind
             ResponseKind::DeleteTopics(admin::delete_topics(broker, &ctx, r).await)
         }
         RequestKind::CreatePartitions(r) => {
-            ResponseKind::CreatePartitions(admin::create_partitions(broker, r).await)
+            ResponseKind::CreatePartitions(admin::create_partitions(broker, &ctx, r).await)
         }
         RequestKind::DeleteRecords(r) => {
-            ResponseKind::DeleteRecords(admin::delete_records(broker, r))
+            ResponseKind::DeleteRecords(admin::delete_records(broker, &ctx, r))
         }
         RequestKind::InitProducerId(r) => {
-            ResponseKind::InitProducerId(producer_id::handle(broker, r))
+            ResponseKind::InitProducerId(producer_id::handle(broker, &ctx, r))
         }
         RequestKind::DescribeCluster(r) => {
             ResponseKind::DescribeCluster(cluster::describe_cluster(broker, &ctx, r))
@@ -127,57 +128,50 @@ pub async fn handle(broker: &Arc<Broker>, ctx: RequestContext, body: RequestKind
         RequestKind::DescribeConfigs(r) => {
             ResponseKind::DescribeConfigs(cluster::describe_configs(broker, &ctx, r))
         }
-        RequestKind::AlterConfigs(r) => ResponseKind::AlterConfigs(configs::alter_configs(broker, r)),
+        RequestKind::AlterConfigs(r) => ResponseKind::AlterConfigs(configs::alter_configs(broker, &ctx, r)),
         RequestKind::IncrementalAlterConfigs(r) => {
-            ResponseKind::IncrementalAlterConfigs(configs::incremental_alter_configs(broker, r))
+            ResponseKind::IncrementalAlterConfigs(configs::incremental_alter_configs(broker, &ctx, r))
         }
         RequestKind::DescribeLogDirs(r) => ResponseKind::DescribeLogDirs(configs::describe_log_dirs(broker, &ctx, r)),
         RequestKind::FindCoordinator(r) => {
             ResponseKind::FindCoordinator(groups::find_coordinator(broker, &ctx, r).await)
         }
+        // Group APIs go through their ACL checks to the coordinator.
         RequestKind::JoinGroup(r) => {
-            let client_id = ctx.client_id.as_deref().unwrap_or_default();
-            // Kafka reports the client host as InetAddress.toString(): "/127.0.0.1".
-            let client_host = format!("/{}", ctx.peer.ip());
-            ResponseKind::JoinGroup(
-                broker
-                    .groups
-                    .join_group(r, ctx.api_version, client_id, &client_host)
-                    .await,
-            )
+            ResponseKind::JoinGroup(group_acls::join_group(broker, &ctx, r).await)
         }
         RequestKind::SyncGroup(r) => {
-            ResponseKind::SyncGroup(broker.groups.sync_group(r, ctx.api_version).await)
+            ResponseKind::SyncGroup(group_acls::sync_group(broker, &ctx, r).await)
         }
         RequestKind::Heartbeat(r) => {
-            ResponseKind::Heartbeat(broker.groups.heartbeat(r, ctx.api_version).await)
+            ResponseKind::Heartbeat(group_acls::heartbeat(broker, &ctx, r).await)
         }
         RequestKind::LeaveGroup(r) => {
-            ResponseKind::LeaveGroup(broker.groups.leave_group(r, ctx.api_version).await)
+            ResponseKind::LeaveGroup(group_acls::leave_group(broker, &ctx, r).await)
         }
         RequestKind::OffsetCommit(r) => {
-            ResponseKind::OffsetCommit(broker.groups.offset_commit(r, ctx.api_version).await)
+            ResponseKind::OffsetCommit(group_acls::offset_commit(broker, &ctx, r).await)
         }
         RequestKind::OffsetFetch(r) => {
-            ResponseKind::OffsetFetch(broker.groups.offset_fetch(r, ctx.api_version).await)
+            ResponseKind::OffsetFetch(group_acls::offset_fetch(broker, &ctx, r).await)
         }
         RequestKind::ListGroups(r) => {
-            ResponseKind::ListGroups(broker.groups.list_groups(r, ctx.api_version).await)
+            ResponseKind::ListGroups(group_acls::list_groups(broker, &ctx, r).await)
         }
         RequestKind::DescribeGroups(r) => {
-            ResponseKind::DescribeGroups(broker.groups.describe_groups(r, ctx.api_version).await)
+            ResponseKind::DescribeGroups(group_acls::describe_groups(broker, &ctx, r).await)
         }
         RequestKind::DeleteGroups(r) => {
-            ResponseKind::DeleteGroups(broker.groups.delete_groups(r, ctx.api_version).await)
+            ResponseKind::DeleteGroups(group_acls::delete_groups(broker, &ctx, r).await)
         }
         RequestKind::OffsetDelete(r) => {
-            ResponseKind::OffsetDelete(broker.groups.offset_delete(r, ctx.api_version).await)
+            ResponseKind::OffsetDelete(group_acls::offset_delete(broker, &ctx, r).await)
         }
         RequestKind::AlterUserScramCredentials(r) => ResponseKind::AlterUserScramCredentials(
-            scram_credentials::alter(&broker.credentials, r),
+            scram_credentials::alter_checked(broker, &ctx, r),
         ),
         RequestKind::DescribeUserScramCredentials(r) => ResponseKind::DescribeUserScramCredentials(
-            scram_credentials::describe(&broker.credentials, r),
+            scram_credentials::describe_checked(broker, &ctx, r),
         ),
         RequestKind::CreateAcls(r) => ResponseKind::CreateAcls(acls::create_acls(broker, &ctx, r)),
         RequestKind::DescribeAcls(r) => {

@@ -10,6 +10,7 @@ use strata_protocol::record_batch::validate_produce_records;
 use super::{str_bytes, RequestContext};
 use crate::errors::ErrorCode;
 use crate::partition::manager::now_ms;
+use crate::security::acl::AclOperation;
 use crate::server::{is_internal_topic, Broker};
 
 pub async fn handle(
@@ -41,6 +42,10 @@ pub async fn handle(
                         ErrorCode::TransactionalIdAuthorizationFailed,
                         Some("transactions are not supported yet"),
                     ));
+                }
+                // Kafka checks WRITE before existence, so names cannot be probed.
+                if !ctx.allowed_topic(broker, AclOperation::Write, &name) {
+                    return Err((ErrorCode::TopicAuthorizationFailed, None));
                 }
                 if topic_meta.is_none() {
                     return Err((ErrorCode::UnknownTopicOrPartition, None));

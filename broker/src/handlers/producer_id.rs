@@ -4,10 +4,16 @@
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 use strata_protocol::kafka_protocol;
 
+use super::RequestContext;
 use crate::errors::ErrorCode;
+use crate::security::acl::{AclOperation, ResourceType};
 use crate::server::Broker;
 
-pub fn handle(broker: &Broker, request: InitProducerIdRequest) -> InitProducerIdResponse {
+pub fn handle(
+    broker: &Broker,
+    ctx: &RequestContext,
+    request: InitProducerIdRequest,
+) -> InitProducerIdResponse {
     let failed = |code: ErrorCode| {
         InitProducerIdResponse::default()
             .with_error_code(code.code())
@@ -16,6 +22,13 @@ pub fn handle(broker: &Broker, request: InitProducerIdRequest) -> InitProducerId
     };
     if request.transactional_id.is_some() {
         return failed(ErrorCode::TransactionalIdAuthorizationFailed);
+    }
+    // KIP-679: IDEMPOTENT_WRITE on the cluster, or WRITE on any topic, lets a client be
+    // an idempotent producer.
+    if !ctx.allowed_cluster(broker, AclOperation::IdempotentWrite)
+        && !ctx.allowed_any(broker, AclOperation::Write, ResourceType::Topic)
+    {
+        return failed(ErrorCode::ClusterAuthorizationFailed);
     }
     match broker.producer_ids.next_id() {
         Ok(id) => InitProducerIdResponse::default()

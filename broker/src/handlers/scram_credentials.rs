@@ -15,12 +15,56 @@ use kafka_protocol::messages::{
 };
 use strata_protocol::kafka_protocol;
 
-use super::str_bytes;
+use super::{str_bytes, RequestContext};
 use crate::errors::ErrorCode;
+use crate::security::acl::AclOperation;
 use crate::security::credentials::{CredentialChange, CredentialStore};
 use crate::security::scram::{ScramCredential, ScramMechanism, MAX_ITERATIONS, MIN_ITERATIONS};
+use crate::server::Broker;
 
 type Failure = (ErrorCode, String);
+
+/// AlterUserScramCredentials needs ALTER on the cluster; each user is refused otherwise.
+pub fn alter_checked(
+    broker: &Broker,
+    ctx: &RequestContext,
+    request: AlterUserScramCredentialsRequest,
+) -> AlterUserScramCredentialsResponse {
+    if ctx.allowed_cluster(broker, AclOperation::Alter) {
+        return alter(&broker.credentials, request);
+    }
+    let users: BTreeSet<String> = request
+        .deletions
+        .iter()
+        .map(|d| d.name.to_string())
+        .chain(request.upsertions.iter().map(|u| u.name.to_string()))
+        .collect();
+    AlterUserScramCredentialsResponse::default().with_results(
+        users
+            .into_iter()
+            .map(|user| {
+                AlterUserScramCredentialsResult::default()
+                    .with_user(str_bytes(user))
+                    .with_error_code(ErrorCode::ClusterAuthorizationFailed.code())
+                    .with_error_message(Some(str_bytes("Cluster authorization failed.")))
+            })
+            .collect(),
+    )
+}
+
+/// DescribeUserScramCredentials needs DESCRIBE on the cluster.
+pub fn describe_checked(
+    broker: &Broker,
+    ctx: &RequestContext,
+    request: DescribeUserScramCredentialsRequest,
+) -> DescribeUserScramCredentialsResponse {
+    if ctx.allowed_cluster(broker, AclOperation::Describe) {
+        return describe(&broker.credentials, request);
+    }
+    DescribeUserScramCredentialsResponse::default()
+        .with_error_code(ErrorCode::ClusterAuthorizationFailed.code())
+        .with_error_message(Some(str_bytes("Cluster authorization failed.")))
+}
 
 pub fn alter(
     store: &CredentialStore,

@@ -226,6 +226,68 @@ impl Authorizer {
         }
     }
 
+    /// Whether `principal` may perform `operation` on SOME resource of the type (Kafka's
+    /// `authorizeByResourceType`, used by InitProducerId since KIP-679): an ALLOW on any
+    /// pattern that no DENY covers (a DENY on the literal `*`, the same literal name, or a
+    /// prefix of the ALLOWed name).
+    pub fn authorize_any(
+        &self,
+        principal: &KafkaPrincipal,
+        host: IpAddr,
+        operation: AclOperation,
+        resource_type: ResourceType,
+    ) -> Decision {
+        if !self.enabled || self.super_users.iter().any(|s| s == principal) {
+            return Decision::Allowed;
+        }
+        let index = self.index.read().unwrap_or_else(|e| e.into_inner());
+        let Some(by_type) = index.by_type.get(&resource_type) else {
+            return self.no_acl_found();
+        };
+        let applies = |e: &IndexedEntry| {
+            e.principal.as_ref().is_none_or(|p| p == principal)
+                && e.host.is_none_or(|h| h == Some(host))
+        };
+        let denies = |entries: Option<&Vec<IndexedEntry>>| {
+            entries.is_some_and(|es| {
+                es.iter().any(|e| {
+                    applies(e)
+                        && e.permission == AclPermissionType::Deny
+                        && e.operation.deny_refuses(operation)
+                })
+            })
+        };
+        let allows = |es: &Vec<IndexedEntry>| {
+            es.iter().any(|e| {
+                applies(e)
+                    && e.permission == AclPermissionType::Allow
+                    && e.operation.allow_grants(operation)
+            })
+        };
+        if denies(by_type.literal.get(WILDCARD_RESOURCE)) {
+            return Decision::Denied;
+        }
+        let prefix_denied = |name: &str| {
+            name.char_indices()
+                .map(|(i, c)| i + c.len_utf8())
+                .filter_map(|end| name.get(..end))
+                .any(|prefix| denies(by_type.prefixed.get(prefix)))
+        };
+        let literal_ok = by_type
+            .literal
+            .iter()
+            .any(|(name, es)| allows(es) && !denies(Some(es)) && !prefix_denied(name));
+        let prefixed_ok = by_type
+            .prefixed
+            .iter()
+            .any(|(name, es)| allows(es) && !prefix_denied(name));
+        if literal_ok || prefixed_ok {
+            Decision::Allowed
+        } else {
+            Decision::Denied
+        }
+    }
+
     fn no_acl_found(&self) -> Decision {
         if self.allow_if_no_acl {
             Decision::Allowed
