@@ -12,7 +12,9 @@ use tokio_util::sync::CancellationToken;
 #[command(name = "strata", version, about)]
 struct Cli {
     /// A Kafka-style server.properties file. Without it, development defaults are used:
-    /// node.id=1, listeners=PLAINTEXT://127.0.0.1:9092, log.dirs=./data.
+    /// node.id=1, log.dirs=./data, listeners PLAINTEXT://127.0.0.1:9092 and (unless
+    /// `listeners` is overridden) SASL_SSL://127.0.0.1:9093 with a generated CA, server
+    /// certificate, admin user and <data dir>/client.properties.
     #[arg(long, value_name = "FILE", global = true)]
     config: Option<PathBuf>,
     /// Sets any configuration key, winning over the file: --override log.dirs=/var/lib/strata
@@ -69,12 +71,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .iter()
         .map(|o| strata_config::parse_override(o))
         .collect::<Result<Vec<_>, _>>()?;
-    let loaded = strata_config::load(cli.config.as_deref(), &overrides)?;
-    for warning in &loaded.warnings {
-        tracing::warn!("{warning}");
-    }
+    let mut loaded = strata_config::load(cli.config.as_deref(), &overrides)?;
     if let Some(Command::AddScram { entries }) = &cli.command {
         return add_scram(&loaded.config, entries);
+    }
+    // Secure by default: on development defaults (no --config, no listeners given) the
+    // broker also serves SASL_SSL on 127.0.0.1:9093 with generated TLS material and admin.
+    let listeners_given = overrides.iter().any(|(k, _)| k == "listeners");
+    if cli.config.is_none() && !listeners_given {
+        loaded = secure_defaults(&loaded.config, &overrides)?;
+    }
+    for warning in &loaded.warnings {
+        tracing::warn!("{warning}");
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -89,6 +97,42 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         tokio::spawn(wait_for_signals(stop.clone()));
         strata_broker::server::run(broker, stop).await
     })
+}
+
+/// Prepares the quickstart material in the first log dir and reloads the config with the
+/// SASL_SSL listener; the user's overrides still win over what it adds.
+fn secure_defaults(
+    config: &strata_config::BrokerConfig,
+    overrides: &[(String, String)],
+) -> anyhow::Result<strata_config::LoadedConfig> {
+    use strata_broker::security::quickstart;
+    let dir = config
+        .log_dirs
+        .first()
+        .context("log.dirs: at least one log directory is required")?;
+    let quickstart = quickstart::prepare(dir)?;
+    let mut all = quickstart.overrides.clone();
+    if !overrides.iter().any(|(k, _)| k == "super.users") {
+        // The generated admin may do anything once an authorizer is turned on.
+        all.push((
+            "super.users".to_owned(),
+            format!("User:{}", quickstart::ADMIN_USER),
+        ));
+    }
+    all.extend(overrides.iter().cloned());
+    let loaded = strata_config::load(None, &all)?;
+    println!(
+        "strata: SASL_SSL (SCRAM-SHA-512) on {} for user {}; client config {}: {}",
+        quickstart::SECURE_LISTENER,
+        quickstart::ADMIN_USER,
+        if quickstart.created {
+            "written to"
+        } else {
+            "at"
+        },
+        quickstart.client_properties.display()
+    );
+    Ok(loaded)
 }
 
 fn add_scram(config: &strata_config::BrokerConfig, entries: &[String]) -> anyhow::Result<()> {

@@ -165,6 +165,7 @@ pub fn open(config: BrokerConfig) -> anyhow::Result<Arc<Broker>> {
 
 /// Runs the broker until `stop` fires, then shuts down gracefully.
 pub async fn run(broker: Arc<Broker>, stop: CancellationToken) -> anyhow::Result<()> {
+    crate::network::check_unauthenticated_listeners(&broker.config)?;
     let http_stop = CancellationToken::new();
     let http_task = start_metrics_endpoint(&broker, &http_stop).await?;
     load_groups(&broker).await?;

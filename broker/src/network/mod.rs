@@ -7,6 +7,8 @@ pub mod connection;
 mod listener;
 pub mod tls;
 
+pub use listener::{check_unauthenticated_listeners, ALLOW_UNAUTHENTICATED};
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 

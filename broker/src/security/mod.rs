@@ -8,6 +8,7 @@ pub mod authorizer;
 pub mod bootstrap;
 pub mod credentials;
 pub mod plain;
+pub mod quickstart;
 pub mod sasl;
 pub mod scram;
 
