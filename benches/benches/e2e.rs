@@ -17,10 +17,12 @@ use strata_benches::pipeline::{self, FetchLoad, ProduceLoad};
 const IN_FLIGHT: usize = 16;
 const PARTITION_MAX_BYTES: i32 = 256 * 1024;
 
+/// A broker and a connection to it. Fields drop in order: connection, broker (stopped
+/// gracefully, its temp dir deleted), runtime.
 struct Rig {
-    runtime: Arc<tokio::runtime::Runtime>,
-    broker: InProcessBroker,
     conn: KafkaConnection,
+    _broker: InProcessBroker,
+    runtime: Arc<tokio::runtime::Runtime>,
     versions: Versions,
 }
 
@@ -51,7 +53,7 @@ impl Rig {
         });
         Rig {
             runtime,
-            broker,
+            _broker: broker,
             conn,
             versions,
         }
@@ -71,8 +73,9 @@ impl Rig {
     }
 }
 
+// Every bench gets its own broker and log dir: data written by one bench (and the kernel's
+// writeback of it) must not slow the next.
 fn produce(c: &mut Criterion) {
-    let mut rig = Rig::start();
     let mut group = c.benchmark_group("e2e_produce");
     group.measurement_time(Duration::from_secs(3));
     group.warm_up_time(Duration::from_secs(1));
@@ -84,6 +87,7 @@ fn produce(c: &mut Criterion) {
                     continue;
                 }
                 topic_seq += 1;
+                let mut rig = Rig::start();
                 let topic = format!("produce-{topic_seq}");
                 let parts = rig.topic(&topic, partitions);
                 let batch = fixtures::batch(record_size).unwrap();
@@ -122,11 +126,9 @@ fn produce(c: &mut Criterion) {
         }
     }
     group.finish();
-    drop(rig.broker);
 }
 
 fn fetch(c: &mut Criterion) {
-    let mut rig = Rig::start();
     let mut group = c.benchmark_group("e2e_fetch");
     group.measurement_time(Duration::from_secs(3));
     group.warm_up_time(Duration::from_secs(1));
@@ -137,6 +139,7 @@ fn fetch(c: &mut Criterion) {
         (1024, 8, false),
         (100, 1, true),
     ] {
+        let mut rig = Rig::start();
         let topic = format!("fetch-{record_size}-{partitions}-{elements}");
         let parts = rig.topic(&topic, partitions);
         let batch = fixtures::batch(record_size).unwrap();
@@ -212,7 +215,6 @@ fn fetch(c: &mut Criterion) {
         });
     }
     group.finish();
-    drop(rig.broker);
 }
 
 criterion_group!(benches, produce, fetch);

@@ -236,7 +236,7 @@ async fn produce(args: ProduceArgs) -> anyhow::Result<()> {
     report(
         "produce",
         sent_records,
-        sent_records * args.record_size as u64,
+        Some(sent_records * args.record_size as u64),
         wire_bytes.load(Ordering::Relaxed),
         elapsed,
         &format!(
@@ -318,11 +318,11 @@ async fn consume(args: ConsumeArgs) -> anyhow::Result<()> {
     report(
         "consume",
         records,
-        bytes,
+        None,
         bytes,
         elapsed,
         &format!(
-            "{} partitions, fetch.max.bytes={}, max.partition.fetch.bytes={} (MB/s counts record batches as stored)",
+            "{} partitions, fetch.max.bytes={}, max.partition.fetch.bytes={} (MB/s counts record batches as stored: headers and framing included)",
             layout.partitions.len(),
             args.fetch_max_bytes,
             args.partition_max_bytes
@@ -349,7 +349,7 @@ async fn join_all(
 fn report(
     what: &str,
     records: u64,
-    payload_bytes: u64,
+    payload_bytes: Option<u64>,
     wire_bytes: u64,
     elapsed: Duration,
     setup: &str,
@@ -357,10 +357,12 @@ fn report(
 ) {
     let secs = elapsed.as_secs_f64().max(1e-9);
     println!("{what}: {setup}");
+    let values = payload_bytes.map_or(String::new(), |b| {
+        format!("{:.1} MB/s of values, ", b as f64 / secs / 1e6)
+    });
     println!(
-        "{what}: {records} records in {secs:.2} s: {:.0} records/s, {:.1} MB/s of values, {:.1} MB/s of batches",
+        "{what}: {records} records in {secs:.2} s: {:.0} records/s, {values}{:.1} MB/s of batches",
         records as f64 / secs,
-        payload_bytes as f64 / secs / 1e6,
         wire_bytes as f64 / secs / 1e6,
     );
     match latency {
