@@ -181,8 +181,14 @@ async fn produce(args: ProduceArgs) -> anyhow::Result<()> {
     let per_batch = BatchTemplate::records_per_batch(args.batch_size, args.record_size)
         .min(usize::try_from(common.records).unwrap_or(usize::MAX));
     let batch = BatchTemplate::new(per_batch, args.record_size, now_ms())?;
-    let requests = common.records.div_ceil(per_batch as u64);
-    let sent_records = requests * per_batch as u64;
+    // Whole batches, then one smaller batch for the remainder, so exactly --records are sent.
+    let requests = common.records / per_batch as u64;
+    let remainder = usize::try_from(common.records % per_batch as u64).unwrap_or(0);
+    let tail = match remainder {
+        0 => None,
+        n => Some(BatchTemplate::new(n, args.record_size, now_ms())?),
+    };
+    let sent_records = common.records;
     let partition_count = layout.partitions.len() as u64;
     let bar = progress(sent_records, common.quiet);
     let wire_bytes = Arc::new(AtomicU64::new(0));
@@ -207,32 +213,35 @@ async fn produce(args: ProduceArgs) -> anyhow::Result<()> {
             requests: share,
             in_flight: args.in_flight,
         };
+        // The first leader also sends the remainder batch, after its whole ones.
+        let tail_load = tail.as_ref().filter(|_| i == 0).map(|t| ProduceLoad {
+            batch: t.to_bytes(),
+            records_per_batch: t.records() as u64,
+            requests: 1,
+            ..load.clone()
+        });
         let (addr, bar, wire_bytes) = (addr.clone(), bar.clone(), wire_bytes.clone());
-        let batch_len = batch.len() as u64;
         tasks.spawn(async move {
             let mut conn = KafkaConnection::connect(&addr, CLIENT_ID).await?;
             let mut histogram = new_histogram()?;
-            pipeline::produce(&mut conn, &load, |latency, records| {
-                let micros = u64::try_from(latency.as_micros())
-                    .unwrap_or(u64::MAX)
-                    .max(1);
-                let _ = histogram.record(micros);
-                bar.inc(records);
-                wire_bytes.fetch_add(batch_len, Ordering::Relaxed);
-            })
-            .await?;
+            for load in std::iter::once(&load).chain(tail_load.as_ref()) {
+                let batch_len = load.batch.len() as u64;
+                pipeline::produce(&mut conn, load, |latency, records| {
+                    let micros = u64::try_from(latency.as_micros())
+                        .unwrap_or(u64::MAX)
+                        .max(1);
+                    let _ = histogram.record(micros);
+                    bar.inc(records);
+                    wire_bytes.fetch_add(batch_len, Ordering::Relaxed);
+                })
+                .await?;
+            }
             anyhow::Ok(histogram)
         });
     }
     let histogram = join_all(tasks).await?;
     let elapsed = started.elapsed();
     bar.finish_and_clear();
-    if sent_records != common.records {
-        println!(
-            "note: sent {sent_records} records ({requests} batches of {per_batch}), rounding {} up to whole batches",
-            common.records
-        );
-    }
     report(
         "produce",
         sent_records,
