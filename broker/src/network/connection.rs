@@ -190,32 +190,102 @@ async fn read_requests(
     }
 }
 
+/// At most this many finished replies go out in one vectored write.
+const MAX_COALESCED_REPLIES: usize = 64;
+
+/// What the writer does after looking at one reply.
+enum Flow {
+    Continue,
+    /// Write what is gathered, then close (the request was refused).
+    Close,
+    /// Close at once (a handler failed).
+    Abort,
+}
+
+fn gather(
+    reply: Result<Reply, tokio::task::JoinError>,
+    out: &mut Vec<Bytes>,
+    peer: SocketAddr,
+) -> Flow {
+    match reply {
+        Ok(Reply::Frame(frame)) => {
+            out.push(frame.freeze());
+            Flow::Continue
+        }
+        Ok(Reply::Nothing) => Flow::Continue, // acks=0 produce: no response by design
+        Ok(Reply::Close) => {
+            tracing::info!(%peer, "request refused; closing connection");
+            Flow::Close
+        }
+        Err(e) => {
+            // A handler bug must not take the broker down; it costs this connection.
+            tracing::error!(%peer, error = %e, "request handler failed; closing connection");
+            Flow::Abort
+        }
+    }
+}
+
+/// Writes replies in request order. Replies that are already finished when the writer gets
+/// to them are gathered and sent with one vectored write: one syscall for a burst of
+/// pipelined responses instead of one each.
 async fn write_responses(
     mut writer: impl AsyncWrite + Unpin,
     mut pending: mpsc::Receiver<PendingResponse>,
     peer: SocketAddr,
 ) {
-    while let Some(next) = pending.recv().await {
-        match next.await {
-            Ok(Reply::Frame(frame)) => {
-                if let Err(e) = writer.write_all(&frame).await {
-                    tracing::debug!(%peer, error = %e, "write failed");
-                    return;
+    let mut carried: Option<PendingResponse> = None;
+    loop {
+        let next = match carried.take() {
+            Some(handle) => handle,
+            None => match pending.recv().await {
+                Some(handle) => handle,
+                None => break,
+            },
+        };
+        let mut out = Vec::new();
+        let mut flow = gather(next.await, &mut out, peer);
+        while matches!(flow, Flow::Continue) && out.len() < MAX_COALESCED_REPLIES {
+            match pending.try_recv() {
+                Ok(handle) if handle.is_finished() => flow = gather(handle.await, &mut out, peer),
+                Ok(handle) => {
+                    carried = Some(handle);
+                    break;
                 }
+                Err(_) => break,
             }
-            Ok(Reply::Nothing) => {} // acks=0 produce: no response by design
-            Ok(Reply::Close) => {
-                tracing::info!(%peer, "request refused; closing connection");
-                break;
-            }
-            Err(e) => {
-                // A handler bug must not take the broker down; it costs this connection.
-                tracing::error!(%peer, error = %e, "request handler failed; closing connection");
-                return;
-            }
+        }
+        if matches!(flow, Flow::Abort) {
+            return;
+        }
+        if let Err(e) = write_all_vectored(&mut writer, &out).await {
+            tracing::debug!(%peer, error = %e, "write failed");
+            return;
+        }
+        if matches!(flow, Flow::Close) {
+            break;
         }
     }
     let _ = writer.shutdown().await;
+}
+
+async fn write_all_vectored(
+    writer: &mut (impl AsyncWrite + Unpin),
+    chunks: &[Bytes],
+) -> std::io::Result<()> {
+    let mut slices: Vec<std::io::IoSlice<'_>> = chunks
+        .iter()
+        .filter(|c| !c.is_empty())
+        .map(|c| std::io::IoSlice::new(c))
+        .collect();
+    let mut remaining = &mut slices[..];
+    while !remaining.is_empty() {
+        let written = writer.write_vectored(remaining).await?;
+        if written == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        std::io::IoSlice::advance_slices(&mut remaining, written);
+    }
+    writer.flush().await
 }
 
 /// Reads one frame body; `Ok(None)` on a clean end of stream between frames.
