@@ -522,6 +522,17 @@ impl LogSegment {
                 .saturating_mul(chunk)
                 .min(self.map.len());
             file_alloc::allocate(&self.file, self.allocated as u64, target as u64).at(&path)?;
+            // Fault the new chunk in, writable, with one madvise instead of one page fault
+            // per 4 KiB page inside the copy below (a third of produce CPU in the profile).
+            // Best effort: kernels before 5.14 do not know MADV_POPULATE_WRITE.
+            #[cfg(target_os = "linux")]
+            if let Err(e) = self.map.advise_range(
+                memmap2::Advice::PopulateWrite,
+                self.allocated,
+                target - self.allocated,
+            ) {
+                tracing::debug!(error = %e, "MADV_POPULATE_WRITE not applied");
+            }
             self.allocated = target;
         }
         // SAFETY: [size, end) lies inside the mapping and inside allocated file blocks (so no
