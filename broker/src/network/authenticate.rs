@@ -248,7 +248,7 @@ fn raw_frame(token: &[u8]) -> BytesMut {
 
 /// Queues a ready reply; `None` when the writer has gone.
 async fn send(pending: &mpsc::Sender<PendingResponse>, reply: Reply) -> Option<()> {
-    pending.send(tokio::spawn(async move { reply })).await.ok()
+    pending.send(reply).await.ok()
 }
 
 async fn failure_delay(broker: &Broker, shutdown: &CancellationToken) {

@@ -1,7 +1,8 @@
 //! One client connection. Frames are read with their size bounded by
-//! `socket.request.max.bytes` before any allocation; each decoded request runs as its own
-//! task, and a writer task awaits those tasks in arrival order, so requests overlap but
-//! responses leave in sequence (Kafka's ordering guarantee per connection). A frame that
+//! `socket.request.max.bytes` before any allocation; requests are handled one at a time in
+//! arrival order (Kafka's per-connection guarantee, which producers and committing consumers
+//! depend on), and a writer task sends the replies, gathering bursts into one vectored write,
+//! so reading, handling and writing still overlap. A frame that
 //! cannot be decoded closes the connection, as the Java broker does; an ApiVersions version
 //! we don't know gets the KIP-511 v0 answer instead. On TLS listeners the handshake comes
 //! first (bounded by `tls::HANDSHAKE_TIMEOUT`); on SASL listeners nothing but ApiVersions and
@@ -17,7 +18,6 @@ use strata_protocol::request::{decode_request, RequestError};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::{authenticate, tls, ListenerContext};
@@ -25,14 +25,17 @@ use crate::handlers::{self, Reply, RequestContext};
 use crate::security::KafkaPrincipal;
 use crate::server::Broker;
 
-/// Requests of one connection that may be in flight at once; beyond this the reader waits.
-/// Java clients pipeline at most 5 (max.in.flight.requests.per.connection).
+/// Replies that may wait for the writer; beyond this the reader stops reading (backpressure
+/// on a client that does not read its responses).
 const MAX_IN_FLIGHT: usize = 32;
 /// Frames are read in chunks of at most this size, so a peer that announces a large frame
 /// and sends nothing costs nothing.
 const READ_CHUNK: usize = 64 * 1024;
 
-pub(super) type PendingResponse = JoinHandle<Reply>;
+/// Replies travel to the writer in request order; requests of one connection are handled
+/// one at a time, as Kafka does (clients rely on it: a producer's pipelined batches must be
+/// appended in the order sent, and pipelined offset commits must apply in order).
+pub(super) type PendingResponse = Reply;
 
 pub async fn serve(
     stream: TcpStream,
@@ -168,17 +171,13 @@ async fn read_requests(
                     principal: principal.clone(),
                     received,
                 };
-                let broker = broker.clone();
-                tokio::spawn(async move { handlers::handle(&broker, context, request.body).await })
+                handlers::handle(broker, context, request.body).await
             }
             Err(RequestError::UnsupportedVersion {
                 api_key: ApiKey::ApiVersions,
                 correlation_id,
                 ..
-            }) => {
-                let response = handlers::api_versions::unsupported_version_response(correlation_id);
-                tokio::spawn(async move { response })
-            }
+            }) => handlers::api_versions::unsupported_version_response(correlation_id),
             Err(e) => {
                 tracing::info!(%peer, error = %e, "undecodable request, closing connection");
                 break;
@@ -198,64 +197,38 @@ enum Flow {
     Continue,
     /// Write what is gathered, then close (the request was refused).
     Close,
-    /// Close at once (a handler failed).
-    Abort,
 }
 
-fn gather(
-    reply: Result<Reply, tokio::task::JoinError>,
-    out: &mut Vec<Bytes>,
-    peer: SocketAddr,
-) -> Flow {
+fn gather(reply: Reply, out: &mut Vec<Bytes>, peer: SocketAddr) -> Flow {
     match reply {
-        Ok(Reply::Frame(frame)) => {
+        Reply::Frame(frame) => {
             out.push(frame.freeze());
             Flow::Continue
         }
-        Ok(Reply::Nothing) => Flow::Continue, // acks=0 produce: no response by design
-        Ok(Reply::Close) => {
+        Reply::Nothing => Flow::Continue, // acks=0 produce: no response by design
+        Reply::Close => {
             tracing::info!(%peer, "request refused; closing connection");
             Flow::Close
-        }
-        Err(e) => {
-            // A handler bug must not take the broker down; it costs this connection.
-            tracing::error!(%peer, error = %e, "request handler failed; closing connection");
-            Flow::Abort
         }
     }
 }
 
-/// Writes replies in request order. Replies that are already finished when the writer gets
-/// to them are gathered and sent with one vectored write: one syscall for a burst of
-/// pipelined responses instead of one each.
+/// Writes replies in request order. Replies already queued when the writer wakes are
+/// gathered and sent with one vectored write: one syscall for a burst of pipelined
+/// responses instead of one each.
 async fn write_responses(
     mut writer: impl AsyncWrite + Unpin,
     mut pending: mpsc::Receiver<PendingResponse>,
     peer: SocketAddr,
 ) {
-    let mut carried: Option<PendingResponse> = None;
-    loop {
-        let next = match carried.take() {
-            Some(handle) => handle,
-            None => match pending.recv().await {
-                Some(handle) => handle,
-                None => break,
-            },
-        };
+    while let Some(first) = pending.recv().await {
         let mut out = Vec::new();
-        let mut flow = gather(next.await, &mut out, peer);
+        let mut flow = gather(first, &mut out, peer);
         while matches!(flow, Flow::Continue) && out.len() < MAX_COALESCED_REPLIES {
             match pending.try_recv() {
-                Ok(handle) if handle.is_finished() => flow = gather(handle.await, &mut out, peer),
-                Ok(handle) => {
-                    carried = Some(handle);
-                    break;
-                }
+                Ok(reply) => flow = gather(reply, &mut out, peer),
                 Err(_) => break,
             }
-        }
-        if matches!(flow, Flow::Abort) {
-            return;
         }
         if let Err(e) = write_all_vectored(&mut writer, &out).await {
             tracing::debug!(%peer, error = %e, "write failed");
