@@ -40,3 +40,14 @@ fn kafka_python_admin_produce_consume() {
     let summary = String::from_utf8_lossy(&output.stdout);
     assert!(summary.contains("OK kafka-python"), "summary: {summary}");
 }
+
+#[test]
+fn pipelined_produce_requests_are_appended_in_the_order_sent() {
+    let broker = Broker::start();
+    let output = run_python(
+        "ck_pipelined_order.py",
+        &["--bootstrap", &broker.bootstrap(), "--records", "20000"],
+    );
+    let summary = String::from_utf8_lossy(&output.stdout);
+    assert!(summary.contains("OK pipelined order"), "summary: {summary}");
+}
