@@ -61,8 +61,10 @@ pub async fn find_coordinator(
             tracing::error!(error = %msg, "cannot create __consumer_offsets");
             (code, msg)
         }),
+        // Non-retriable on purpose: a retriable code makes a transactional Java producer spin
+        // on FindCoordinator until max.block.ms; this fails initTransactions() at once.
         KEY_TYPE_TRANSACTION => Err((
-            ErrorCode::CoordinatorNotAvailable,
+            ErrorCode::InvalidRequest,
             "transactions are not supported yet".to_string(),
         )),
         other => Err((

@@ -21,7 +21,8 @@ pub fn handle(
             .with_producer_epoch(-1)
     };
     if request.transactional_id.is_some() {
-        return failed(ErrorCode::TransactionalIdAuthorizationFailed);
+        // Not an authorization problem: no transaction coordinator exists yet.
+        return failed(ErrorCode::InvalidRequest);
     }
     // KIP-679: IDEMPOTENT_WRITE on the cluster, or WRITE on any topic, lets a client be
     // an idempotent producer.
