@@ -13,4 +13,4 @@ pub mod response;
 pub mod versions;
 
 pub use request::{decode_request, Request, RequestError};
-pub use response::{encode_response, EncodeError};
+pub use response::{encode_fetch_response_chunks, encode_response, EncodeError};

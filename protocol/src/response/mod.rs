@@ -1,5 +1,10 @@
 //! Response framing: size prefix, response header and body, encoded with kafka-protocol into
-//! one buffer ready for the socket.
+//! one buffer ready for the socket; Fetch responses also as chunks that share the records'
+//! memory (see [`encode_fetch_response_chunks`]).
+
+mod fetch;
+
+pub use fetch::encode_fetch_response_chunks;
 
 use bytes::{BufMut, BytesMut};
 use kafka_protocol::messages::{ApiKey, ResponseHeader, ResponseKind};
