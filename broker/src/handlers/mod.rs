@@ -22,7 +22,7 @@ use bytes::BytesMut;
 use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 use kafka_protocol::protocol::StrBytes;
 use strata_protocol::kafka_protocol;
-use strata_protocol::response::encode_response;
+use strata_protocol::response::{encode_fetch_response_chunks, encode_response};
 
 use crate::server::Broker;
 
@@ -45,6 +45,9 @@ pub struct RequestContext {
 #[derive(Debug)]
 pub enum Reply {
     Frame(BytesMut),
+    /// A frame in pieces, written with one vectored write: Fetch responses keep each
+    /// partition's records as the zero-copy slice of the log segment they were read from.
+    Chunks(Vec<bytes::Bytes>),
     /// acks=0 produce: Kafka sends nothing back.
     Nothing,
     /// The request cannot be served on this connection (e.g. an API we do not implement).
@@ -92,7 +95,9 @@ pub const IMPLEMENTED: &[ApiKey] = &[
 
 pub async fn handle(broker: &Arc<Broker>, ctx: RequestContext, body: RequestKind) -> Reply {
     // Counts and times the request on every path out, early returns included.
-    let _timer = broker.metrics.start_request(ctx.api_key, Some(ctx.received));
+    let _timer = broker
+        .metrics
+        .start_request(ctx.api_key, Some(ctx.received));
     let response = match body {
         RequestKind::ApiVersions(r) => ResponseKind::ApiVersions(api_versions::handle(&ctx, r)),
         RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(broker, &ctx, r)),
@@ -104,9 +109,9 @@ pub async fn handle(broker: &Arc<Broker>, ctx: RequestContext, body: RequestKind
         RequestKind::ListOffsets(r) => {
             ResponseKind::ListOffsets(list_offsets::handle(broker, &ctx, r))
         }
-        RequestKind::OffsetForLeaderEpoch(r) => {
-            ResponseKind::OffsetForLeaderEpoch(list_offsets::offset_for_leader_epoch(broker, &ctx, r))
-        }
+        RequestKind::OffsetForLeaderEpoch(r) => ResponseKind::OffsetForLeaderEpoch(
+            list_offsets::offset_for_leader_epoch(broker, &ctx, r),
+        ),
         RequestKind::CreateTopics(r) => {
             ResponseKind::CreateTopics(admin::create_topics(broker, &ctx, r).await)
         }
@@ -128,11 +133,15 @@ pub async fn handle(broker: &Arc<Broker>, ctx: RequestContext, body: RequestKind
         RequestKind::DescribeConfigs(r) => {
             ResponseKind::DescribeConfigs(cluster::describe_configs(broker, &ctx, r))
         }
-        RequestKind::AlterConfigs(r) => ResponseKind::AlterConfigs(configs::alter_configs(broker, &ctx, r)),
-        RequestKind::IncrementalAlterConfigs(r) => {
-            ResponseKind::IncrementalAlterConfigs(configs::incremental_alter_configs(broker, &ctx, r))
+        RequestKind::AlterConfigs(r) => {
+            ResponseKind::AlterConfigs(configs::alter_configs(broker, &ctx, r))
         }
-        RequestKind::DescribeLogDirs(r) => ResponseKind::DescribeLogDirs(configs::describe_log_dirs(broker, &ctx, r)),
+        RequestKind::IncrementalAlterConfigs(r) => ResponseKind::IncrementalAlterConfigs(
+            configs::incremental_alter_configs(broker, &ctx, r),
+        ),
+        RequestKind::DescribeLogDirs(r) => {
+            ResponseKind::DescribeLogDirs(configs::describe_log_dirs(broker, &ctx, r))
+        }
         RequestKind::FindCoordinator(r) => {
             ResponseKind::FindCoordinator(groups::find_coordinator(broker, &ctx, r).await)
         }
@@ -184,6 +193,15 @@ pub async fn handle(broker: &Arc<Broker>, ctx: RequestContext, body: RequestKind
         }
     };
     broker.metrics.count_response_errors(ctx.api_key, &response);
+    if let ResponseKind::Fetch(fetch) = &response {
+        return match encode_fetch_response_chunks(ctx.correlation_id, ctx.api_version, fetch) {
+            Ok(chunks) => Reply::Chunks(chunks),
+            Err(e) => {
+                tracing::error!(version = ctx.api_version, error = %e, "cannot encode fetch response");
+                Reply::Close
+            }
+        };
+    }
     match encode_response(ctx.correlation_id, ctx.api_key, ctx.api_version, &response) {
         Ok(frame) => Reply::Frame(frame),
         Err(e) => {

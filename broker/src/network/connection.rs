@@ -189,6 +189,9 @@ async fn read_requests(
     }
 }
 
+/// IOV_MAX on Linux: the most buffers one writev accepts.
+const MAX_IOVECS: usize = 1024;
+
 /// At most this many finished replies go out in one vectored write.
 const MAX_COALESCED_REPLIES: usize = 64;
 
@@ -203,6 +206,10 @@ fn gather(reply: Reply, out: &mut Vec<Bytes>, peer: SocketAddr) -> Flow {
     match reply {
         Reply::Frame(frame) => {
             out.push(frame.freeze());
+            Flow::Continue
+        }
+        Reply::Chunks(chunks) => {
+            out.extend(chunks);
             Flow::Continue
         }
         Reply::Nothing => Flow::Continue, // acks=0 produce: no response by design
@@ -252,7 +259,11 @@ async fn write_all_vectored(
         .collect();
     let mut remaining = &mut slices[..];
     while !remaining.is_empty() {
-        let written = writer.write_vectored(remaining).await?;
+        // writev takes at most IOV_MAX (1024 on Linux) buffers per call.
+        let window = remaining
+            .get(..remaining.len().min(MAX_IOVECS))
+            .unwrap_or_default();
+        let written = writer.write_vectored(window).await?;
         if written == 0 {
             return Err(std::io::ErrorKind::WriteZero.into());
         }
