@@ -298,7 +298,10 @@ pub fn alter_topic_configs(
     let _admin = broker.metadata.admin_guard();
     let image = broker.metadata.image();
     let Some(topic) = image.topic(name) else {
-        return Err((ErrorCode::UnknownTopicOrPartition, format!("Topic {name} does not exist")));
+        return Err((
+            ErrorCode::UnknownTopicOrPartition,
+            format!("Topic {name} does not exist"),
+        ));
     };
     let next = change(&topic.configs)?;
     let resolved = resolve_topic_config(broker, &next)?;

@@ -9,11 +9,17 @@ use strata_tests::{run_python, Broker};
 #[test]
 fn topic_configs_alter_describe_and_survive_restart() {
     let mut broker = Broker::start();
-    let out = run_python("ck_configs.py", &["--bootstrap", &broker.bootstrap(), "--phase", "alter"]);
+    let out = run_python(
+        "ck_configs.py",
+        &["--bootstrap", &broker.bootstrap(), "--phase", "alter"],
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("OK configs alter"));
     let status = broker.sigterm_and_wait();
     assert!(status.success(), "SIGTERM exit: {status}");
     broker.restart();
-    let out = run_python("ck_configs.py", &["--bootstrap", &broker.bootstrap(), "--phase", "verify"]);
+    let out = run_python(
+        "ck_configs.py",
+        &["--bootstrap", &broker.bootstrap(), "--phase", "verify"],
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("OK configs verify"));
 }

@@ -162,7 +162,10 @@ fn interrupted_under_load_keeps_every_acknowledged_record(how: Interruption) {
         Interruption::Kill9 => broker.kill9(),
         Interruption::Sigterm => {
             let status = broker.sigterm_and_wait();
-            assert!(status.success(), "SIGTERM under load must exit 0, got {status}");
+            assert!(
+                status.success(),
+                "SIGTERM under load must exit 0, got {status}"
+            );
         }
     }
     // No acknowledgement can arrive once the broker is gone; stop the producer.

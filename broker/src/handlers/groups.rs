@@ -8,8 +8,8 @@ use strata_protocol::kafka_protocol;
 
 use super::{str_bytes, RequestContext};
 use crate::errors::ErrorCode;
-use crate::security::acl::AclOperation;
 use crate::offsets_topic::{ensure_offsets_topic, OFFSETS_TOPIC};
+use crate::security::acl::AclOperation;
 use crate::server::Broker;
 
 const KEY_TYPE_GROUP: i8 = 0;

@@ -20,7 +20,9 @@ pub fn random_uuid() -> Uuid {
 /// The base64 symbol for the low six bits of `sextet`.
 fn symbol(sextet: u32) -> char {
     // The mask keeps the index below 64, so the lookup always hits.
-    ALPHABET.get((sextet & 63) as usize).map_or('A', |b| char::from(*b))
+    ALPHABET
+        .get((sextet & 63) as usize)
+        .map_or('A', |b| char::from(*b))
 }
 
 pub fn to_base64(id: &Uuid) -> String {

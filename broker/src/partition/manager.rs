@@ -99,7 +99,10 @@ impl ReplicaManager {
     /// The log dir holding a hosted partition's directory.
     pub fn log_dir_of(&self, tp: &TopicPartition) -> Option<PathBuf> {
         let name = Self::dir_name(tp);
-        self.log_dirs.iter().find(|d| d.join(&name).is_dir()).cloned()
+        self.log_dirs
+            .iter()
+            .find(|d| d.join(&name).is_dir())
+            .cloned()
     }
 
     /// Where an existing partition's data is, or the least-loaded log dir for a new one.
