@@ -144,14 +144,8 @@ fn read_once(
                 error_data(data, *code)
             }
             Ok(p) => {
-                let epoch = p.leader_epoch();
-                if w.current_leader_epoch >= 0 && w.current_leader_epoch != epoch {
+                if let Err(code) = p.check_leader_epoch(w.current_leader_epoch) {
                     any_error = true;
-                    let code = if w.current_leader_epoch > epoch {
-                        ErrorCode::UnknownLeaderEpoch
-                    } else {
-                        ErrorCode::FencedLeaderEpoch
-                    };
                     error_data(data, code)
                 } else {
                     let budget = w.partition_max_bytes.min(max_bytes.saturating_sub(total));

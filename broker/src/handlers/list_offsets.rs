@@ -86,14 +86,7 @@ fn lookup(
     current_leader_epoch: i32,
     timestamp: i64,
 ) -> Result<(i64, i64, i32), ErrorCode> {
-    let epoch = partition.leader_epoch();
-    if current_leader_epoch >= 0 && current_leader_epoch != epoch {
-        return Err(if current_leader_epoch > epoch {
-            ErrorCode::UnknownLeaderEpoch
-        } else {
-            ErrorCode::FencedLeaderEpoch
-        });
-    }
+    let epoch = partition.check_leader_epoch(current_leader_epoch)?;
     match timestamp {
         LATEST => Ok((partition.high_watermark(), -1, epoch)),
         EARLIEST | EARLIEST_LOCAL => Ok((partition.log_start_offset(), -1, epoch)),
@@ -174,18 +167,15 @@ pub fn offset_for_leader_epoch(
                             .with_leader_epoch(-1)
                             .with_end_offset(-1);
                     };
-                    let epoch = partition.leader_epoch();
-                    if p.current_leader_epoch >= 0 && p.current_leader_epoch != epoch {
-                        let code = if p.current_leader_epoch > epoch {
-                            ErrorCode::UnknownLeaderEpoch
-                        } else {
-                            ErrorCode::FencedLeaderEpoch
-                        };
-                        return base
-                            .with_error_code(code.code())
-                            .with_leader_epoch(-1)
-                            .with_end_offset(-1);
-                    }
+                    let epoch = match partition.check_leader_epoch(p.current_leader_epoch) {
+                        Ok(epoch) => epoch,
+                        Err(code) => {
+                            return base
+                                .with_error_code(code.code())
+                                .with_leader_epoch(-1)
+                                .with_end_offset(-1);
+                        }
+                    };
                     if p.leader_epoch > epoch || p.leader_epoch < 0 {
                         base.with_leader_epoch(-1).with_end_offset(-1)
                     } else if p.leader_epoch == epoch {

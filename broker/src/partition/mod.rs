@@ -158,6 +158,20 @@ impl Partition {
         self.high_watermark.load(Ordering::Acquire)
     }
 
+    /// Kafka's check of a client's `current_leader_epoch` (-1 = not sent): newer than ours is
+    /// UNKNOWN_LEADER_EPOCH (we are behind), older is FENCED_LEADER_EPOCH (the client is).
+    /// Returns our epoch.
+    pub fn check_leader_epoch(&self, current_leader_epoch: i32) -> Result<i32, ErrorCode> {
+        let epoch = self.leader_epoch();
+        if current_leader_epoch < 0 || current_leader_epoch == epoch {
+            Ok(epoch)
+        } else if current_leader_epoch > epoch {
+            Err(ErrorCode::UnknownLeaderEpoch)
+        } else {
+            Err(ErrorCode::FencedLeaderEpoch)
+        }
+    }
+
     /// A future that completes on the next append; create it BEFORE checking for data.
     pub fn appended(&self) -> &Notify {
         &self.appended
