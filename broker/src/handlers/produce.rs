@@ -75,17 +75,16 @@ pub async fn handle(
                     .map_err(|code| (code, Some("compacted topics need a key on every record")))?;
                 partition
                     .append_as_leader(records, &summary.first, now_ms())
+                    .map(|done| (done, partition))
                     .map_err(|code| (code, None))
             })();
+            // Durable mode holds the acknowledgement until the batch is synced.
             let outcome = match outcome {
-                Ok(done) => crate::partition::durable::await_durable(
-                    &broker.replicas,
-                    &name,
-                    data.index,
-                    done,
-                )
-                .await
-                .map_err(|code| (code, None)),
+                Ok((done, partition)) => partition
+                    .wait_durable(done.last_offset + 1)
+                    .await
+                    .map(|()| done)
+                    .map_err(|code| (code, None)),
                 Err(e) => Err(e),
             };
             if topic_meta.is_some() {

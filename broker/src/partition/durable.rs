@@ -8,9 +8,8 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
-use super::{AppendOutcome, Partition};
+use super::Partition;
 use crate::errors::ErrorCode;
-use crate::partition::manager::ReplicaManager;
 
 #[derive(Debug, Clone, Copy)]
 struct Durable {
@@ -126,21 +125,6 @@ impl Partition {
                 .map_err(|e| super::log_error(&self.tp, &e))
         })
     }
-}
-
-/// Produce's durable step: in durable mode, holds the acknowledgement of `done` until its
-/// batch is synced.
-pub async fn await_durable(
-    replicas: &ReplicaManager,
-    topic: &str,
-    index: i32,
-    done: AppendOutcome,
-) -> Result<AppendOutcome, ErrorCode> {
-    let Some(partition) = replicas.get(topic, index) else {
-        return Ok(done);
-    };
-    partition.wait_durable(done.last_offset + 1).await?;
-    Ok(done)
 }
 
 #[cfg(test)]
