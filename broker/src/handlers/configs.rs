@@ -65,6 +65,28 @@ fn unsupported_resource(resource_type: i8) -> Outcome {
     ))
 }
 
+/// What both alter APIs do with one resource: authorize, then change a topic's overrides
+/// with `change` (brokers have no dynamic configs yet).
+fn alter_resource(
+    broker: &Broker,
+    ctx: &RequestContext,
+    resource_type: i8,
+    name: &str,
+    change: impl FnOnce(
+        &BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, String>, (ErrorCode, String)>,
+    validate_only: bool,
+) -> Outcome {
+    if !may_alter(broker, ctx, resource_type, name) {
+        return denied(resource_type);
+    }
+    match resource_type {
+        RESOURCE_TOPIC => topics::alter_topic_configs(broker, name, change, validate_only),
+        RESOURCE_BROKER => not_for_brokers(),
+        other => unsupported_resource(other),
+    }
+}
+
 pub fn alter_configs(
     broker: &Broker,
     ctx: &RequestContext,
@@ -75,28 +97,24 @@ pub fn alter_configs(
             .resources
             .into_iter()
             .map(|r| {
-                let outcome = match r.resource_type {
-                    _ if !may_alter(broker, ctx, r.resource_type, r.resource_name.as_str()) => {
-                        denied(r.resource_type)
-                    }
-                    RESOURCE_TOPIC => {
-                        // The legacy API replaces the topic's whole override set.
-                        let mut overrides = BTreeMap::new();
-                        for c in &r.configs {
-                            if let Some(v) = &c.value {
-                                let _ = overrides.insert(c.name.to_string(), v.to_string());
-                            }
-                        }
-                        topics::alter_topic_configs(
-                            broker,
-                            r.resource_name.as_str(),
-                            |_| Ok(overrides),
-                            request.validate_only,
-                        )
-                    }
-                    RESOURCE_BROKER => not_for_brokers(),
-                    other => unsupported_resource(other),
-                };
+                // The legacy API replaces the topic's whole override set.
+                let overrides: BTreeMap<String, String> = r
+                    .configs
+                    .iter()
+                    .filter_map(|c| {
+                        c.value
+                            .as_ref()
+                            .map(|v| (c.name.to_string(), v.to_string()))
+                    })
+                    .collect();
+                let outcome = alter_resource(
+                    broker,
+                    ctx,
+                    r.resource_type,
+                    r.resource_name.as_str(),
+                    |_| Ok(overrides),
+                    request.validate_only,
+                );
                 let (code, message) = split(outcome);
                 alter_configs_response::AlterConfigsResourceResponse::default()
                     .with_error_code(code)
@@ -119,32 +137,25 @@ pub fn incremental_alter_configs(
             .resources
             .into_iter()
             .map(|r| {
-                let outcome = match r.resource_type {
-                    _ if !may_alter(broker, ctx, r.resource_type, r.resource_name.as_str()) => {
-                        denied(r.resource_type)
-                    }
-                    RESOURCE_TOPIC => {
-                        let ops: Vec<(String, i8, Option<String>)> = r
-                            .configs
-                            .iter()
-                            .map(|c| {
-                                (
-                                    c.name.to_string(),
-                                    c.config_operation,
-                                    c.value.as_ref().map(|v| v.to_string()),
-                                )
-                            })
-                            .collect();
-                        topics::alter_topic_configs(
-                            broker,
-                            r.resource_name.as_str(),
-                            |current| apply_incremental(current, &ops),
-                            request.validate_only,
+                let ops: Vec<(String, i8, Option<String>)> = r
+                    .configs
+                    .iter()
+                    .map(|c| {
+                        (
+                            c.name.to_string(),
+                            c.config_operation,
+                            c.value.as_ref().map(|v| v.to_string()),
                         )
-                    }
-                    RESOURCE_BROKER => not_for_brokers(),
-                    other => unsupported_resource(other),
-                };
+                    })
+                    .collect();
+                let outcome = alter_resource(
+                    broker,
+                    ctx,
+                    r.resource_type,
+                    r.resource_name.as_str(),
+                    |current| apply_incremental(current, &ops),
+                    request.validate_only,
+                );
                 let (code, message) = split(outcome);
                 incremental_alter_configs_response::AlterConfigsResourceResponse::default()
                     .with_error_code(code)
