@@ -93,14 +93,23 @@ pub struct BrokerConfig {
     pub originals: BTreeMap<String, String>,
     /// Defaults that replaced Kafka's own because no file was given (development mode).
     pub development_defaults: BTreeMap<String, String>,
+    /// Dynamic cluster-wide defaults (AlterConfigs on BROKER ""), over `originals`:
+    /// DYNAMIC_DEFAULT_BROKER_CONFIG. Empty until [`BrokerConfig::with_dynamic`].
+    pub dynamic_default: BTreeMap<String, String>,
+    /// Dynamic settings of this broker (AlterConfigs on BROKER "<node id>"), over
+    /// everything else: DYNAMIC_BROKER_CONFIG.
+    pub dynamic_broker: BTreeMap<String, String>,
 }
 
 impl BrokerConfig {
-    /// The effective text of a key: as given, else the development default, else Kafka's
-    /// default. `None` for unset keys without default (and unknown keys not given).
+    /// The effective text of a key: set dynamically for this broker, else as a dynamic
+    /// cluster default, else as given, else the development default, else Kafka's default.
+    /// `None` for unset keys without default (and unknown keys not given).
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.originals
+        self.dynamic_broker
             .get(key)
+            .or_else(|| self.dynamic_default.get(key))
+            .or_else(|| self.originals.get(key))
             .or_else(|| self.development_defaults.get(key))
             .map(String::as_str)
             .or_else(|| broker_key(key).and_then(|k| k.default))
@@ -399,6 +408,8 @@ pub(crate) fn build(
         cluster_id,
         originals: given.clone(),
         development_defaults: dev.clone(),
+        dynamic_default: BTreeMap::new(),
+        dynamic_broker: BTreeMap::new(),
     };
 
     if config.group_min_session_timeout_ms > config.group_max_session_timeout_ms {

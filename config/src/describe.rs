@@ -64,28 +64,41 @@ impl ConfigEntry {
     }
 }
 
-/// Kafka's `configSynonyms`: for each broker key in priority order, its static value (if
-/// given) then its default (if any). Development defaults count as defaults.
+/// Kafka's `ConfigHelper.configSynonyms`: layer by layer from the highest precedence
+/// (dynamic per-broker, dynamic cluster default, static, default), every name of the
+/// synonym group (in its priority order) that the layer sets. Development defaults count
+/// as defaults.
 fn broker_synonyms(
     broker: &BrokerConfig,
     names: &[&str],
 ) -> Vec<(String, Option<String>, ConfigSource)> {
     let mut out = Vec::new();
-    for name in names {
-        let Some(key) = broker_key(name) else {
-            continue;
-        };
-        let shown = |raw: &str| (!key.sensitive()).then(|| normalise(key, raw));
-        if let Some(raw) = broker.originals.get(*name) {
-            out.push((name.to_string(), shown(raw), ConfigSource::StaticBroker));
+    let layers: [(&BTreeMap<String, String>, ConfigSource); 3] = [
+        (&broker.dynamic_broker, ConfigSource::DynamicBroker),
+        (&broker.dynamic_default, ConfigSource::DynamicDefaultBroker),
+        (&broker.originals, ConfigSource::StaticBroker),
+    ];
+    let known = || names.iter().filter_map(|name| broker_key(name));
+    let shown = |key: &BrokerKey, raw: &str| (!key.sensitive()).then(|| normalise(key, raw));
+    for (layer, source) in layers {
+        for key in known() {
+            if let Some(raw) = layer.get(key.name) {
+                out.push((key.name.to_owned(), shown(key, raw), source));
+            }
         }
+    }
+    for key in known() {
         let default = broker
             .development_defaults
-            .get(*name)
+            .get(key.name)
             .map(String::as_str)
             .or(key.default);
         if let Some(raw) = default {
-            out.push((name.to_string(), shown(raw), ConfigSource::DefaultConfig));
+            out.push((
+                key.name.to_owned(),
+                shown(key, raw),
+                ConfigSource::DefaultConfig,
+            ));
         }
     }
     out
@@ -160,36 +173,65 @@ pub fn describe_topic(
         .collect()
 }
 
+/// The synonym group of a broker key (itself alone for most keys).
+fn synonym_group(key: &'static BrokerKey) -> &'static [&'static str] {
+    BROKER_SYNONYM_GROUPS
+        .iter()
+        .find(|group| group.contains(&key.name))
+        .copied()
+        .unwrap_or(std::slice::from_ref(&key.name))
+}
+
+/// One broker key's entry: `raw` is its effective text, `synonyms` those to report.
+fn broker_entry(
+    key: &BrokerKey,
+    raw: Option<&str>,
+    synonyms: Vec<(String, Option<String>, ConfigSource)>,
+) -> ConfigEntry {
+    let source = synonyms
+        .first()
+        .map_or(ConfigSource::DefaultConfig, |(_, _, source)| *source);
+    ConfigEntry {
+        name: key.name.to_owned(),
+        value: raw
+            .filter(|_| !key.sensitive())
+            .map(|raw| normalise(key, raw)),
+        source,
+        read_only: !key.live,
+        sensitive: key.sensitive(),
+        synonyms,
+        config_type: key.config_type,
+        documentation: Some(key.documentation.to_owned()),
+    }
+}
+
 /// Every broker key we know, sorted by name, with sources; sensitive values hidden.
+/// `read_only` is false only for keys a dynamic change applies to at once (Kafka marks
+/// every key of `AllDynamicConfigs`; Strata refuses the ones it cannot apply yet).
 pub fn describe_broker(broker: &BrokerConfig) -> Vec<ConfigEntry> {
-    let mut keys: Vec<&BrokerKey> = BROKER_KEYS.iter().collect();
+    let mut keys: Vec<&'static BrokerKey> = BROKER_KEYS.iter().collect();
     keys.sort_by_key(|k| k.name);
     keys.into_iter()
         .map(|key| {
-            let group = BROKER_SYNONYM_GROUPS
-                .iter()
-                .find(|group| group.contains(&key.name))
-                .copied()
-                .unwrap_or(std::slice::from_ref(&key.name));
-            let synonyms = broker_synonyms(broker, group);
-            let source = synonyms
-                .first()
-                .map_or(ConfigSource::DefaultConfig, |(_, _, source)| *source);
-            let value = if key.sensitive() {
-                None
-            } else {
-                broker.get(key.name).map(|raw| normalise(key, raw))
-            };
-            ConfigEntry {
-                name: key.name.to_owned(),
-                value,
-                source,
-                read_only: !key.dynamic,
-                sensitive: key.sensitive(),
-                synonyms,
-                config_type: key.config_type,
-                documentation: Some(key.documentation.to_owned()),
-            }
+            let synonyms = broker_synonyms(broker, synonym_group(key));
+            broker_entry(key, broker.get(key.name), synonyms)
+        })
+        .collect()
+}
+
+/// DescribeConfigs of the cluster-wide default resource (BROKER ""): as Kafka, only the
+/// keys set at that level, with only their DYNAMIC_DEFAULT_BROKER_CONFIG synonyms.
+pub fn describe_broker_defaults(broker: &BrokerConfig) -> Vec<ConfigEntry> {
+    broker
+        .dynamic_default
+        .iter()
+        .filter_map(|(name, raw)| {
+            let key = broker_key(name)?;
+            let synonyms = broker_synonyms(broker, synonym_group(key))
+                .into_iter()
+                .filter(|(_, _, source)| *source == ConfigSource::DynamicDefaultBroker)
+                .collect();
+            Some(broker_entry(key, Some(raw), synonyms))
         })
         .collect()
 }

@@ -1,13 +1,15 @@
 //! Strata configuration: `server.properties` plus `--override key=value` flags become a
 //! typed, validated [`BrokerConfig`]; Kafka's topic-level keys resolve into a
 //! [`TopicConfig`]; [`describe_topic`] and [`describe_broker`] list what DescribeConfigs
-//! reports. Keys, defaults and validation follow Apache Kafka (see README).
+//! reports; [`dynamic`] layers AlterConfigs' dynamic broker configs over the static
+//! ones. Keys, defaults and validation follow Apache Kafka (see README).
 //!
 //! One registry per resource ([`registry::BROKER_KEYS`], [`topic::TOPIC_KEYS`]) drives
 //! parsing, validation and description, so each key is described once.
 
 pub mod broker;
 pub mod describe;
+pub mod dynamic;
 pub mod error;
 pub mod listener;
 pub mod properties;
@@ -20,7 +22,10 @@ use std::io::Read;
 use std::path::Path;
 
 pub use broker::BrokerConfig;
-pub use describe::{describe_broker, describe_topic, ConfigEntry, ConfigSource};
+pub use describe::{
+    describe_broker, describe_broker_defaults, describe_topic, ConfigEntry, ConfigSource,
+};
+pub use dynamic::{check_dynamic_keys, DynamicConfigError};
 pub use error::ConfigError;
 pub use listener::{Listener, SecurityProtocol};
 pub use topic::{validate_topic_config, CleanupPolicy, TopicConfig};

@@ -13,8 +13,12 @@ pub struct BrokerKey {
     pub default: Option<&'static str>,
     pub validator: Validator,
     pub documentation: &'static str,
-    /// Kafka can change it at runtime (DescribeConfigs reports the others as read-only).
+    /// Kafka can change it at runtime (DynamicBrokerConfig.AllDynamicConfigs).
     pub dynamic: bool,
+    /// Strata applies a dynamic change of it at once (a topic default re-resolved into
+    /// every live log, or a value read afresh where it is used). Kafka-dynamic keys without
+    /// this flag are refused by AlterConfigs and described as read-only.
+    pub live: bool,
 }
 
 impl BrokerKey {
@@ -32,11 +36,19 @@ impl BrokerKey {
             validator,
             documentation,
             dynamic: false,
+            live: false,
         }
     }
 
     const fn dynamic(mut self) -> Self {
         self.dynamic = true;
+        self
+    }
+
+    /// Dynamic in Kafka and applied live by Strata.
+    const fn live(mut self) -> Self {
+        self.dynamic = true;
+        self.live = true;
         self
     }
 
@@ -147,7 +159,7 @@ pub static BROKER_KEYS: &[BrokerKey] = &[
     k("default.replication.factor", I, Some("1"), Custom(single_replica), "The default replication factor for automatically created topics (Strata supports 1)."),
     k("unclean.leader.election.enable", B, Some("false"), Any, "Whether replicas not in the ISR may be elected leader as a last resort.").dynamic(),
     k("min.insync.replicas", I, Some("1"), AtLeast(1), "Minimum replicas that must acknowledge a write with acks=all.").dynamic(),
-    k("message.max.bytes", I, Some("1048588"), AtLeast(0), "The largest record batch size allowed.").dynamic(),
+    k("message.max.bytes", I, Some("1048588"), AtLeast(0), "The largest record batch size allowed.").live(),
     k("compression.type", ST, Some("producer"), OneOf(COMPRESSION_TYPES), "The final compression type for topics; producer keeps the producer's codec.").dynamic(),
     k("compression.gzip.level", I, Some("-1"), Custom(gzip_level), "The compression level to use if compression.type is gzip.").dynamic(),
     k("compression.lz4.level", I, Some("9"), Between(1, 17), "The compression level to use if compression.type is lz4.").dynamic(),
@@ -155,27 +167,27 @@ pub static BROKER_KEYS: &[BrokerKey] = &[
     // --- the log ---
     k("log.dir", L, Some("/tmp/kafka-logs"), Any, "The directory in which the log data is kept (supplemental for log.dirs)."),
     k("log.dirs", L, None, Any, "Comma-separated directories where log data is stored; if not set, log.dir is used."),
-    k("log.segment.bytes", I, Some("1073741824"), AtLeast(1_048_576), "The maximum size of a single log file.").dynamic(),
-    k("log.roll.ms", LG, None, AtLeast(1), "The maximum time before a new log segment is rolled out; if not set, log.roll.hours is used.").dynamic(),
+    k("log.segment.bytes", I, Some("1073741824"), AtLeast(1_048_576), "The maximum size of a single log file.").live(),
+    k("log.roll.ms", LG, None, AtLeast(1), "The maximum time before a new log segment is rolled out; if not set, log.roll.hours is used.").live(),
     k("log.roll.hours", I, Some("168"), AtLeast(1), "The maximum time before a new log segment is rolled out, in hours (secondary to log.roll.ms)."),
-    k("log.roll.jitter.ms", LG, None, AtLeast(0), "The maximum jitter to subtract from the roll time; if not set, log.roll.jitter.hours is used.").dynamic(),
+    k("log.roll.jitter.ms", LG, None, AtLeast(0), "The maximum jitter to subtract from the roll time; if not set, log.roll.jitter.hours is used.").live(),
     k("log.roll.jitter.hours", I, Some("0"), AtLeast(0), "The maximum roll jitter in hours (secondary to log.roll.jitter.ms)."),
-    k("log.retention.ms", LG, None, Any, "Milliseconds to keep a log file before deleting it; if not set, log.retention.minutes is used; -1 means no limit.").dynamic(),
+    k("log.retention.ms", LG, None, Any, "Milliseconds to keep a log file before deleting it; if not set, log.retention.minutes is used; -1 means no limit.").live(),
     k("log.retention.minutes", I, None, Any, "Minutes to keep a log file (secondary to log.retention.ms); if not set, log.retention.hours is used."),
     k("log.retention.hours", I, Some("168"), Any, "Hours to keep a log file (tertiary to log.retention.ms)."),
-    k("log.retention.bytes", LG, Some("-1"), Any, "The maximum size of a partition's log before deleting old segments; -1 means no limit.").dynamic(),
+    k("log.retention.bytes", LG, Some("-1"), Any, "The maximum size of a partition's log before deleting old segments; -1 means no limit.").live(),
     k("log.retention.check.interval.ms", LG, Some("300000"), AtLeast(1), "How often the retention checker looks for deletable segments."),
-    k("log.cleanup.policy", L, Some("delete"), ListOf(CLEANUP_POLICIES), "The default cleanup policy for segments beyond the retention window.").dynamic(),
-    k("log.index.size.max.bytes", I, Some("10485760"), AtLeast(4), "The maximum size in bytes of the offset index.").dynamic(),
-    k("log.index.interval.bytes", I, Some("4096"), AtLeast(0), "The interval with which an entry is added to the offset index.").dynamic(),
-    k("log.flush.interval.messages", LG, Some(I64_MAX), AtLeast(1), "Messages accumulated on a log partition before they are flushed to disk.").dynamic(),
-    k("log.flush.interval.ms", LG, None, Any, "Maximum time a message stays unflushed; if not set, log.flush.scheduler.interval.ms is used.").dynamic(),
+    k("log.cleanup.policy", L, Some("delete"), ListOf(CLEANUP_POLICIES), "The default cleanup policy for segments beyond the retention window.").live(),
+    k("log.index.size.max.bytes", I, Some("10485760"), AtLeast(4), "The maximum size in bytes of the offset index.").live(),
+    k("log.index.interval.bytes", I, Some("4096"), AtLeast(0), "The interval with which an entry is added to the offset index.").live(),
+    k("log.flush.interval.messages", LG, Some(I64_MAX), AtLeast(1), "Messages accumulated on a log partition before they are flushed to disk.").live(),
+    k("log.flush.interval.ms", LG, None, Any, "Maximum time a message stays unflushed; if not set, log.flush.scheduler.interval.ms is used.").live(),
     k("log.flush.scheduler.interval.ms", LG, Some(I64_MAX), Any, "How often the log flusher checks whether any log needs flushing."),
     k("log.flush.offset.checkpoint.interval.ms", I, Some("60000"), AtLeast(0), "How often the recovery point is checkpointed."),
     k("log.flush.start.offset.checkpoint.interval.ms", I, Some("60000"), AtLeast(0), "How often the log start offset is checkpointed."),
-    k("log.segment.delete.delay.ms", LG, Some("60000"), AtLeast(0), "Time to wait before deleting a file from the filesystem.").dynamic(),
-    k("log.preallocate", B, Some("false"), Any, "Whether to preallocate the file when a new segment is created.").dynamic(),
-    k("log.message.timestamp.type", ST, Some("CreateTime"), OneOf(TIMESTAMP_TYPES), "Whether record timestamps are the producer's (CreateTime) or the broker's (LogAppendTime).").dynamic(),
+    k("log.segment.delete.delay.ms", LG, Some("60000"), AtLeast(0), "Time to wait before deleting a file from the filesystem.").live(),
+    k("log.preallocate", B, Some("false"), Any, "Whether to preallocate the file when a new segment is created.").live(),
+    k("log.message.timestamp.type", ST, Some("CreateTime"), OneOf(TIMESTAMP_TYPES), "Whether record timestamps are the producer's (CreateTime) or the broker's (LogAppendTime).").live(),
     k("log.message.timestamp.before.max.ms", LG, Some(I64_MAX), AtLeast(0), "How far a CreateTime timestamp may lie before the broker's clock.").dynamic(),
     k("log.message.timestamp.after.max.ms", LG, Some(I64_MAX), AtLeast(0), "How far a CreateTime timestamp may lie after the broker's clock.").dynamic(),
     k("log.local.retention.ms", LG, Some("-2"), AtLeast(-2), "Local retention with tiered storage; -2 means log.retention.ms (tiered storage is not supported).").dynamic(),
@@ -183,12 +195,12 @@ pub static BROKER_KEYS: &[BrokerKey] = &[
     k("num.recovery.threads.per.data.dir", I, Some("1"), AtLeast(1), "Threads per data directory for log recovery at start-up and flushing at shutdown.").dynamic(),
     k("log.cleaner.enable", B, Some("true"), Any, "Enable the log cleaner (compaction)."),
     k("log.cleaner.threads", I, Some("1"), AtLeast(0), "Background threads for log cleaning.").dynamic(),
-    k("log.cleaner.backoff.ms", LG, Some("15000"), AtLeast(0), "Sleep time when there are no logs to clean.").dynamic(),
+    k("log.cleaner.backoff.ms", LG, Some("15000"), AtLeast(0), "Sleep time when there are no logs to clean.").live(),
     k("log.cleaner.dedupe.buffer.size", LG, Some("134217728"), Any, "Memory used for log deduplication across all cleaner threads.").dynamic(),
-    k("log.cleaner.delete.retention.ms", LG, Some("86400000"), AtLeast(0), "How long delete tombstones are retained on compacted topics.").dynamic(),
-    k("log.cleaner.min.compaction.lag.ms", LG, Some("0"), AtLeast(0), "The minimum time a record stays uncompacted.").dynamic(),
-    k("log.cleaner.max.compaction.lag.ms", LG, Some(I64_MAX), AtLeast(1), "The maximum time a record stays ineligible for compaction.").dynamic(),
-    k("log.cleaner.min.cleanable.ratio", D, Some("0.5"), DoubleBetween(0.0, 1.0), "The minimum ratio of dirty log to total log for a log to be eligible for cleaning.").dynamic(),
+    k("log.cleaner.delete.retention.ms", LG, Some("86400000"), AtLeast(0), "How long delete tombstones are retained on compacted topics.").live(),
+    k("log.cleaner.min.compaction.lag.ms", LG, Some("0"), AtLeast(0), "The minimum time a record stays uncompacted.").live(),
+    k("log.cleaner.max.compaction.lag.ms", LG, Some(I64_MAX), AtLeast(1), "The maximum time a record stays ineligible for compaction.").live(),
+    k("log.cleaner.min.cleanable.ratio", D, Some("0.5"), DoubleBetween(0.0, 1.0), "The minimum ratio of dirty log to total log for a log to be eligible for cleaning.").live(),
     // --- replication ---
     k("replica.lag.time.max.ms", LG, Some("30000"), Any, "A follower that has not caught up for this long leaves the ISR."),
     k("num.replica.fetchers", I, Some("1"), AtLeast(1), "Fetcher threads per source broker.").dynamic(),

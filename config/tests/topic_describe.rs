@@ -267,3 +267,66 @@ fn describe_broker_sources_and_sensitivity() {
         "Kafka can change log.segment.bytes at runtime"
     );
 }
+
+#[test]
+fn dynamic_layers_show_as_sources_and_synonyms_in_kafkas_order() {
+    let b = broker(&[("log.retention.hours", "2")])
+        .with_dynamic(
+            &map(&[
+                ("log.retention.ms", "5000"),
+                ("log.segment.bytes", "2097152"),
+            ]),
+            &map(&[("log.segment.bytes", "3145728")]),
+        )
+        .unwrap();
+    // A topic without overrides inherits the dynamic default, with its source.
+    let topic = describe_topic(&b, &BTreeMap::new());
+    let retention = entry(&topic, "retention.ms");
+    assert_eq!(retention.value.as_deref(), Some("5000"));
+    assert_eq!(retention.source, ConfigSource::DynamicDefaultBroker);
+    let order: Vec<(&str, ConfigSource)> = retention
+        .synonyms
+        .iter()
+        .map(|s| (s.0.as_str(), s.2))
+        .collect();
+    assert_eq!(
+        order,
+        vec![
+            ("log.retention.ms", ConfigSource::DynamicDefaultBroker),
+            ("log.retention.hours", ConfigSource::StaticBroker),
+            ("log.retention.hours", ConfigSource::DefaultConfig),
+        ]
+    );
+    // Per-broker beats the default.
+    let segment = entry(&topic, "segment.bytes");
+    assert_eq!(segment.value.as_deref(), Some("3145728"));
+    assert_eq!(segment.source, ConfigSource::DynamicBroker);
+    let sources: Vec<ConfigSource> = segment.synonyms.iter().map(|s| s.2).collect();
+    assert_eq!(
+        sources,
+        vec![
+            ConfigSource::DynamicBroker,
+            ConfigSource::DynamicDefaultBroker,
+            ConfigSource::DefaultConfig
+        ]
+    );
+
+    let brokers = describe_broker(&b);
+    let seg = entry(&brokers, "log.segment.bytes");
+    assert_eq!(seg.value.as_deref(), Some("3145728"));
+    assert_eq!(seg.source, ConfigSource::DynamicBroker);
+    assert!(!seg.read_only);
+    assert!(entry(&brokers, "log.dirs").read_only);
+
+    // BROKER "": only what is set at the cluster default level.
+    let defaults = strata_config::describe_broker_defaults(&b);
+    let names: Vec<&str> = defaults.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(names, vec!["log.retention.ms", "log.segment.bytes"]);
+    let seg = entry(&defaults, "log.segment.bytes");
+    assert_eq!(seg.value.as_deref(), Some("2097152"));
+    assert_eq!(seg.source, ConfigSource::DynamicDefaultBroker);
+    assert!(seg
+        .synonyms
+        .iter()
+        .all(|s| s.2 == ConfigSource::DynamicDefaultBroker));
+}
