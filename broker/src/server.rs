@@ -35,7 +35,12 @@ pub fn is_internal_topic(name: &str) -> bool {
 
 /// Everything request handlers share.
 pub struct Broker {
+    /// The static configuration (server.properties, --override). Keys that can change at
+    /// runtime are read through [`Broker::current_config`] instead.
     pub config: BrokerConfig,
+    /// The static configuration with the dynamic broker configs of the metadata image on
+    /// top; replaced whole by AlterConfigs on a BROKER resource.
+    current: std::sync::RwLock<Arc<BrokerConfig>>,
     pub metadata: Arc<MetadataStore>,
     pub replicas: Arc<ReplicaManager>,
     pub producer_ids: ProducerIdManager,
@@ -51,6 +56,22 @@ pub struct Broker {
 impl Broker {
     pub fn node_id(&self) -> i32 {
         self.config.node_id
+    }
+
+    /// The effective configuration: dynamic per-broker > dynamic cluster default > static.
+    /// Topic defaults, message.max.bytes and log.cleaner.backoff.ms are read from it.
+    pub fn current_config(&self) -> Arc<BrokerConfig> {
+        match self.current.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Publishes a new effective configuration (the caller holds the admin guard and has
+    /// persisted the dynamic configs it came from).
+    pub(crate) fn set_current_config(&self, config: BrokerConfig) {
+        let mut slot = self.current.write().unwrap_or_else(|p| p.into_inner());
+        *slot = Arc::new(config);
     }
 }
 
@@ -115,8 +136,10 @@ pub fn open(config: BrokerConfig) -> anyhow::Result<Arc<Broker>> {
     let authorizer = Arc::new(crate::security::authorizer::Authorizer::open(
         &config, &first_dir,
     )?);
+    let current = effective_config(&config, &metadata.image());
     let broker = Arc::new(Broker {
         authorizer,
+        current: std::sync::RwLock::new(Arc::new(current)),
         config,
         metadata,
         replicas,
@@ -161,6 +184,25 @@ pub fn open(config: BrokerConfig) -> anyhow::Result<Arc<Broker>> {
         "logs loaded"
     );
     Ok(broker)
+}
+
+/// The static configuration with the image's dynamic broker configs on top; entries that
+/// no longer validate are ignored with an error log, as Kafka does at start-up.
+fn effective_config(config: &BrokerConfig, image: &crate::metadata::MetadataImage) -> BrokerConfig {
+    let default = image.dynamic_configs_of("");
+    let per_broker = image.dynamic_configs_of(&config.node_id.to_string());
+    let (effective, ignored) = config.with_valid_dynamic(&default, &per_broker);
+    for what in ignored {
+        tracing::error!("dynamic broker config ignored, it no longer validates: {what}");
+    }
+    if !effective.dynamic_default.is_empty() || !effective.dynamic_broker.is_empty() {
+        tracing::info!(
+            cluster_default = ?effective.dynamic_default.keys().collect::<Vec<_>>(),
+            per_broker = ?effective.dynamic_broker.keys().collect::<Vec<_>>(),
+            "dynamic broker configs applied"
+        );
+    }
+    effective
 }
 
 /// Runs the broker until `stop` fires, then shuts down gracefully.
@@ -298,14 +340,6 @@ async fn maintenance_loop(broker: Arc<Broker>, stop: CancellationToken) {
     let retention_every = broker.config.log_retention_check_interval_ms.max(1000);
     const CHECKPOINT_EVERY_MS: i64 = 60_000;
     let (mut last_retention, mut last_checkpoint) = (now_ms(), now_ms());
-    // The log cleaner: one pass at a time over compacted partitions, beside (never inside)
-    // the flush/retention tick, every log.cleaner.backoff.ms.
-    let clean_every = broker
-        .config
-        .get("log.cleaner.backoff.ms")
-        .and_then(|v| v.parse::<i64>().ok())
-        .unwrap_or(15_000)
-        .max(100);
     let (mut cleaner, mut last_clean): (Option<tokio::task::JoinHandle<()>>, i64) = (None, 0);
     loop {
         tokio::select! {
@@ -321,6 +355,15 @@ async fn maintenance_loop(broker: Arc<Broker>, stop: CancellationToken) {
         if checkpoint_due {
             last_checkpoint = now;
         }
+        // The log cleaner: one pass at a time over compacted partitions, beside (never
+        // inside) the flush/retention tick, every log.cleaner.backoff.ms (dynamic: read
+        // afresh each tick).
+        let clean_every = broker
+            .current_config()
+            .get("log.cleaner.backoff.ms")
+            .and_then(|v| v.parse::<i64>().ok())
+            .unwrap_or(15_000)
+            .max(100);
         if broker.config.log_cleaner_enable
             && now - last_clean >= clean_every
             && cleaner.as_ref().is_none_or(|c| c.is_finished())

@@ -1,6 +1,7 @@
 //! Topic lifecycle shared by CreateTopics, Metadata auto-creation, CreatePartitions,
 //! DeleteTopics and the internal topics: validate like Kafka, create the partitions' logs,
-//! then record the change in the metadata image.
+//! then record the change in the metadata image. Also the topic defaults' other source,
+//! dynamic broker configs: a change is recorded, then re-resolved into every live log.
 
 use std::collections::BTreeMap;
 
@@ -76,7 +77,7 @@ pub fn resolve_topic_config(
     broker: &Broker,
     overrides: &BTreeMap<String, String>,
 ) -> TopicResult<TopicConfig> {
-    TopicConfig::resolve(&broker.config, overrides)
+    TopicConfig::resolve(&broker.current_config(), overrides)
         .map_err(|e| (ErrorCode::InvalidConfig, e.to_string()))
 }
 
@@ -287,6 +288,15 @@ pub fn add_partitions(
     Ok(())
 }
 
+/// Hands a topic's (re-)resolved log config to its partitions hosted here.
+fn apply_to_live_logs(broker: &Broker, topic: &TopicMetadata, config: &LogConfig) {
+    for p in &topic.partitions {
+        if let Some(partition) = broker.replicas.get(&topic.name, p.partition) {
+            partition.set_log_config(config.clone());
+        }
+    }
+}
+
 /// Replaces a topic's config overrides with what `change` computes from the current ones,
 /// after validating the result as a whole; applies it to the topic's live logs.
 pub fn alter_topic_configs(
@@ -319,12 +329,80 @@ pub fn alter_topic_configs(
             None => Err(MetadataError::UnknownTopic(name.to_string())),
         })
         .map_err(|e| (ErrorCode::KafkaStorageError, e.to_string()))?;
-    let config = log_config(&resolved);
-    for p in &topic.partitions {
-        if let Some(partition) = broker.replicas.get(name, p.partition) {
-            partition.set_log_config(config.clone());
-        }
-    }
+    apply_to_live_logs(broker, topic, &log_config(&resolved));
     tracing::info!(topic = %name, "topic configs changed");
+    Ok(())
+}
+
+/// Replaces the dynamic configs of one BROKER resource (`""`: cluster-wide default, else
+/// this broker's node id, which the caller has checked) with what `change` computes from
+/// the current ones. Checked as Kafka's `DynamicBrokerConfig` does, the whole effective
+/// configuration revalidated, every topic's config re-resolved; then (unless
+/// `validate_only`) persisted in the image and applied at once to every live log, as
+/// Kafka's `DynamicLogConfig.reconfigure` updates the logs without their own override.
+pub fn alter_broker_configs(
+    broker: &Broker,
+    resource: &str,
+    change: impl FnOnce(&BTreeMap<String, String>) -> TopicResult<BTreeMap<String, String>>,
+    validate_only: bool,
+) -> TopicResult<()> {
+    let _admin = broker.metadata.admin_guard();
+    let image = broker.metadata.image();
+    let next = change(&image.dynamic_configs_of(resource))?;
+    strata_config::check_dynamic_keys(next.keys()).map_err(|e| {
+        let code = if e.is_invalid_config() {
+            ErrorCode::InvalidConfig
+        } else {
+            ErrorCode::InvalidRequest
+        };
+        (code, e.to_string())
+    })?;
+    let node = broker.node_id().to_string();
+    let (default, per_broker) = if resource.is_empty() {
+        (next.clone(), image.dynamic_configs_of(&node))
+    } else {
+        (image.dynamic_configs_of(""), next.clone())
+    };
+    // Kafka answers a value that fails validation with INVALID_REQUEST (KAFKA-13609).
+    let effective = broker
+        .config
+        .with_dynamic(&default, &per_broker)
+        .map_err(|e| (ErrorCode::InvalidRequest, e.to_string()))?;
+    let mut resolved = Vec::with_capacity(image.topics.len());
+    for topic in image.topics.values() {
+        let config = TopicConfig::resolve(&effective, &topic.configs).map_err(|e| {
+            (
+                ErrorCode::InvalidRequest,
+                format!("topic {} would become invalid: {e}", topic.name),
+            )
+        })?;
+        resolved.push((topic, log_config(&config)));
+    }
+    if validate_only {
+        return Ok(());
+    }
+    broker
+        .metadata
+        .update(|image| {
+            if next.is_empty() {
+                let _ = image.broker_configs.remove(resource);
+            } else {
+                let _ = image.broker_configs.insert(resource.to_owned(), next);
+            }
+            Ok(())
+        })
+        .map_err(|e| (ErrorCode::KafkaStorageError, e.to_string()))?;
+    broker.set_current_config(effective);
+    for (topic, config) in resolved {
+        apply_to_live_logs(broker, topic, &config);
+    }
+    tracing::info!(
+        resource = if resource.is_empty() {
+            "<cluster default>"
+        } else {
+            resource
+        },
+        "dynamic broker configs changed"
+    );
     Ok(())
 }

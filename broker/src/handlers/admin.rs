@@ -93,7 +93,7 @@ pub async fn create_topics(
                                     created.partitions.first().map(|p| p.replicas.len() as i16).unwrap_or(1),
                                 );
                             result = result.with_configs(Some(
-                                strata_config::describe_topic(&broker.config, &created.configs)
+                                strata_config::describe_topic(&broker.current_config(), &created.configs)
                                     .into_iter()
                                     .map(|e| {
                                         CreatableTopicConfigs::default()

@@ -71,6 +71,8 @@ pub fn describe_configs(
 ) -> DescribeConfigsResponse {
     let version = ctx.api_version;
     let image = broker.metadata.image();
+    // Static + dynamic broker configs: topic defaults and broker keys as they apply now.
+    let config = broker.current_config();
     let results = request
         .resources
         .into_iter()
@@ -97,12 +99,15 @@ pub fn describe_configs(
                     "Authorization failed.".to_string(),
                 )),
                 RESOURCE_TOPIC => match image.topic(&name) {
-                    Some(t) => Ok(strata_config::describe_topic(&broker.config, &t.configs)),
+                    Some(t) => Ok(strata_config::describe_topic(&config, &t.configs)),
                     None => Err((ErrorCode::UnknownTopicOrPartition, format!("Topic {name} does not exist"))),
                 },
                 RESOURCE_BROKER => {
-                    if name.is_empty() || name == broker.node_id().to_string() {
-                        Ok(strata_config::describe_broker(&broker.config))
+                    // Kafka (ConfigHelper): "" lists only the dynamic cluster defaults.
+                    if name.is_empty() {
+                        Ok(strata_config::describe_broker_defaults(&config))
+                    } else if name == broker.node_id().to_string() {
+                        Ok(strata_config::describe_broker(&config))
                     } else {
                         Err((
                             ErrorCode::InvalidRequest,

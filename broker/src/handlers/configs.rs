@@ -1,7 +1,8 @@
 //! AlterConfigs (whole-set replacement, the legacy API), IncrementalAlterConfigs
 //! (SET/DELETE/APPEND/SUBTRACT per key) and DescribeLogDirs. Topic changes are validated
 //! against Kafka's topic keys, recorded in the metadata image and applied to the topic's
-//! live logs. Dynamic broker configuration is not supported yet and says so.
+//! live logs. BROKER resources (`""` cluster-wide default, or this broker's id) change the
+//! dynamic broker configs Kafka's way (`ConfigAdminManager.preprocess`), applied live.
 
 use std::collections::BTreeMap;
 
@@ -13,6 +14,7 @@ use kafka_protocol::messages::{
     AlterConfigsResponse, DescribeLogDirsRequest, DescribeLogDirsResponse,
     IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, TopicName,
 };
+use strata_config::registry::broker_key;
 use strata_config::topic::topic_key;
 use strata_config::ConfigType;
 use strata_protocol::kafka_protocol;
@@ -33,12 +35,28 @@ const OP_SUBTRACT: i8 = 3;
 
 type Outcome = Result<(), (ErrorCode, String)>;
 
-fn not_for_brokers() -> Outcome {
-    Err((
-        ErrorCode::InvalidRequest,
-        "dynamic broker configuration is not supported yet; change server.properties and restart"
-            .into(),
-    ))
+/// Kafka's `ConfigAdminManager.validateResourceNameIsCurrentNodeId`: a non-empty BROKER
+/// resource name must be this broker's id (other brokers' configs go through them).
+fn check_broker_name(broker: &Broker, name: &str) -> Outcome {
+    if name.is_empty() {
+        return Ok(());
+    }
+    let Ok(id) = name.parse::<i32>() else {
+        return Err((
+            ErrorCode::InvalidRequest,
+            format!("Node id must be an integer, but it is: {name}"),
+        ));
+    };
+    if id != broker.node_id() {
+        return Err((
+            ErrorCode::InvalidRequest,
+            format!(
+                "Unexpected broker id, expected {}, but received {name}",
+                broker.node_id()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// ALTER_CONFIGS on the topic, or on the cluster for broker resources, as Kafka checks.
@@ -66,7 +84,7 @@ fn unsupported_resource(resource_type: i8) -> Outcome {
 }
 
 /// What both alter APIs do with one resource: authorize, then change a topic's overrides
-/// with `change` (brokers have no dynamic configs yet).
+/// or a BROKER resource's dynamic configs with `change`.
 fn alter_resource(
     broker: &Broker,
     ctx: &RequestContext,
@@ -82,7 +100,10 @@ fn alter_resource(
     }
     match resource_type {
         RESOURCE_TOPIC => topics::alter_topic_configs(broker, name, change, validate_only),
-        RESOURCE_BROKER => not_for_brokers(),
+        RESOURCE_BROKER => {
+            check_broker_name(broker, name)?;
+            topics::alter_broker_configs(broker, name, change, validate_only)
+        }
         other => unsupported_resource(other),
     }
 }
@@ -148,12 +169,17 @@ pub fn incremental_alter_configs(
                         )
                     })
                     .collect();
+                let keys = if r.resource_type == RESOURCE_BROKER {
+                    KeyKind::Broker
+                } else {
+                    KeyKind::Topic
+                };
                 let outcome = alter_resource(
                     broker,
                     ctx,
                     r.resource_type,
                     r.resource_name.as_str(),
-                    |current| apply_incremental(current, &ops),
+                    |current| apply_incremental(current, &ops, keys),
                     request.validate_only,
                 );
                 let (code, message) = split(outcome);
@@ -175,10 +201,44 @@ fn split(outcome: Outcome) -> (i16, Option<kafka_protocol::protocol::StrBytes>) 
     }
 }
 
-/// Kafka's IncrementalAlterConfigs semantics over a topic's current overrides.
+/// Whose keys an IncrementalAlterConfigs resource names.
+#[derive(Clone, Copy)]
+enum KeyKind {
+    Topic,
+    Broker,
+}
+
+impl KeyKind {
+    /// (is a LIST, default text) of a known key; `None` for unknown keys.
+    fn shape(self, name: &str) -> Option<(bool, Option<&'static str>)> {
+        match self {
+            KeyKind::Topic => {
+                topic_key(name).map(|k| (k.config_type == ConfigType::List, Some(k.default)))
+            }
+            KeyKind::Broker => {
+                broker_key(name).map(|k| (k.config_type == ConfigType::List, k.default))
+            }
+        }
+    }
+
+    fn unknown(self, name: &str) -> (ErrorCode, String) {
+        let what = match self {
+            KeyKind::Topic => "topic",
+            KeyKind::Broker => "broker",
+        };
+        (
+            ErrorCode::InvalidConfig,
+            format!("Unknown {what} config name: {name}"),
+        )
+    }
+}
+
+/// Kafka's IncrementalAlterConfigs semantics (`prepareIncrementalConfigs`) over a
+/// resource's current configs (a topic's overrides, a BROKER resource's dynamic layer).
 fn apply_incremental(
     current: &BTreeMap<String, String>,
     ops: &[(String, i8, Option<String>)],
+    keys: KeyKind,
 ) -> Result<BTreeMap<String, String>, (ErrorCode, String)> {
     let mut next = current.clone();
     let mut seen = std::collections::HashSet::new();
@@ -189,13 +249,9 @@ fn apply_incremental(
                 format!("Error due to duplicate config keys: {name}"),
             ));
         }
-        let Some(key) = topic_key(name) else {
-            return Err((
-                ErrorCode::InvalidConfig,
-                format!("Unknown topic config name: {name}"),
-            ));
+        let Some((is_list, default)) = keys.shape(name) else {
+            return Err(keys.unknown(name));
         };
-        let is_list = key.config_type == ConfigType::List;
         match *op {
             OP_SET => {
                 let Some(v) = value else {
@@ -219,7 +275,7 @@ fn apply_incremental(
                 let base = next
                     .get(name)
                     .cloned()
-                    .unwrap_or_else(|| key.default.to_string());
+                    .unwrap_or_else(|| default.unwrap_or_default().to_string());
                 let mut items: Vec<String> = base
                     .split(',')
                     .map(str::trim)
@@ -346,7 +402,7 @@ mod tests {
                 Some("1048576".to_string()),
             ),
         ];
-        let next = apply_incremental(&current, &ops).unwrap();
+        let next = apply_incremental(&current, &ops, KeyKind::Topic).unwrap();
         assert!(!next.contains_key("retention.ms"));
         assert_eq!(
             next.get("cleanup.policy").map(String::as_str),
@@ -362,7 +418,7 @@ mod tests {
             Some("delete".to_string()),
         )];
         assert_eq!(
-            apply_incremental(&next, &subtract)
+            apply_incremental(&next, &subtract, KeyKind::Topic)
                 .unwrap()
                 .get("cleanup.policy")
                 .map(String::as_str),
@@ -371,13 +427,42 @@ mod tests {
         // APPEND on a non-list key and unknown keys are refused
         assert!(apply_incremental(
             &current,
-            &[("retention.ms".to_string(), OP_APPEND, Some("1".into()))]
+            &[("retention.ms".to_string(), OP_APPEND, Some("1".into()))],
+            KeyKind::Topic
         )
         .is_err());
         assert!(apply_incremental(
             &current,
-            &[("no.such".to_string(), OP_SET, Some("1".into()))]
+            &[("no.such".to_string(), OP_SET, Some("1".into()))],
+            KeyKind::Topic
         )
         .is_err());
+        // Broker keys: APPEND to a list starts from Kafka's default.
+        let broker = apply_incremental(
+            &BTreeMap::new(),
+            &[(
+                "log.cleanup.policy".to_string(),
+                OP_APPEND,
+                Some("compact".into()),
+            )],
+            KeyKind::Broker,
+        )
+        .unwrap();
+        assert_eq!(
+            broker.get("log.cleanup.policy").map(String::as_str),
+            Some("delete,compact")
+        );
+        let unknown = apply_incremental(
+            &BTreeMap::new(),
+            &[("no.such".to_string(), OP_SET, Some("1".into()))],
+            KeyKind::Broker,
+        );
+        assert_eq!(
+            unknown.unwrap_err(),
+            (
+                ErrorCode::InvalidConfig,
+                "Unknown broker config name: no.such".to_string()
+            )
+        );
     }
 }

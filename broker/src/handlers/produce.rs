@@ -28,7 +28,7 @@ pub async fn handle(
         let max_message_bytes = topic_meta
             .and_then(|t| t.configs.get("max.message.bytes"))
             .and_then(|v| v.parse::<i32>().ok())
-            .unwrap_or(broker.config.message_max_bytes)
+            .unwrap_or_else(|| broker.current_config().message_max_bytes)
             .max(0) as usize;
         let mut partitions = Vec::with_capacity(topic.partition_data.len());
         for data in topic.partition_data {

@@ -1,5 +1,5 @@
-//! The cluster metadata image: brokers, topics, partition assignments, leaders and topic
-//! configs. Every broker serves Metadata from one immutable snapshot; changes go through
+//! The cluster metadata image: brokers, topics, partition assignments, leaders, topic
+//! configs and dynamic broker configs. Every broker serves Metadata from one immutable snapshot; changes go through
 //! [`MetadataStore`], which today persists them to a snapshot file in the first log dir and
 //! will later be fed by the Raft metadata log instead.
 
@@ -68,6 +68,9 @@ pub struct MetadataImage {
     pub controller_id: i32,
     pub brokers: BTreeMap<i32, BrokerInfo>,
     pub topics: BTreeMap<String, TopicMetadata>,
+    /// Dynamic broker configs by resource name: `""` is the cluster-wide default,
+    /// `"<node id>"` one broker's own (AlterConfigs on BROKER resources). Absent = none.
+    pub broker_configs: BTreeMap<String, BTreeMap<String, String>>,
     topic_names_by_id: HashMap<Uuid, String>,
 }
 
@@ -80,6 +83,14 @@ impl MetadataImage {
         self.topic_names_by_id
             .get(id)
             .and_then(|n| self.topics.get(n))
+    }
+
+    /// The dynamic broker configs of one BROKER resource (`""` or a node id).
+    pub fn dynamic_configs_of(&self, resource: &str) -> BTreeMap<String, String> {
+        self.broker_configs
+            .get(resource)
+            .cloned()
+            .unwrap_or_default()
     }
 
     fn reindex(&mut self) {
@@ -109,6 +120,9 @@ pub enum MetadataError {
 #[derive(Serialize, Deserialize, Default)]
 struct Snapshot {
     topics: Vec<TopicMetadata>,
+    /// Absent in snapshots written before dynamic broker configs existed.
+    #[serde(default)]
+    broker_configs: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 /// Owns the current image and orders changes to it. Readers call [`MetadataStore::image`]
@@ -153,6 +167,7 @@ impl MetadataStore {
                 .into_iter()
                 .map(|t| (t.name.clone(), t))
                 .collect(),
+            broker_configs: snapshot.broker_configs,
             topic_names_by_id: HashMap::new(),
         };
         image.reindex();
@@ -187,6 +202,7 @@ impl MetadataStore {
         next.reindex();
         let snapshot = Snapshot {
             topics: next.topics.values().cloned().collect(),
+            broker_configs: next.broker_configs.clone(),
         };
         let bytes = serde_json::to_vec_pretty(&snapshot).map_err(|e| MetadataError::Corrupt {
             path: self.snapshot_path.clone(),
