@@ -1,0 +1,284 @@
+#!/usr/bin/env python3
+"""Runs the same librdkafka load (confluent-kafka) against several Kafka-compatible brokers,
+alternating between them, and prints a markdown table of medians.
+
+Each run starts a FRESH broker process from the command given for it (placeholders: {port},
+{dir} — a new empty temp dir), waits until it answers Metadata, creates a 1-partition topic,
+produces N records, consumes them back from the beginning, then stops the broker with SIGTERM.
+The broker's CPU seconds (utime+stime of the process from /proc/<pid>/stat, all threads) are
+read before and after each phase, and its peak RSS (VmHWM) at the end.
+
+    .venv/bin/python benches/compare/compare.py \
+        --broker "strata=target/release/strata --override log.dirs={dir} \
+                  --override listeners=PLAINTEXT://127.0.0.1:{port} --override metrics.listener=" \
+        --broker "peer=/path/to/peer --listener-url tcp://127.0.0.1:{port} ..." \
+        --records 1000000 --sizes 100,1024 --acks 1,all --rounds 3
+
+The client is the same for every broker: one Producer (linger.ms=5, batch.size=1000000, no
+compression, delivery reports only on error) and one Consumer assigned to partition 0 at the
+beginning (no group join). Only this script's own process runs the client, so a broker's
+CPU figures are its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Run:
+    broker: str
+    size: int
+    acks: str
+    records: int
+    produce_s: float
+    consume_s: float
+    cpu_produce_s: float
+    cpu_consume_s: float
+    peak_rss_mib: float
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        # The command name (field 2) may hold spaces; the fields after its ')' are fixed.
+        fields = f.read().rsplit(")", 1)[1].split()
+    utime, stime = int(fields[11]), int(fields[12])
+    return (utime + stime) / CLOCK_TICKS
+
+
+def peak_rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def wait_until_serving(bootstrap: str, proc: subprocess.Popen, deadline_s: float) -> None:
+    deadline = time.monotonic() + deadline_s
+    # Connection refused is expected until the broker listens: keep librdkafka quiet.
+    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
+    last = None
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"broker exited with {proc.returncode} before serving")
+        try:
+            admin.list_topics(timeout=1)
+            return
+        except KafkaException as e:
+            last = e
+            time.sleep(0.05)
+    raise RuntimeError(f"broker did not answer Metadata within {deadline_s}s: {last}")
+
+
+def create_topic(bootstrap: str, topic: str) -> None:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    futures = admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
+    futures[topic].result(timeout=30)
+    # Wait until Metadata shows the partition with a leader.
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        md = admin.list_topics(topic, timeout=5)
+        t = md.topics.get(topic)
+        if t is not None and t.error is None and 0 in t.partitions and t.partitions[0].leader >= 0:
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"topic {topic} has no leader after 30s")
+
+
+def produce(bootstrap: str, topic: str, records: int, size: int, acks: str) -> float:
+    errors: list[str] = []
+
+    def on_error(err, _msg):
+        if err is not None:
+            errors.append(str(err))
+
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "acks": acks,
+            "linger.ms": 5,
+            "batch.size": 1000000,
+            "compression.type": "none",
+            "enable.idempotence": False,
+            "queue.buffering.max.messages": 1000000,
+            "queue.buffering.max.kbytes": 2097151,
+            "delivery.report.only.error": True,
+            "on_delivery": on_error,
+        }
+    )
+    value = os.urandom(size)
+    start = time.monotonic()
+    for i in range(records):
+        while True:
+            try:
+                producer.produce(topic, value, partition=0)
+                break
+            except BufferError:
+                producer.poll(0.005)
+        if i % 10000 == 0:
+            producer.poll(0)
+    left = producer.flush(300)
+    elapsed = time.monotonic() - start
+    if left or errors:
+        raise RuntimeError(f"produce: {left} undelivered, {len(errors)} errors, first: {errors[:1]}")
+    return elapsed
+
+
+def consume(bootstrap: str, topic: str, records: int, deadline_s: float) -> float:
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": "strata-compare",
+            "enable.auto.commit": False,
+            "fetch.max.bytes": 52428800,
+            "max.partition.fetch.bytes": 10485760,
+            "queued.max.messages.kbytes": 1048576,
+        }
+    )
+    # Learn the leader first: librdkafka assigned a partition whose leader it does not know
+    # yet retries its offset query on a 500 ms timer, which would dominate a short run.
+    consumer.list_topics(topic, timeout=10)
+    start = time.monotonic()
+    consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+    got = 0
+    deadline = start + deadline_s
+    try:
+        while got < records:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"consume: {got} of {records} after {deadline_s}s")
+            # Never ask for more than is left: consume() waits for the full count or the
+            # timeout, so the last call would otherwise add a whole timeout to the figure.
+            for msg in consumer.consume(min(records - got, 10000), timeout=1):
+                if msg.error() is not None:
+                    raise RuntimeError(f"consume: {msg.error()}")
+                got += 1
+        elapsed = time.monotonic() - start
+    finally:
+        consumer.close()
+    if got != records:
+        raise RuntimeError(f"consume: read {got} records, produced {records}")
+    return elapsed
+
+
+def one_run(name: str, command: str, size: int, acks: str, records: int) -> Run:
+    port = free_port()
+    bootstrap = f"127.0.0.1:{port}"
+    with tempfile.TemporaryDirectory(prefix=f"compare-{name}-") as data_dir:
+        argv = shlex.split(command.format(port=port, dir=data_dir))
+        log = open(os.path.join(data_dir, "broker.log"), "wb")
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_until_serving(bootstrap, proc, 60)
+            topic = f"compare-{size}-{acks}"
+            create_topic(bootstrap, topic)
+            cpu0 = cpu_seconds(proc.pid)
+            produce_s = produce(bootstrap, topic, records, size, acks)
+            cpu1 = cpu_seconds(proc.pid)
+            consume_s = consume(bootstrap, topic, records, 300)
+            cpu2 = cpu_seconds(proc.pid)
+            rss = peak_rss_mib(proc.pid)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            log.close()
+    return Run(name, size, acks, records, produce_s, consume_s, cpu1 - cpu0, cpu2 - cpu1, rss)
+
+
+def table(runs: list[Run]) -> str:
+    rows = [
+        "| broker | records | acks | produce records/s | produce MB/s | consume records/s | "
+        "consume MB/s | broker CPU s produce / consume | CPU s per GB (produce+consume) | peak RSS MiB |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    keys = []
+    for r in runs:
+        key = (r.size, r.acks, r.broker)
+        if key not in keys:
+            keys.append(key)
+    for size, acks, broker in sorted(keys, key=lambda k: (k[0], k[1], keys.index(k))):
+        sel = [r for r in runs if (r.size, r.acks, r.broker) == (size, acks, broker)]
+        med = statistics.median
+        n = sel[0].records
+        gb = n * size / 1e9
+        produce_s = med(r.produce_s for r in sel)
+        consume_s = med(r.consume_s for r in sel)
+        cpu_p = med(r.cpu_produce_s for r in sel)
+        cpu_c = med(r.cpu_consume_s for r in sel)
+        rows.append(
+            f"| {broker} | {n:,} x {size} B | {acks} | {n / produce_s:,.0f} | {n * size / produce_s / 1e6:,.1f} "
+            f"| {n / consume_s:,.0f} | {n * size / consume_s / 1e6:,.1f} | {cpu_p:.2f} / {cpu_c:.2f} "
+            f"| {(cpu_p + cpu_c) / gb:.2f} | {med(r.peak_rss_mib for r in sel):,.0f} |"
+        )
+    return "\n".join(rows)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--broker", action="append", required=True, help="NAME=COMMAND with {port} and {dir}")
+    ap.add_argument("--records", type=int, default=1000000)
+    ap.add_argument("--sizes", default="100,1024")
+    ap.add_argument("--acks", default="1,all")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--json", help="also write every run to this file")
+    args = ap.parse_args()
+
+    brokers = []
+    for spec in args.broker:
+        name, _, command = spec.partition("=")
+        if not command:
+            ap.error(f"--broker {spec!r}: expected NAME=COMMAND")
+        brokers.append((name, command))
+
+    runs: list[Run] = []
+    for size in (int(s) for s in args.sizes.split(",")):
+        for acks in args.acks.split(","):
+            for round_no in range(args.rounds):
+                # Alternate the order each round so that drift in the machine's speed does
+                # not always favour the same broker.
+                order = brokers if round_no % 2 == 0 else list(reversed(brokers))
+                for name, command in order:
+                    run = one_run(name, command, size, acks, args.records)
+                    runs.append(run)
+                    print(
+                        f"{name} {size}B acks={acks} round {round_no + 1}: produce {run.produce_s:.2f}s "
+                        f"consume {run.consume_s:.2f}s cpu {run.cpu_produce_s:.2f}/{run.cpu_consume_s:.2f}s "
+                        f"rss {run.peak_rss_mib:.0f} MiB",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump([asdict(r) for r in runs], f, indent=1)
+    print(table(runs))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
