@@ -91,11 +91,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .context("starting the async runtime")?;
     runtime.block_on(async move {
         let config = loaded.config;
+        // The health endpoint first: /health/live answers (and /health/ready says 503)
+        // while a long log recovery runs in `open`.
+        let endpoint = strata_broker::server::start_metrics_endpoint(&config).await?;
         let broker =
             tokio::task::spawn_blocking(move || strata_broker::server::open(config)).await??;
         let stop = CancellationToken::new();
         tokio::spawn(wait_for_signals(stop.clone()));
-        strata_broker::server::run(broker, stop).await
+        strata_broker::server::run_with_endpoint(broker, stop, endpoint).await
     })
 }
 

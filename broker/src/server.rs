@@ -150,6 +150,7 @@ pub fn open(config: BrokerConfig) -> anyhow::Result<Arc<Broker>> {
         metrics: BrokerMetrics::new().context("registering metrics")?,
     });
 
+    hold_recovery_for_tests();
     let image = broker.metadata.image();
     let recovery_started = Instant::now();
     let mut opened = 0usize;
@@ -186,6 +187,28 @@ pub fn open(config: BrokerConfig) -> anyhow::Result<Arc<Broker>> {
     Ok(broker)
 }
 
+/// Test hook, off unless the variable is set: while the file it names exists (at most
+/// [`HOLD_RECOVERY_MAX`]), start-up waits before recovering the logs, so that a test can
+/// look at the broker mid-recovery deterministically instead of hoping a big log is slow.
+pub const HOLD_RECOVERY_ENV: &str = "STRATA_TEST_HOLD_RECOVERY_WHILE_FILE_EXISTS";
+const HOLD_RECOVERY_MAX: Duration = Duration::from_secs(120);
+
+fn hold_recovery_for_tests() {
+    let Some(path) = std::env::var_os(HOLD_RECOVERY_ENV).map(PathBuf::from) else {
+        return;
+    };
+    let started = Instant::now();
+    if path.exists() {
+        tracing::warn!(
+            "test hook {HOLD_RECOVERY_ENV}: holding log recovery while {} exists",
+            path.display()
+        );
+    }
+    while path.exists() && started.elapsed() < HOLD_RECOVERY_MAX {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// The static configuration with the image's dynamic broker configs on top; entries that
 /// no longer validate are ignored with an error log, as Kafka does at start-up.
 fn effective_config(config: &BrokerConfig, image: &crate::metadata::MetadataImage) -> BrokerConfig {
@@ -207,9 +230,21 @@ fn effective_config(config: &BrokerConfig, image: &crate::metadata::MetadataImag
 
 /// Runs the broker until `stop` fires, then shuts down gracefully.
 pub async fn run(broker: Arc<Broker>, stop: CancellationToken) -> anyhow::Result<()> {
+    let endpoint = start_metrics_endpoint(&broker.config).await?;
+    run_with_endpoint(broker, stop, endpoint).await
+}
+
+/// [`run`] with the metrics and health endpoint already serving (started before
+/// [`open`], so that it answers during log recovery); `None` when it is disabled.
+pub async fn run_with_endpoint(
+    broker: Arc<Broker>,
+    stop: CancellationToken,
+    endpoint: Option<MetricsEndpoint>,
+) -> anyhow::Result<()> {
     crate::network::check_unauthenticated_listeners(&broker.config)?;
-    let http_stop = CancellationToken::new();
-    let http_task = start_metrics_endpoint(&broker, &http_stop).await?;
+    if let Some(endpoint) = &endpoint {
+        endpoint.endpoint.set_broker(broker.clone());
+    }
     load_groups(&broker).await?;
     let connections = TaskTracker::new();
     let accepting = CancellationToken::new();
@@ -257,24 +292,32 @@ pub async fn run(broker: Arc<Broker>, stop: CancellationToken) -> anyhow::Result
     broker.groups.shutdown();
     let broker_for_close = broker.clone();
     tokio::task::spawn_blocking(move || broker_for_close.replicas.shutdown()).await?;
-    http_stop.cancel();
-    if let Some(task) = http_task {
-        let _ = task.await;
+    if let Some(endpoint) = endpoint {
+        endpoint.stop.cancel();
+        let _ = endpoint.task.await;
     }
     tracing::info!("shutdown complete: logs flushed and checkpointed");
     Ok(())
 }
 
+/// The running metrics and health endpoint.
+pub struct MetricsEndpoint {
+    pub endpoint: Arc<crate::http::Endpoint>,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
 /// Binds the /metrics and health endpoint (`metrics.listener`, else the registry's
-/// `strata.metrics.listener`). A bind failure stops start-up: a broker silently without
-/// its endpoint, or a scraper reading another broker's port, is worse than a clear error.
-async fn start_metrics_endpoint(
-    broker: &Arc<Broker>,
-    stop: &CancellationToken,
-) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
-    let spec = match broker.config.originals.get("metrics.listener") {
+/// `strata.metrics.listener`) and serves it: live at once, ready once a broker handed to
+/// it by [`run_with_endpoint`] says so. A bind failure stops start-up: a broker silently
+/// without its endpoint, or a scraper reading another broker's port, is worse than a
+/// clear error.
+pub async fn start_metrics_endpoint(
+    config: &BrokerConfig,
+) -> anyhow::Result<Option<MetricsEndpoint>> {
+    let spec = match config.originals.get("metrics.listener") {
         Some(documented) => documented.clone(),
-        None => broker.config.metrics_listener.clone().unwrap_or_default(),
+        None => config.metrics_listener.clone().unwrap_or_default(),
     };
     let Some(address) = crate::http::listener_address(&spec)? else {
         tracing::info!("metrics endpoint disabled (metrics.listener is empty or 0)");
@@ -283,11 +326,14 @@ async fn start_metrics_endpoint(
     let socket = crate::http::bind(&address).await?;
     let local = socket.local_addr()?;
     tracing::info!(address = %local, "metrics listening on http://{local}");
-    Ok(Some(tokio::spawn(crate::http::serve(
-        socket,
-        broker.clone(),
-        stop.clone(),
-    ))))
+    let endpoint = crate::http::Endpoint::new()?;
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(crate::http::serve(socket, endpoint.clone(), stop.clone()));
+    Ok(Some(MetricsEndpoint {
+        endpoint,
+        stop,
+        task,
+    }))
 }
 
 fn group_config(config: &BrokerConfig) -> GroupConfig {

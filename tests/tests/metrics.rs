@@ -388,3 +388,116 @@ fn describe_configs_through_kafka_python_admin() {
     assert!(json_field(&output, "topic_configs") >= 10);
     assert!(json_field(&output, "broker_configs") >= 10);
 }
+
+/// A `strata` process started by the test itself (the harness waits for ApiVersions, which
+/// never comes while recovery is held); killed when dropped, so a failed assertion does not
+/// leave it running.
+struct HeldBroker {
+    child: std::process::Child,
+    log: std::path::PathBuf,
+}
+
+impl HeldBroker {
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for HeldBroker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The health endpoint starts before log recovery: during recovery (held by the broker's
+/// test hook until a file disappears) /health/live is 200, /health/ready 503, /metrics has
+/// the process metrics and strata_broker_ready 0, and the Kafka port is not open; once
+/// recovery finishes, ready turns 200 and the logs recovered are served.
+#[test]
+fn health_live_answers_during_log_recovery_and_ready_only_after_it() {
+    // Some data to recover first, from a normal run.
+    let mut first = Broker::start();
+    run_python(
+        "metrics_clients.py",
+        &[
+            "produce",
+            "--bootstrap",
+            &first.bootstrap(),
+            "--topic",
+            "recovered",
+            "--records",
+            "50",
+        ],
+    );
+    assert!(first.sigterm_and_wait().success());
+
+    let scratch = first.scratch_dir();
+    let hold = scratch.join("hold-recovery");
+    std::fs::write(&hold, b"held by the test\n").unwrap();
+    let log = scratch.join("held-broker.log");
+    let out = std::fs::File::create(&log).unwrap();
+    let port = strata_tests::free_port();
+    let child = std::process::Command::new(strata_tests::tools::strata_bin())
+        .arg("--override")
+        .arg(format!("listeners=PLAINTEXT://127.0.0.1:{port}"))
+        .arg("--override")
+        .arg(format!("log.dirs={}", first.data_dir().display()))
+        .arg("--override")
+        .arg("metrics.listener=http://127.0.0.1:0")
+        .env("STRATA_TEST_HOLD_RECOVERY_WHILE_FILE_EXISTS", &hold)
+        .stdin(std::process::Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .unwrap();
+    let held = HeldBroker { child, log };
+
+    wait_until("the broker holds log recovery", SETTLE, || {
+        held.log().contains("holding log recovery")
+    });
+    let addr: SocketAddr = {
+        const MARK: &str = "metrics listening on http://";
+        let log = held.log();
+        let at = log
+            .find(MARK)
+            .unwrap_or_else(|| panic!("no metrics line:\n{log}"))
+            + MARK.len();
+        log[at..]
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    assert!(!held.log().contains("logs loaded"), "recovery was not held");
+    assert_eq!(
+        http(addr, "GET", "/health/live"),
+        (200, "live\n".to_owned())
+    );
+    assert_eq!(http(addr, "GET", "/health/ready").0, 503);
+    let (status, body) = http(addr, "GET", "/metrics");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\nstrata_broker_ready 0\n"), "{body}");
+    assert!(
+        body.contains("strata_process_resident_memory_bytes "),
+        "{body}"
+    );
+    assert!(
+        TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "the Kafka listener accepts before recovery finished"
+    );
+
+    std::fs::remove_file(&hold).unwrap();
+    wait_until("/health/ready answers 200", SETTLE, || {
+        http(addr, "GET", "/health/ready").0 == 200
+    });
+    let log = held.log();
+    assert!(log.contains("logs loaded"), "{log}");
+    let (_, body) = http(addr, "GET", "/metrics");
+    assert!(body.contains("\nstrata_broker_ready 1\n"), "{body}");
+    assert!(
+        body.contains("strata_partitions 1\n") || body.contains("\nstrata_partitions 1"),
+        "the recovered partition is not reported:\n{body}"
+    );
+}

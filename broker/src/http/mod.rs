@@ -1,10 +1,12 @@
 //! The operations HTTP endpoint (`metrics.listener`): `/metrics` in the Prometheus text
 //! format, `/health/live` (the process answers) and `/health/ready` (logs recovered and
 //! Kafka listeners accepting). HTTP/1.1 only, GET/HEAD only, no request bodies read.
+//! It starts before log recovery, so that a long recovery is live but not ready; until the
+//! broker is handed over, `/metrics` has the process metrics only.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -15,6 +17,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
+use prometheus::{Encoder, TextEncoder};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -37,6 +40,47 @@ pub enum HttpError {
         address: String,
         source: std::io::Error,
     },
+    #[error("cannot register the start-up metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+}
+
+/// What the endpoint serves: the broker once its logs are open, and before that the
+/// process's own metrics (CPU, memory, fds: what an operator watches during a long
+/// recovery) and `strata_broker_ready 0`.
+pub struct Endpoint {
+    broker: OnceLock<Arc<Broker>>,
+    starting: prometheus::Registry,
+}
+
+impl Endpoint {
+    pub fn new() -> Result<Arc<Endpoint>, HttpError> {
+        let starting = prometheus::Registry::new();
+        let pid = libc::pid_t::try_from(std::process::id()).unwrap_or(0);
+        starting.register(Box::new(
+            prometheus::process_collector::ProcessCollector::new(pid, "strata"),
+        ))?;
+        // Same name and help as the broker's gauge, so a scraper sees one series.
+        let ready = prometheus::IntGauge::new(
+            "strata_broker_ready",
+            "1 once logs are recovered and listeners accept connections, 0 before and during shutdown.",
+        )?;
+        starting.register(Box::new(ready))?;
+        Ok(Arc::new(Endpoint {
+            broker: OnceLock::new(),
+            starting,
+        }))
+    }
+
+    /// Hands over the opened broker: from now on its metrics and readiness are served.
+    pub fn set_broker(&self, broker: Arc<Broker>) {
+        let _ = self.broker.set(broker);
+    }
+
+    fn render_starting(&self) -> Result<String, prometheus::Error> {
+        let mut out = Vec::with_capacity(4096);
+        TextEncoder::new().encode(&self.starting.gather(), &mut out)?;
+        Ok(String::from_utf8_lossy(&out).into_owned())
+    }
 }
 
 /// The `host:port` part of a `metrics.listener` value; `None` when it disables the
@@ -70,7 +114,7 @@ pub async fn bind(address: &str) -> Result<TcpListener, HttpError> {
 }
 
 /// Serves HTTP on `listener` until `stop` fires, then waits for open exchanges to finish.
-pub async fn serve(listener: TcpListener, broker: Arc<Broker>, stop: CancellationToken) {
+pub async fn serve(listener: TcpListener, endpoint: Arc<Endpoint>, stop: CancellationToken) {
     let connections = TaskTracker::new();
     loop {
         let (stream, peer) = tokio::select! {
@@ -88,12 +132,12 @@ pub async fn serve(listener: TcpListener, broker: Arc<Broker>, stop: Cancellatio
             tracing::debug!(%peer, "metrics endpoint: too many connections, closing");
             continue;
         }
-        let broker = broker.clone();
+        let endpoint = endpoint.clone();
         let stop = stop.clone();
         let _task = connections.spawn(async move {
             let service = service_fn(move |request| {
-                let broker = broker.clone();
-                async move { Ok::<_, Infallible>(route(&broker, &request, peer)) }
+                let endpoint = endpoint.clone();
+                async move { Ok::<_, Infallible>(route(&endpoint, &request, peer)) }
             });
             let connection = http1::Builder::new()
                 .timer(TokioTimer::new())
@@ -119,7 +163,11 @@ pub async fn serve(listener: TcpListener, broker: Arc<Broker>, stop: Cancellatio
     tracing::info!("metrics endpoint closed");
 }
 
-fn route(broker: &Broker, request: &Request<Incoming>, peer: SocketAddr) -> Response<Full<Bytes>> {
+fn route(
+    endpoint: &Endpoint,
+    request: &Request<Incoming>,
+    peer: SocketAddr,
+) -> Response<Full<Bytes>> {
     if request.method() != Method::GET && request.method() != Method::HEAD {
         let mut r = text(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -130,23 +178,30 @@ fn route(broker: &Broker, request: &Request<Incoming>, peer: SocketAddr) -> Resp
             .insert(hyper::header::ALLOW, HeaderValue::from_static("GET, HEAD"));
         return r;
     }
+    let broker = endpoint.broker.get();
     match request.uri().path() {
-        "/metrics" => match broker.metrics.render(broker) {
-            Ok(body) => {
-                let mut r = Response::new(Full::new(Bytes::from(body)));
-                let _ = r
-                    .headers_mut()
-                    .insert(CONTENT_TYPE, HeaderValue::from_static(PROMETHEUS_TEXT));
-                r
+        "/metrics" => {
+            let rendered = match broker {
+                Some(broker) => broker.metrics.render(broker).map_err(|e| e.to_string()),
+                None => endpoint.render_starting().map_err(|e| e.to_string()),
+            };
+            match rendered {
+                Ok(body) => {
+                    let mut r = Response::new(Full::new(Bytes::from(body)));
+                    let _ = r
+                        .headers_mut()
+                        .insert(CONTENT_TYPE, HeaderValue::from_static(PROMETHEUS_TEXT));
+                    r
+                }
+                Err(e) => {
+                    tracing::error!(%peer, error = %e, "metrics endpoint: rendering failed");
+                    text(StatusCode::INTERNAL_SERVER_ERROR, "cannot render metrics\n")
+                }
             }
-            Err(e) => {
-                tracing::error!(%peer, error = %e, "metrics endpoint: rendering failed");
-                text(StatusCode::INTERNAL_SERVER_ERROR, "cannot render metrics\n")
-            }
-        },
+        }
         "/health/live" => text(StatusCode::OK, "live\n"),
         "/health/ready" => {
-            if broker.metrics.is_ready() {
+            if broker.is_some_and(|b| b.metrics.is_ready()) {
                 text(StatusCode::OK, "ready\n")
             } else {
                 text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
