@@ -1,9 +1,10 @@
 //! Reserving disk blocks ahead of mapped writes. A store into a mapped page the filesystem
 //! cannot back raises SIGBUS, so every byte we write through a mapping is allocated first:
 //! with fallocate where supported, else by writing zeros (tmpfs, overlay, old filesystems).
+//! Appends themselves are positioned vectored writes (`pwritev`) into those reserved blocks.
 
 use std::fs::File;
-use std::io;
+use std::io::{self, IoSlice};
 use std::os::unix::fs::FileExt;
 use std::os::unix::io::AsRawFd;
 
@@ -43,6 +44,50 @@ fn write_zeros(file: &File, from: u64, to: u64) -> io::Result<()> {
         let n = usize::try_from(to - at).map_or(CHUNK, |left| left.min(CHUNK));
         file.write_all_at(zeros.get(..n).unwrap_or(&zeros), at)?;
         at += n as u64;
+    }
+    Ok(())
+}
+
+/// Writes every byte of `bufs` at `offset` with as few `pwritev` calls as the kernel allows
+/// (short writes and EINTR resume where they stopped).
+pub(crate) fn write_all_vectored_at(
+    file: &File,
+    mut bufs: &mut [IoSlice<'_>],
+    mut offset: u64,
+) -> io::Result<()> {
+    IoSlice::advance_slices(&mut bufs, 0);
+    while !bufs.is_empty() {
+        let count = libc::c_int::try_from(bufs.len().min(1024)).unwrap_or(1024);
+        let Ok(at) = libc::off_t::try_from(offset) else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "write offset exceeds off_t",
+            ));
+        };
+        // SAFETY: std guarantees IoSlice is ABI-compatible with `struct iovec` on Unix; the
+        // slices (and the memory they point at) outlive the call, and `count` <= bufs.len().
+        #[allow(unsafe_code)]
+        let written = unsafe {
+            libc::pwritev(
+                file.as_raw_fd(),
+                bufs.as_ptr().cast::<libc::iovec>(),
+                count,
+                at,
+            )
+        };
+        match usize::try_from(written) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                offset += n as u64;
+                IoSlice::advance_slices(&mut bufs, n);
+            }
+            Err(_) => {
+                let err = io::Error::last_os_error();
+                if err.kind() != io::ErrorKind::Interrupted {
+                    return Err(err);
+                }
+            }
+        }
     }
     Ok(())
 }

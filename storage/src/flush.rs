@@ -5,9 +5,6 @@
 
 use std::fs::File;
 use std::path::PathBuf;
-use std::sync::Arc;
-
-use memmap2::MmapRaw;
 
 use crate::error::{IoContext, LogError};
 use crate::log::{sync_dir, Log};
@@ -17,8 +14,6 @@ use crate::log::{sync_dir, Log};
 pub(crate) struct FlushPart {
     pub(crate) base_offset: i64,
     pub(crate) file: File,
-    pub(crate) map: Arc<MmapRaw>,
-    pub(crate) from: usize,
     pub(crate) to: usize,
     pub(crate) path: PathBuf,
 }
@@ -38,13 +33,10 @@ impl PendingFlush {
         self.upto
     }
 
-    /// msync + fdatasync of each part (and the directory if entries changed). Call it without
+    /// fdatasync of each part (and the directory if entries changed). Call it without
     /// holding the log.
     pub fn sync(&self) -> Result<(), LogError> {
         for part in &self.parts {
-            part.map
-                .flush_range(part.from, part.to - part.from)
-                .at(&part.path)?;
             part.file.sync_data().at(&part.path)?;
         }
         if let Some(dir) = &self.dir {

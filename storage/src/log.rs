@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 
 use crate::error::{IoContext, LogError};
+use crate::leader_epoch::{LeaderEpochCache, LEADER_EPOCH_CHECKPOINT};
 pub use crate::recovery::RecoveryReport;
 use crate::recovery::{self, Loaded};
 use crate::segment::{segment_capacity, LogSegment};
@@ -59,6 +60,10 @@ pub struct Log {
     /// Bumped when offsets are cut (truncation), which voids plans made before (cleaner,
     /// durable flushes).
     pub(crate) generation: u64,
+    /// Segments renamed `.deleted` by retention, removed once `file.delete.delay.ms` passed.
+    pub(crate) pending_deletes: crate::retention::PendingDeletes,
+    /// Which leader epoch began at which offset (`leader-epoch-checkpoint`).
+    pub(crate) leader_epochs: LeaderEpochCache,
 }
 
 impl Log {
@@ -83,7 +88,16 @@ impl Log {
         } else {
             tracing::info!(partition = %tp, ?report, log_end_offset = leo, "log loaded");
         }
-        Ok(Log {
+        let had_epochs = dir.join(LEADER_EPOCH_CHECKPOINT).exists();
+        let leader_epochs = match LeaderEpochCache::load(&dir) {
+            Ok(cache) => had_epochs.then_some(cache),
+            Err(e) => {
+                tracing::warn!(partition = %tp, error = %e, "unreadable leader-epoch checkpoint; rebuilding it from batch headers");
+                None
+            }
+        };
+        let mut log = Log {
+            leader_epochs: LeaderEpochCache::empty(&dir),
             dir,
             tp,
             config,
@@ -98,7 +112,60 @@ impl Log {
             recovery_report: report,
             first_dirty_offset: log_start_offset,
             generation: 0,
-        })
+            pending_deletes: Default::default(),
+        };
+        log.load_leader_epochs(leader_epochs)?;
+        Ok(log)
+    }
+
+    /// Brings the leader-epoch cache in line with the recovered log: entries past the log end
+    /// go (recovery may have cut the tail), and epochs of batches appended after the last
+    /// checkpoint (those past the recovery point) are added. Without a usable file, every
+    /// batch header is read once to rebuild it.
+    fn load_leader_epochs(&mut self, loaded: Option<LeaderEpochCache>) -> Result<(), LogError> {
+        let rebuild = loaded.is_none();
+        let mut cache = loaded.unwrap_or_else(|| LeaderEpochCache::empty(&self.dir));
+        let mut changed = cache.truncate_from_end(self.log_end_offset());
+        let from = if rebuild {
+            self.log_start_offset
+        } else {
+            self.recovery_point
+        };
+        for h in self.batch_headers(from) {
+            changed |= cache.assign(h.partition_leader_epoch, h.base_offset);
+        }
+        changed |= cache.truncate_from_start(self.log_start_offset);
+        self.leader_epochs = cache;
+        if changed {
+            self.leader_epochs.write()?;
+        }
+        Ok(())
+    }
+
+    /// Kafka's OffsetForLeaderEpoch answer from this log: the largest epoch <= `requested` and
+    /// the offset where the following epoch began (the log end for the latest epoch);
+    /// (-1, -1) for an epoch the log does not know.
+    pub fn end_offset_for_epoch(&self, requested: i32) -> (i32, i64) {
+        self.leader_epochs
+            .end_offset_for(requested, self.log_end_offset())
+    }
+
+    /// The leader-epoch cache: (epoch, start offset), oldest first.
+    pub fn leader_epochs(&self) -> &[(i32, i64)] {
+        self.leader_epochs.entries()
+    }
+
+    /// Re-aligns the leader-epoch cache after the log start or end moved, rewriting its
+    /// checkpoint when it changed.
+    pub(crate) fn trim_leader_epochs(&mut self) -> Result<(), LogError> {
+        let mut changed = self.leader_epochs.truncate_from_end(self.log_end_offset());
+        changed |= self
+            .leader_epochs
+            .truncate_from_start(self.log_start_offset);
+        if changed {
+            self.leader_epochs.write()?;
+        }
+        Ok(())
     }
 
     pub fn recovery_report(&self) -> &RecoveryReport {
@@ -150,6 +217,9 @@ impl Log {
     /// Restores a log start offset from log-start-offset-checkpoint (only ever raises it).
     pub fn restore_log_start_offset(&mut self, offset: i64) {
         self.log_start_offset = self.log_start_offset.max(offset.min(self.log_end_offset()));
+        if let Err(e) = self.trim_leader_epochs() {
+            tracing::warn!(partition = %self.tp, error = %e, "rewriting leader-epoch checkpoint failed");
+        }
     }
 
     fn segments(&self) -> impl Iterator<Item = &LogSegment> {
@@ -248,6 +318,11 @@ impl Log {
         }
         let r = self.active.append(batches, leader_epoch, log_append_time);
         let appended = self.gate(r)?;
+        // Only a new epoch touches the checkpoint: once per leadership change, not per append.
+        if self.leader_epochs.assign(leader_epoch, first_offset) {
+            let r = self.leader_epochs.write();
+            self.gate(r)?;
+        }
         Ok(AppendInfo {
             first_offset,
             last_offset: appended.last_offset,
@@ -422,103 +497,11 @@ impl Log {
             self.log_start_offset = self.active.base_offset();
         }
         self.log_start_offset = self.log_start_offset.min(leo);
-        Ok(())
+        self.trim_leader_epochs()
     }
 }
 
 impl Log {
-    /// DeleteRecords: raises the log start offset to `offset` and deletes whole segments below it.
-    pub fn delete_records_before(&mut self, offset: i64) -> Result<i64, LogError> {
-        self.check_writable()?;
-        let end = self.log_end_offset();
-        if offset > end {
-            return Err(LogError::OffsetOutOfRange {
-                offset,
-                log_start_offset: self.log_start_offset,
-                log_end_offset: end,
-            });
-        }
-        if offset <= self.log_start_offset {
-            return Ok(self.log_start_offset);
-        }
-        self.log_start_offset = offset;
-        if self.active.size() > 0 && self.active.next_offset() <= offset {
-            // Everything is below the new start: roll so the old active segment can go too.
-            let now = self.last_now_ms;
-            let r = self.roll(now);
-            self.gate(r)?;
-        }
-        let r = self.delete_segments_while(|seg, _| seg.next_offset() <= offset);
-        self.gate(r)?;
-        Ok(self.log_start_offset)
-    }
-
-    /// retention.ms and retention.bytes, by whole sealed segments from the oldest; also drops
-    /// segments wholly below the log start offset. Returns how many segments were deleted.
-    pub fn apply_retention(&mut self, now_ms: i64) -> Result<usize, LogError> {
-        self.check_writable()?;
-        self.last_now_ms = now_ms;
-        let start = self.log_start_offset;
-        let mut deleted = self.delete_segments_while(|seg, _| seg.next_offset() <= start);
-        // retention.ms / retention.bytes belong to the `delete` policy; a compact-only log keeps
-        // every segment (only DeleteRecords moves its start).
-        let by_policy = self.config.cleanup_delete;
-        if let (Ok(n), true) = (&deleted, by_policy) {
-            let n = *n;
-            let retention_ms = self.config.retention_ms;
-            deleted = self
-                .delete_segments_while(|seg, _| {
-                    retention_ms >= 0
-                        && now_ms.saturating_sub(seg.max_timestamp().map_or(-1, |(_, ts)| ts))
-                            > retention_ms
-                })
-                .map(|m| n + m);
-        }
-        if let (Ok(n), true) = (&deleted, by_policy) {
-            let n = *n;
-            let retention_bytes = self.config.retention_bytes;
-            deleted = self
-                .delete_segments_while(|seg, total| {
-                    retention_bytes >= 0
-                        && total.saturating_sub(seg.size() as u64) >= retention_bytes as u64
-                })
-                .map(|m| n + m);
-        }
-        let deleted = self.gate(deleted)?;
-        if deleted > 0 {
-            tracing::info!(partition = %self.tp, deleted, log_start_offset = self.log_start_offset, "retention deleted segments");
-        }
-        Ok(deleted)
-    }
-
-    /// Deletes the oldest sealed segments while `pred(segment, total log bytes)` holds.
-    fn delete_segments_while(
-        &mut self,
-        pred: impl Fn(&LogSegment, u64) -> bool,
-    ) -> Result<usize, LogError> {
-        let mut deleted = 0;
-        loop {
-            let total = self.size_bytes();
-            let Some(entry) = self.sealed.first_entry() else {
-                break;
-            };
-            if !pred(entry.get(), total) {
-                break;
-            }
-            entry.remove().delete()?;
-            deleted += 1;
-            self.dir_dirty = true;
-        }
-        let first_base = self
-            .sealed
-            .values()
-            .next()
-            .unwrap_or(&self.active)
-            .base_offset();
-        self.log_start_offset = self.log_start_offset.max(first_base);
-        Ok(deleted)
-    }
-
     /// Headers of every batch whose last offset is >= `from_offset`, oldest first (to rebuild
     /// producer state on start).
     pub fn batch_headers(&self, from_offset: i64) -> impl Iterator<Item = RecordBatchHeader> + '_ {

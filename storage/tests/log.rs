@@ -203,6 +203,45 @@ fn log_append_time_stamps_batches_and_keeps_crc_valid() {
 }
 
 #[test]
+fn one_append_of_many_batches_is_written_whole_and_survives_a_crc_checked_reopen() {
+    // More batches than one pwritev carries (32), each with its own patched header and CRC.
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        segment_bytes: 1 << 20,
+        message_timestamp_type: TimestampType::LogAppendTime,
+        ..small_config()
+    };
+    let mut log = open(dir.path(), config.clone(), 0);
+    let mut many = Vec::new();
+    for i in 0..75u64 {
+        many.extend_from_slice(&sized_batch(i, 40 + (i as usize % 7) * 13, 5));
+    }
+    let info = log.append(&many, 9, 4242).unwrap();
+    assert_eq!((info.first_offset, info.last_offset), (0, 74));
+    let check = |log: &strata_storage::Log| {
+        let got = read_all(log, 0);
+        assert_eq!(got.len(), 75);
+        for (i, (h, b)) in got.iter().enumerate() {
+            assert_eq!(h.base_offset, i as i64);
+            assert_eq!(h.partition_leader_epoch, 9);
+            assert_eq!(h.max_timestamp, 4242);
+            assert!(h.is_log_append_time());
+            assert_eq!(
+                payload(b),
+                payload(&sized_batch(i as u64, 40 + (i % 7) * 13, 5))
+            );
+        }
+    };
+    check(&log);
+    drop(log);
+    // Recovery from offset 0 CRC-checks every batch.
+    let log = open(dir.path(), config, 0);
+    assert_eq!(log.recovery_report().truncated_bytes, 0);
+    assert_eq!(log.log_end_offset(), 75);
+    check(&log);
+}
+
+#[test]
 fn invalid_and_oversized_appends_are_refused_without_changing_the_log() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = open(dir.path(), small_config(), 0);
@@ -223,6 +262,66 @@ fn invalid_and_oversized_appends_are_refused_without_changing_the_log() {
     assert_eq!(err.kafka_error_code(), 18);
     assert_eq!(log.log_end_offset(), 0);
     assert_eq!(log.append(&b, 0, 0).unwrap().first_offset, 0);
+}
+
+#[test]
+fn retention_renames_segments_deleted_and_removes_them_after_file_delete_delay_ms() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        file_delete_delay_ms: 60_000,
+        ..small_config()
+    };
+    let mut log = open(dir.path(), config.clone(), 0);
+    for i in 0..60 {
+        log.append(&sized_batch(i, 300, 0), 0, 1_000).unwrap();
+    }
+    // A reader still holding a slice of the first segment keeps reading it.
+    let held = log.read(0, 1 << 20, i64::MAX, true).unwrap().records;
+    log.set_config(LogConfig {
+        retention_bytes: 5000,
+        ..config.clone()
+    });
+    let deleted = log.apply_retention(1_000).unwrap();
+    assert!(deleted > 0);
+    assert_eq!(segment_files(dir.path(), "log").len(), log.segment_count());
+    assert_eq!(segment_files(dir.path(), "deleted").len(), 3 * deleted);
+    assert_eq!(log.pending_deletions(), deleted);
+    assert_eq!(batches(&held)[0].0.base_offset, 0);
+    // Appends go on while the files wait; nothing is due before the delay passes.
+    log.append(&sized_batch(60, 300, 0), 0, 2_000).unwrap();
+    assert!(log.take_due_deletions(60_999).is_empty());
+    let due = log.take_due_deletions(61_000);
+    assert_eq!(due.len(), 3 * deleted);
+    strata_storage::remove_deleted_files(&due).unwrap();
+    assert!(segment_files(dir.path(), "deleted").is_empty());
+    assert_eq!(log.pending_deletions(), 0);
+    // Removing twice (or files a restart already removed) is not an error.
+    strata_storage::remove_deleted_files(&due).unwrap();
+    assert_eq!(
+        read_all(&log, log.log_start_offset())
+            .last()
+            .unwrap()
+            .0
+            .last_offset(),
+        60
+    );
+}
+
+#[test]
+fn leftover_deleted_segments_are_removed_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path(), small_config(), 0);
+    for i in 0..40 {
+        log.append(&sized_batch(i, 300, 0), 0, 0).unwrap();
+    }
+    log.delete_records_before(20).unwrap();
+    assert!(!segment_files(dir.path(), "deleted").is_empty());
+    drop(log); // a crash before file.delete.delay.ms passed
+    let log = open(dir.path(), small_config(), 0);
+    assert!(segment_files(dir.path(), "deleted").is_empty());
+    assert!(log.recovery_report().leftover_files_removed > 0);
+    assert!(log.log_start_offset() <= 20);
+    assert_eq!(log.log_end_offset(), 40);
 }
 
 #[test]
@@ -446,4 +545,48 @@ fn delete_removes_the_directory() {
     assert!(!dir.exists());
     assert_eq!(std::fs::read_dir(root.path()).unwrap().count(), 0);
     assert_eq!(batches(&held).len(), 1, "in-flight reads survive deletion");
+}
+
+#[test]
+fn leader_epoch_checkpoint_follows_appends_truncation_and_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoint = dir.path().join(strata_storage::LEADER_EPOCH_CHECKPOINT);
+    let mut log = open(dir.path(), small_config(), 0);
+    assert!(
+        !checkpoint.exists(),
+        "nothing to record before the first append"
+    );
+    for (epoch, n) in [(0, 5), (2, 5), (2, 3), (4, 2)] {
+        for i in 0..n {
+            log.append(&sized_batch(i, 100, 0), epoch, 0).unwrap();
+        }
+    }
+    assert_eq!(log.leader_epochs(), &[(0, 0), (2, 5), (4, 13)]);
+    assert_eq!(
+        std::fs::read_to_string(&checkpoint).unwrap(),
+        "0\n3\n0 0\n2 5\n4 13\n"
+    );
+    assert_eq!(log.end_offset_for_epoch(4), (4, 15));
+    assert_eq!(log.end_offset_for_epoch(3), (2, 13));
+    assert_eq!(log.end_offset_for_epoch(1), (0, 5));
+    assert_eq!(log.end_offset_for_epoch(7), (-1, -1));
+    // Truncation below epoch 4's start drops it, on disk too.
+    log.truncate_to(10).unwrap();
+    assert_eq!(log.leader_epochs(), &[(0, 0), (2, 5)]);
+    assert_eq!(log.end_offset_for_epoch(2), (2, 10));
+    drop(log);
+    // A restart loads the file; a lost file is rebuilt from the batch headers.
+    let log = open(dir.path(), small_config(), 0);
+    assert_eq!(log.leader_epochs(), &[(0, 0), (2, 5)]);
+    drop(log);
+    std::fs::write(&checkpoint, "garbage").unwrap();
+    let mut log = open(dir.path(), small_config(), 0);
+    assert_eq!(log.leader_epochs(), &[(0, 0), (2, 5)]);
+    assert_eq!(
+        std::fs::read_to_string(&checkpoint).unwrap(),
+        "0\n2\n0 0\n2 5\n"
+    );
+    // DeleteRecords moves the first epoch's start with the log start.
+    log.delete_records_before(7).unwrap();
+    assert_eq!(log.leader_epochs(), &[(2, 7)]);
 }

@@ -47,12 +47,12 @@ impl LogSegment {
         } else {
             file_len
         };
-        let map = if mode.writable {
-            MmapOptions::new().len(map_len).map_raw(&file)
-        } else {
-            MmapOptions::new().len(map_len).map_raw_read_only(&file)
-        }
-        .at(&path)?;
+        // Read-only even for the active segment: appends are pwrites, and a mapping nobody can
+        // write through cannot be corrupted by a stray store.
+        let map = MmapOptions::new()
+            .len(map_len)
+            .map_raw_read_only(&file)
+            .at(&path)?;
         let _ = map.advise(Advice::Sequential);
 
         let idx_path = index_path(dir, base_offset);

@@ -276,6 +276,38 @@ impl LogSegment {
     }
 }
 
+/// A segment's files as retention leaves them: `<name>.log.deleted` and so on.
+pub(crate) fn deleted_paths(dir: &Path, base_offset: i64) -> [PathBuf; 3] {
+    [
+        log_path(dir, base_offset),
+        index_path(dir, base_offset),
+        time_index_path(dir, base_offset),
+    ]
+    .map(|p| {
+        let mut name = p.into_os_string();
+        name.push(".deleted");
+        PathBuf::from(name)
+    })
+}
+
+/// Renames a segment's files to their `.deleted` names (a missing index is fine: it is
+/// rebuilt when needed, so it may never have been written).
+pub(crate) fn rename_to_deleted(dir: &Path, base_offset: i64) -> Result<(), LogError> {
+    let live = [
+        log_path(dir, base_offset),
+        index_path(dir, base_offset),
+        time_index_path(dir, base_offset),
+    ];
+    for (from, to) in live.iter().zip(deleted_paths(dir, base_offset)) {
+        match std::fs::rename(from, &to) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(LogError::io(from, e)),
+        }
+    }
+    Ok(())
+}
+
 /// Unlinks a segment's `.index` and `.timeindex` (they are rebuilt when missing).
 pub(crate) fn delete_index_files(dir: &Path, base_offset: i64) -> Result<(), LogError> {
     for path in [

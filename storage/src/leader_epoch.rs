@@ -1,0 +1,237 @@
+//! The leader-epoch cache of one partition: which leader epoch began at which offset, kept in
+//! `<partition dir>/leader-epoch-checkpoint` in Kafka's format (version 0, a count, then
+//! `<epoch> <start offset>` lines) and replaced atomically on every change. OffsetForLeaderEpoch
+//! answers from it, so a returning replica can find where its history diverged.
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use crate::error::{IoContext, LogError};
+
+pub const LEADER_EPOCH_CHECKPOINT: &str = "leader-epoch-checkpoint";
+const VERSION: &str = "0";
+/// Bounds what a corrupt count line can make us pre-allocate.
+const MAX_PREALLOC: usize = 1024;
+
+/// Kafka's UNDEFINED_EPOCH / UNDEFINED_EPOCH_OFFSET.
+pub const UNDEFINED_EPOCH: i32 = -1;
+pub const UNDEFINED_EPOCH_OFFSET: i64 = -1;
+
+#[derive(Debug)]
+pub(crate) struct LeaderEpochCache {
+    path: PathBuf,
+    /// (epoch, start offset), both strictly increasing.
+    entries: Vec<(i32, i64)>,
+}
+
+impl LeaderEpochCache {
+    /// Loads the partition's cache; a missing file is an empty cache, a corrupt one is an error
+    /// that names the file (the caller rebuilds it from batch headers).
+    pub(crate) fn load(dir: &Path) -> io::Result<LeaderEpochCache> {
+        let path = dir.join(LEADER_EPOCH_CHECKPOINT);
+        let entries = match fs::read_to_string(&path) {
+            Ok(text) => parse(&path, &text)?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        Ok(LeaderEpochCache { path, entries })
+    }
+
+    /// An empty cache for `dir` (its file is written on the first assignment).
+    pub(crate) fn empty(dir: &Path) -> LeaderEpochCache {
+        LeaderEpochCache {
+            path: dir.join(LEADER_EPOCH_CHECKPOINT),
+            entries: Vec::new(),
+        }
+    }
+
+    pub(crate) fn entries(&self) -> &[(i32, i64)] {
+        &self.entries
+    }
+
+    pub(crate) fn latest_epoch(&self) -> Option<i32> {
+        self.entries.last().map(|&(epoch, _)| epoch)
+    }
+
+    /// Records that `epoch` starts at `start_offset` if it is newer than the latest epoch (as
+    /// Kafka's assign: older or equal epochs change nothing). Returns whether it changed.
+    pub(crate) fn assign(&mut self, epoch: i32, start_offset: i64) -> bool {
+        if epoch < 0 || self.latest_epoch().is_some_and(|latest| epoch <= latest) {
+            return false;
+        }
+        // An entry for a newer epoch must not start below an older one's start.
+        self.entries.retain(|&(_, start)| start < start_offset);
+        self.entries.push((epoch, start_offset));
+        true
+    }
+
+    /// Truncation of the log to `end_offset`: epochs starting at or after it are gone.
+    pub(crate) fn truncate_from_end(&mut self, end_offset: i64) -> bool {
+        let before = self.entries.len();
+        self.entries.retain(|&(_, start)| start < end_offset);
+        self.entries.len() != before
+    }
+
+    /// The log start moved to `start_offset`: epochs wholly before it go, and the epoch
+    /// holding it now starts there (Kafka's truncateFromStart).
+    pub(crate) fn truncate_from_start(&mut self, start_offset: i64) -> bool {
+        let holding = self
+            .entries
+            .iter()
+            .rposition(|&(_, start)| start <= start_offset);
+        let Some(i) = holding else {
+            return false;
+        };
+        let changed = i > 0
+            || self
+                .entries
+                .first()
+                .is_some_and(|&(_, s)| s != start_offset);
+        self.entries.drain(..i);
+        if let Some(first) = self.entries.first_mut() {
+            first.1 = start_offset;
+        }
+        changed
+    }
+
+    /// Kafka's endOffsetFor: the largest epoch <= `requested` and the offset where the next
+    /// epoch began (the log end offset for the latest epoch), or UNDEFINED for an unknown one.
+    pub(crate) fn end_offset_for(&self, requested: i32, log_end_offset: i64) -> (i32, i64) {
+        if requested == UNDEFINED_EPOCH {
+            return (UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET);
+        }
+        if self.latest_epoch() == Some(requested) {
+            return (requested, log_end_offset);
+        }
+        let Some(&(_, higher_start)) = self.entries.iter().find(|&&(e, _)| e > requested) else {
+            return (UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET);
+        };
+        match self.entries.iter().rev().find(|&&(e, _)| e <= requested) {
+            Some(&(floor, _)) => (floor, higher_start),
+            None => (requested, higher_start),
+        }
+    }
+
+    /// Writes the checkpoint: temp file, fsync, rename, fsync the directory.
+    pub(crate) fn write(&self) -> Result<(), LogError> {
+        let mut text = format!("{VERSION}\n{}\n", self.entries.len());
+        for (epoch, start) in &self.entries {
+            text.push_str(&format!("{epoch} {start}\n"));
+        }
+        let tmp = self.path.with_extension("tmp");
+        let mut file = File::create(&tmp).at(&tmp)?;
+        file.write_all(text.as_bytes()).at(&tmp)?;
+        file.sync_all().at(&tmp)?;
+        drop(file);
+        fs::rename(&tmp, &self.path).at(&self.path)?;
+        if let Some(dir) = self.path.parent() {
+            crate::log::sync_dir(dir)?;
+        }
+        Ok(())
+    }
+}
+
+fn parse(path: &Path, text: &str) -> io::Result<Vec<(i32, i64)>> {
+    let invalid = |what: String| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("leader-epoch checkpoint {}: {what}", path.display()),
+        )
+    };
+    let mut lines = text.lines();
+    match lines.next() {
+        Some(VERSION) => {}
+        other => {
+            return Err(invalid(format!(
+                "expected version {VERSION}, found {other:?}"
+            )))
+        }
+    }
+    let count: usize = lines
+        .next()
+        .and_then(|l| l.trim().parse().ok())
+        .ok_or_else(|| invalid("expected an entry count on line 2".into()))?;
+    let mut entries: Vec<(i32, i64)> = Vec::with_capacity(count.min(MAX_PREALLOC));
+    for (i, line) in lines.enumerate() {
+        let mut parts = line.split_whitespace();
+        let (Some(Ok(epoch)), Some(Ok(start)), None) = (
+            parts.next().map(str::parse::<i32>),
+            parts.next().map(str::parse::<i64>),
+            parts.next(),
+        ) else {
+            return Err(invalid(format!(
+                "expected `<epoch> <start offset>` on line {}, found {line:?}",
+                i + 3
+            )));
+        };
+        if entries
+            .last()
+            .is_some_and(|&(e, s)| epoch <= e || start < s)
+        {
+            return Err(invalid(format!(
+                "expected increasing epochs and offsets on line {}, found {line:?}",
+                i + 3
+            )));
+        }
+        entries.push((epoch, start));
+    }
+    if entries.len() != count {
+        return Err(invalid(format!(
+            "expected {count} entries, found {}",
+            entries.len()
+        )));
+    }
+    Ok(entries)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn assign_truncate_and_end_offsets_follow_kafka() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = LeaderEpochCache::load(dir.path()).unwrap();
+        assert!(c.entries().is_empty());
+        assert!(c.assign(1, 0));
+        assert!(!c.assign(1, 5), "same epoch again changes nothing");
+        assert!(!c.assign(0, 7), "older epoch changes nothing");
+        assert!(c.assign(3, 10));
+        assert!(c.assign(5, 20));
+        assert_eq!(c.end_offset_for(5, 30), (5, 30));
+        assert_eq!(c.end_offset_for(3, 30), (3, 20));
+        assert_eq!(c.end_offset_for(4, 30), (3, 20));
+        assert_eq!(c.end_offset_for(0, 30), (0, 0));
+        assert_eq!(c.end_offset_for(6, 30), (-1, -1));
+        assert_eq!(c.end_offset_for(-1, 30), (-1, -1));
+        c.write().unwrap();
+        assert_eq!(
+            fs::read_to_string(dir.path().join(LEADER_EPOCH_CHECKPOINT)).unwrap(),
+            "0\n3\n1 0\n3 10\n5 20\n"
+        );
+        assert_eq!(
+            LeaderEpochCache::load(dir.path()).unwrap().entries(),
+            c.entries()
+        );
+        assert!(c.truncate_from_end(20));
+        assert_eq!(c.entries(), &[(1, 0), (3, 10)]);
+        assert!(c.truncate_from_start(12));
+        assert_eq!(c.entries(), &[(3, 12)]);
+        assert!(!c.truncate_from_start(12));
+        for bad in [
+            "1\n0\n",
+            "0\n2\n1 0\n",
+            "0\nx\n",
+            "0\n2\n3 0\n2 5\n",
+            "0\n1\n1 0 9\n",
+            "",
+        ] {
+            fs::write(dir.path().join(LEADER_EPOCH_CHECKPOINT), bad).unwrap();
+            assert!(
+                LeaderEpochCache::load(dir.path()).is_err(),
+                "accepted {bad:?}"
+            );
+        }
+    }
+}
