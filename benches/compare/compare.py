@@ -4,7 +4,8 @@ alternating between them, and prints a markdown table of medians.
 
 Each run starts a FRESH broker process from the command given for it (placeholders: {port},
 {dir} — a new empty temp dir), waits until it answers Metadata, creates a 1-partition topic,
-produces N records, consumes them back from the beginning, then stops the broker with SIGTERM.
+has the group coordinator looked up once (see warm_group_coordinator), produces N records,
+consumes them back from the beginning, then stops the broker with SIGTERM.
 The broker's CPU seconds (utime+stime of the process from /proc/<pid>/stat, all threads) are
 read before and after each phase, and its peak RSS (VmHWM) at the end.
 
@@ -16,7 +17,7 @@ read before and after each phase, and its peak RSS (VmHWM) at the end.
 
 The client is the same for every broker: one Producer (linger.ms=5, batch.size=1000000, no
 compression, delivery reports only on error) and one Consumer assigned to partition 0 at the
-beginning (no group join). Only this script's own process runs the client, so a broker's
+beginning (no group join), with librdkafka's default fetch sizes. Only this script's own process runs the client, so a broker's
 CPU figures are its own.
 """
 
@@ -39,6 +40,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+GROUP_ID = "strata-compare"
 
 
 @dataclass
@@ -108,6 +110,18 @@ def create_topic(bootstrap: str, topic: str) -> None:
     raise RuntimeError(f"topic {topic} has no leader after 30s")
 
 
+def warm_group_coordinator(bootstrap: str) -> None:
+    """librdkafka looks up the group coordinator as soon as a consumer with a group.id
+    starts, even with assign() only; a broker may create its offsets topic on that first
+    lookup (Kafka and Strata create the 50 partitions of __consumer_offsets then). That is a
+    once-per-cluster cost, so it is paid here, before any CPU is measured."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    try:
+        admin.describe_consumer_groups([GROUP_ID])[GROUP_ID].result(timeout=30)
+    except KafkaException:
+        pass  # an unknown group is fine: the coordinator was found
+
+
 def produce(bootstrap: str, topic: str, records: int, size: int, acks: str) -> float:
     errors: list[str] = []
 
@@ -151,11 +165,10 @@ def consume(bootstrap: str, topic: str, records: int, deadline_s: float) -> floa
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
-            "group.id": "strata-compare",
+            "group.id": GROUP_ID,
             "enable.auto.commit": False,
-            "fetch.max.bytes": 52428800,
-            "max.partition.fetch.bytes": 10485760,
-            "queued.max.messages.kbytes": 1048576,
+            # librdkafka's fetch sizes stay at their defaults (1 MiB a partition): with
+            # 10 MiB the client itself stalled for ~0.5 s twice a run, whatever the broker.
         }
     )
     # Learn the leader first: librdkafka assigned a partition whose leader it does not know
@@ -169,9 +182,10 @@ def consume(bootstrap: str, topic: str, records: int, deadline_s: float) -> floa
         while got < records:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"consume: {got} of {records} after {deadline_s}s")
-            # Never ask for more than is left: consume() waits for the full count or the
-            # timeout, so the last call would otherwise add a whole timeout to the figure.
-            for msg in consumer.consume(min(records - got, 10000), timeout=1):
+            # consume() may wait for its full count until the timeout: ask for small batches
+            # (a count of 10,000 stalled for the whole timeout once a run, whatever the broker)
+            # and never for more than is left.
+            for msg in consumer.consume(min(records - got, 1000), timeout=1):
                 if msg.error() is not None:
                     raise RuntimeError(f"consume: {msg.error()}")
                 got += 1
@@ -194,6 +208,7 @@ def one_run(name: str, command: str, size: int, acks: str, records: int) -> Run:
             wait_until_serving(bootstrap, proc, 60)
             topic = f"compare-{size}-{acks}"
             create_topic(bootstrap, topic)
+            warm_group_coordinator(bootstrap)
             cpu0 = cpu_seconds(proc.pid)
             produce_s = produce(bootstrap, topic, records, size, acks)
             cpu1 = cpu_seconds(proc.pid)
