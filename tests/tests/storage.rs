@@ -1,6 +1,6 @@
 //! Storage end to end: durable mode under a kill -9 loop, compaction of a compacted topic
 //! (and its refusal of keyless records), DeleteRecords through confluent-kafka's
-//! AdminClient across a restart, and a full log directory that refuses produce with
+//! AdminClient across a restart (with the high-watermark and leader-epoch checkpoints), and a full log directory that refuses produce with
 //! KAFKA_STORAGE_ERROR, keeps serving reads and recovers when space returns.
 
 // Tests may unwrap: a panic here is a failed assertion with its message.
@@ -181,9 +181,24 @@ fn delete_records_through_the_admin_client_survives_a_restart() {
     // The new log start is checkpointed at shutdown and restored on start.
     let status = broker.sigterm_and_wait();
     assert!(status.success(), "strata exited with {status}");
+    // Kafka's checkpoint files, in Kafka's format: the high watermark per log dir, and the
+    // partition's leader-epoch cache (one epoch, moved up to the new log start).
+    let hw =
+        std::fs::read_to_string(broker.data_dir().join("replication-offset-checkpoint")).unwrap();
+    assert!(
+        hw.starts_with("0\n") && hw.contains("\ntrimmed 0 10\n"),
+        "{hw:?}"
+    );
+    let epochs_path = broker.data_dir().join("trimmed-0/leader-epoch-checkpoint");
+    let epochs = std::fs::read_to_string(&epochs_path).unwrap();
+    assert!(
+        epochs.starts_with("0\n1\n") && epochs.ends_with(" 4\n"),
+        "{epochs:?}"
+    );
     broker.restart();
     let read = ops(&broker, "trimmed", &["read"]);
     assert!(read.starts_with(r#"{"low": 4, "high": 10,"#), "{read}");
+    assert_eq!(std::fs::read_to_string(&epochs_path).unwrap(), epochs);
 }
 
 /// A tmpfs of `size` at `dir`, unmounted on drop; None (test skipped, reason printed) where

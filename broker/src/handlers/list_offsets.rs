@@ -137,8 +137,8 @@ fn max_record(batch: &Bytes) -> Option<(i64, i64)> {
         })
 }
 
-/// With a single leader epoch history (epoch 0 until replication arrives), the end offset
-/// of the current epoch is the log end offset; older epochs than ours end where ours began.
+/// End offsets come from each log's leader-epoch cache (Kafka's endOffsetFor); the current
+/// epoch ends at the log end offset.
 pub fn offset_for_leader_epoch(
     broker: &Broker,
     ctx: &RequestContext,
@@ -177,13 +177,20 @@ pub fn offset_for_leader_epoch(
                         }
                     };
                     if p.leader_epoch > epoch || p.leader_epoch < 0 {
-                        base.with_leader_epoch(-1).with_end_offset(-1)
-                    } else if p.leader_epoch == epoch {
-                        base.with_leader_epoch(epoch)
-                            .with_end_offset(partition.log_end_offset())
-                    } else {
-                        base.with_leader_epoch(p.leader_epoch)
-                            .with_end_offset(partition.log_start_offset())
+                        return base.with_leader_epoch(-1).with_end_offset(-1);
+                    }
+                    // The log's leader-epoch cache (leader-epoch-checkpoint) knows where each
+                    // epoch ended. An epoch newer than its last entry (nothing appended since
+                    // it began) but not newer than ours still runs: it ends at the log end.
+                    match partition.end_offset_for_epoch(p.leader_epoch) {
+                        Ok((-1, _)) => base
+                            .with_leader_epoch(p.leader_epoch)
+                            .with_end_offset(partition.log_end_offset()),
+                        Ok((e, end)) => base.with_leader_epoch(e).with_end_offset(end),
+                        Err(code) => base
+                            .with_error_code(code.code())
+                            .with_leader_epoch(-1)
+                            .with_end_offset(-1),
                     }
                 })
                 .collect();

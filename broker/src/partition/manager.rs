@@ -13,6 +13,8 @@ use uuid::Uuid;
 use super::Partition;
 
 const RECOVERY_POINT_CHECKPOINT: &str = "recovery-point-offset-checkpoint";
+/// Kafka's high-watermark checkpoint, one per log dir.
+const REPLICATION_OFFSET_CHECKPOINT: &str = "replication-offset-checkpoint";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReplicaError {
@@ -33,6 +35,8 @@ pub struct ReplicaManager {
     recovery_points: HashMap<TopicPartition, i64>,
     /// From log-start-offset-checkpoint: DeleteRecords' start offsets survive restarts.
     log_start_offsets: HashMap<TopicPartition, i64>,
+    /// From replication-offset-checkpoint: the high watermarks of the last run.
+    high_watermarks: HashMap<TopicPartition, i64>,
 }
 
 pub fn now_ms() -> i64 {
@@ -62,12 +66,21 @@ impl ReplicaManager {
                     "unreadable log-start-offset checkpoint; log starts fall back to the first segment"),
             }
         }
+        let mut high_watermarks = HashMap::new();
+        for dir in &log_dirs {
+            match checkpoint::read_offsets(&dir.join(REPLICATION_OFFSET_CHECKPOINT)) {
+                Ok(entries) => high_watermarks.extend(entries),
+                Err(e) => tracing::warn!(dir = %dir.display(), error = %e,
+                    "unreadable high-watermark checkpoint; lost acknowledged records cannot be detected"),
+            }
+        }
         Self {
             log_dirs,
             partitions: RwLock::new(HashMap::new()),
             opening: Mutex::new(()),
             recovery_points,
             log_start_offsets,
+            high_watermarks,
         }
     }
 
@@ -168,6 +181,15 @@ impl ReplicaManager {
         if let Some(start) = self.log_start_offsets.get(&tp) {
             log.restore_log_start_offset(*start);
         }
+        if let Some(&hw) = self.high_watermarks.get(&tp) {
+            // The high watermark is what acks=all acknowledged; a log that recovered shorter
+            // lost acknowledged records (unflushed when the machine went down). Say so loudly:
+            // with one replica there is no other copy to fetch them back from.
+            if log.log_end_offset() < hw {
+                tracing::error!(partition = %tp, high_watermark = hw, log_end_offset = log.log_end_offset(),
+                    "log recovered below its checkpointed high watermark: acknowledged records were lost (enable flush.messages=1 or replication)");
+            }
+        }
         let partition_state = Arc::new(Partition::new(tp, topic_id, log, leader_epoch));
         let mut map = self.partitions.write().unwrap_or_else(|p| p.into_inner());
         let entry = map
@@ -211,6 +233,15 @@ impl ReplicaManager {
             let path = dir.join(strata_storage::LOG_START_OFFSET_CHECKPOINT);
             if let Err(e) = checkpoint::write_offsets(&path, &starts) {
                 tracing::error!(dir = %dir.display(), error = %e, "writing log-start-offset checkpoint failed");
+            }
+            let high_watermarks: Vec<(TopicPartition, i64)> = partitions
+                .iter()
+                .filter(|p| dir.join(Self::dir_name(&p.tp)).is_dir())
+                .map(|p| (p.tp.clone(), p.high_watermark()))
+                .collect();
+            let path = dir.join(REPLICATION_OFFSET_CHECKPOINT);
+            if let Err(e) = checkpoint::write_offsets(&path, &high_watermarks) {
+                tracing::error!(dir = %dir.display(), error = %e, "writing high-watermark checkpoint failed");
             }
         }
     }

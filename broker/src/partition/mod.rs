@@ -172,6 +172,12 @@ impl Partition {
         }
     }
 
+    /// OffsetForLeaderEpoch from the log's leader-epoch cache: the largest epoch <= `epoch`
+    /// and where the next one began (the log end for the current epoch), (-1, -1) if unknown.
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> Result<(i32, i64), ErrorCode> {
+        self.with_local(|local| Ok(local.log.end_offset_for_epoch(epoch)))
+    }
+
     /// A future that completes on the next append; create it BEFORE checking for data.
     pub fn appended(&self) -> &Notify {
         &self.appended
@@ -325,9 +331,10 @@ impl Partition {
         self.with_local(|local| Ok(local.log.recovery_point())).ok()
     }
 
-    /// Background maintenance: flush policy and retention.
+    /// Background maintenance: flush policy, retention, and removing the `.deleted` files of
+    /// segments whose `file.delete.delay.ms` passed (unlinked after the log lock is released).
     pub fn maintain(&self, now_ms: i64, retention_due: bool) {
-        let _ = self.with_local(|local| {
+        let due = self.with_local(|local| {
             if let Err(e) = local.log.flush_if_due(now_ms) {
                 tracing::error!(partition = %self.tp, error = %e, "flush failed");
             }
@@ -339,8 +346,13 @@ impl Partition {
                 }
                 self.publish_offsets(&local.log);
             }
-            Ok(())
+            Ok(local.log.take_due_deletions(now_ms))
         });
+        if let Ok(paths) = due {
+            if let Err(e) = strata_storage::remove_deleted_files(&paths) {
+                tracing::error!(partition = %self.tp, error = %e, "removing deleted segments failed");
+            }
+        }
     }
 
     pub fn flush(&self) -> Result<(), ErrorCode> {

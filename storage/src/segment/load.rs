@@ -6,7 +6,7 @@ use std::fs::OpenOptions;
 use std::path::Path;
 use std::sync::Arc;
 
-use memmap2::{Advice, MmapOptions};
+use memmap2::MmapOptions;
 
 use super::{
     batch_at, index_path, log_path, segment_capacity, time_index_path, LoadMode, LoadOutcome,
@@ -53,7 +53,9 @@ impl LogSegment {
             .len(map_len)
             .map_raw_read_only(&file)
             .at(&path)?;
-        let _ = map.advise(Advice::Sequential);
+        if !mode.writable {
+            super::advise_sealed(&map);
+        }
 
         let idx_path = index_path(dir, base_offset);
         let tidx_path = time_index_path(dir, base_offset);

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use memmap2::MmapRaw;
+use memmap2::{Advice, MmapRaw};
 
 use crate::error::LogError;
 use crate::index::{OffsetIndex, TimeIndex};
@@ -112,6 +112,20 @@ pub(crate) fn batch_at(data: &[u8], pos: usize) -> Option<RecordBatchHeader> {
     let rest = data.get(pos..)?;
     let h = RecordBatchHeader::parse(rest).ok()?;
     (h.total_size() <= rest.len()).then_some(h)
+}
+
+/// At most this much is prefetched after a read of a sealed segment.
+const PREFETCH_MAX: usize = 4 * 1024 * 1024;
+
+/// Sealed segments are read front to back by consumers catching up (or by the cleaner and
+/// recovery), so their mappings get MADV_SEQUENTIAL: larger readahead on faults, and pages
+/// read through them are not promoted in the page cache, so a one-off scan of old data does
+/// not push the hot tail out. The active segment keeps the default: its readers tail what
+/// was just written (already cached), and those pages should count as recently used.
+fn advise_sealed(map: &MmapRaw) {
+    if let Err(e) = map.advise(Advice::Sequential) {
+        tracing::debug!(error = %e, "MADV_SEQUENTIAL not applied");
+    }
 }
 
 /// The virtual size of an active segment's mapping.
@@ -239,6 +253,9 @@ impl LogSegment {
             end = new_end;
             next_offset = h.last_offset() + 1;
         }
+        if !self.writable && end > start {
+            self.prefetch_after(end, end - start);
+        }
         let records = if end > start {
             Bytes::from_owner(MapSlice {
                 map: Arc::clone(&self.map),
@@ -253,6 +270,19 @@ impl LogSegment {
             first_offset: first.base_offset,
             next_offset,
         })
+    }
+
+    /// A reader of a sealed segment is catching up and will most likely ask for the bytes
+    /// after `end` next: start reading them from disk now (MADV_WILLNEED, asynchronous), so
+    /// that the socket write of the next fetch response, which faults the pages in inside
+    /// the network task, finds them in the page cache instead of stalling on the disk.
+    fn prefetch_after(&self, end: usize, len: usize) {
+        let len = len.min(PREFETCH_MAX).min(self.size.saturating_sub(end));
+        if len > 0 {
+            if let Err(e) = self.map.advise_range(Advice::WillNeed, end, len) {
+                tracing::debug!(error = %e, "MADV_WILLNEED not applied");
+            }
+        }
     }
 
     /// First batch whose max timestamp is >= `ts`: (its base offset, its max timestamp).

@@ -248,6 +248,7 @@ impl LogSegment {
         self.time_index.trim()?;
         self.writable = false;
         self.index_dirty = true;
+        super::advise_sealed(&self.map);
         Ok(())
     }
 
