@@ -22,13 +22,18 @@ mod recovery;
 mod retention;
 mod segment;
 
-pub use cleaner::{validate_keyed_records, CleanTask, CleanedLog, CleanerStats};
+pub use cleaner::{
+    validate_keyed_records, CleanTask, CleanedLog, CleanerStats, DEFAULT_DEDUPE_BUFFER_SIZE,
+};
 pub use config::{LogConfig, TimestampType, TopicPartition};
 pub use error::LogError;
 pub use flush::PendingFlush;
 pub use leader_epoch::{LEADER_EPOCH_CHECKPOINT, UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET};
 pub use log::{AppendInfo, Log, LogReadInfo, RecoveryReport};
-pub use log_dirs::{LogDirUsage, LogDirs, LOG_START_OFFSET_CHECKPOINT, RECOVERY_POINT_CHECKPOINT};
+pub use log_dirs::{
+    LogDirUsage, LogDirs, CLEANER_OFFSET_CHECKPOINT, LOG_START_OFFSET_CHECKPOINT,
+    RECOVERY_POINT_CHECKPOINT,
+};
 pub use retention::remove_deleted_files;
 pub use strata_protocol::record_batch::RecordBatchHeader;
 

@@ -11,6 +11,8 @@ use crate::{checkpoint, TopicPartition};
 
 pub const RECOVERY_POINT_CHECKPOINT: &str = "recovery-point-offset-checkpoint";
 pub const LOG_START_OFFSET_CHECKPOINT: &str = "log-start-offset-checkpoint";
+/// The log cleaner's progress (first dirty offset) per compacted log.
+pub const CLEANER_OFFSET_CHECKPOINT: &str = "cleaner-offset-checkpoint";
 
 /// Space on the filesystem holding a log dir.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -415,3 +415,79 @@ proptest! {
         prop_assert_eq!(log.log_end_offset(), offset);
     }
 }
+
+#[test]
+fn a_small_dedupe_buffer_cleans_in_passes_to_the_same_result() {
+    // 30 keys written 4 times over many small segments; with room for ~8 keys per pass the
+    // cleaner must stop at segment boundaries and finish over several passes.
+    let fill = |log: &mut Log| {
+        for round in 0..4 {
+            for k in 0..30 {
+                let (key, value) = (format!("k{k}"), format!("v{round}"));
+                log.append(&keyed_batch(&[kv(&key, &value)], 1000), 0, 0)
+                    .unwrap();
+            }
+        }
+        log.append(&keyed_batch(&[kv("tail", "x")], 1000), 0, 0)
+            .unwrap();
+        log.roll(0).unwrap();
+    };
+    let (one, many) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut reference = open(one.path(), compact_config(), 0);
+    fill(&mut reference);
+    reference.compact(NOW).unwrap().unwrap();
+    let mut log = open(many.path(), compact_config(), 0);
+    fill(&mut log);
+    let mut passes = 0;
+    while let Some(mut task) = log.plan_compaction(NOW) {
+        task.set_dedupe_buffer_size(8 * 32);
+        let cleaned = task.run(NOW).unwrap();
+        let stats = log.install_compaction(cleaned).unwrap();
+        passes += 1;
+        assert!(passes < 100, "no progress: {stats:?}");
+    }
+    assert!(passes > 2, "expected several passes, got {passes}");
+    // Once every pass ran, every key holds only its newest value, as after one big pass...
+    let newest = |log: &Log| -> BTreeMap<Vec<u8>, (i64, Vec<u8>)> {
+        records(log)
+            .into_iter()
+            .map(|(o, k, v)| (k.unwrap(), (o, v.unwrap())))
+            .collect()
+    };
+    assert_eq!(newest(&log), newest(&reference));
+    assert!(newest(&log).values().all(|(_, v)| v == b"v3" || v == b"x"));
+    // ...and the progress survives: nothing is due any more, from the cleaner's offset on.
+    assert_eq!(log.first_dirty_offset(), log.log_end_offset());
+}
+
+#[test]
+fn cleaner_progress_restored_from_its_checkpoint_skips_cleaned_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path(), compact_config(), 0);
+    for i in 0..20 {
+        log.append(&keyed_batch(&[kv("k", &format!("{i}"))], 1000), 0, 0)
+            .unwrap();
+    }
+    log.roll(0).unwrap();
+    log.compact(NOW).unwrap().unwrap();
+    let cleaned_to = log.first_dirty_offset();
+    assert_eq!(cleaned_to, 20);
+    drop(log);
+    let mut log = open(dir.path(), compact_config(), 0);
+    assert_eq!(
+        log.first_dirty_offset(),
+        0,
+        "without the checkpoint, all is dirty"
+    );
+    log.restore_first_dirty_offset(cleaned_to);
+    assert!(
+        log.plan_compaction(NOW).is_none(),
+        "nothing dirty after a restore"
+    );
+    // A restored offset never points past the recovered log.
+    log.restore_first_dirty_offset(1_000);
+    assert_eq!(log.first_dirty_offset(), log.log_end_offset());
+}
+
+/// Well past every batch timestamp (1000) and min.compaction.lag.ms.
+const NOW: i64 = 100_000;

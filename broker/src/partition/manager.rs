@@ -37,6 +37,34 @@ pub struct ReplicaManager {
     log_start_offsets: HashMap<TopicPartition, i64>,
     /// From replication-offset-checkpoint: the high watermarks of the last run.
     high_watermarks: HashMap<TopicPartition, i64>,
+    /// From cleaner-offset-checkpoint: how far the log cleaner got.
+    cleaner_offsets: HashMap<TopicPartition, i64>,
+}
+
+/// Every entry of the checkpoint `name` across the log dirs; an unreadable file is logged with
+/// its `consequence` and skipped (a missing one reads as empty).
+fn read_checkpoints(
+    log_dirs: &[PathBuf],
+    name: &str,
+    consequence: &str,
+) -> HashMap<TopicPartition, i64> {
+    let mut all = HashMap::new();
+    for dir in log_dirs {
+        match checkpoint::read_offsets(&dir.join(name)) {
+            Ok(entries) => all.extend(entries),
+            Err(e) => {
+                tracing::warn!(dir = %dir.display(), error = %e, "unreadable {name}; {consequence}")
+            }
+        }
+    }
+    all
+}
+
+/// Writes the checkpoint `name` of one log dir, logging a failure (the next tick retries).
+fn write_checkpoint(dir: &Path, name: &str, entries: &[(TopicPartition, i64)]) {
+    if let Err(e) = checkpoint::write_offsets(&dir.join(name), entries) {
+        tracing::error!(dir = %dir.display(), error = %e, "writing {name} failed");
+    }
 }
 
 pub fn now_ms() -> i64 {
@@ -48,32 +76,23 @@ pub fn now_ms() -> i64 {
 
 impl ReplicaManager {
     pub fn new(log_dirs: Vec<PathBuf>) -> Self {
-        let mut recovery_points = HashMap::new();
-        for dir in &log_dirs {
-            match checkpoint::read_offsets(&dir.join(RECOVERY_POINT_CHECKPOINT)) {
-                Ok(entries) => recovery_points.extend(entries),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => tracing::warn!(dir = %dir.display(), error = %e,
-                    "unreadable recovery-point checkpoint; logs there will be fully scanned"),
-            }
-        }
-        let mut log_start_offsets = HashMap::new();
-        for dir in &log_dirs {
-            match checkpoint::read_offsets(&dir.join(strata_storage::LOG_START_OFFSET_CHECKPOINT)) {
-                Ok(entries) => log_start_offsets.extend(entries),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => tracing::warn!(dir = %dir.display(), error = %e,
-                    "unreadable log-start-offset checkpoint; log starts fall back to the first segment"),
-            }
-        }
-        let mut high_watermarks = HashMap::new();
-        for dir in &log_dirs {
-            match checkpoint::read_offsets(&dir.join(REPLICATION_OFFSET_CHECKPOINT)) {
-                Ok(entries) => high_watermarks.extend(entries),
-                Err(e) => tracing::warn!(dir = %dir.display(), error = %e,
-                    "unreadable high-watermark checkpoint; lost acknowledged records cannot be detected"),
-            }
-        }
+        let read = |name: &str, consequence: &str| read_checkpoints(&log_dirs, name, consequence);
+        let recovery_points = read(
+            RECOVERY_POINT_CHECKPOINT,
+            "logs there will be fully scanned",
+        );
+        let log_start_offsets = read(
+            strata_storage::LOG_START_OFFSET_CHECKPOINT,
+            "log starts fall back to the first segment",
+        );
+        let high_watermarks = read(
+            REPLICATION_OFFSET_CHECKPOINT,
+            "lost acknowledged records cannot be detected",
+        );
+        let cleaner_offsets = read(
+            strata_storage::CLEANER_OFFSET_CHECKPOINT,
+            "compacted logs there are cleaned from their start again",
+        );
         Self {
             log_dirs,
             partitions: RwLock::new(HashMap::new()),
@@ -81,6 +100,7 @@ impl ReplicaManager {
             recovery_points,
             log_start_offsets,
             high_watermarks,
+            cleaner_offsets,
         }
     }
 
@@ -181,6 +201,9 @@ impl ReplicaManager {
         if let Some(start) = self.log_start_offsets.get(&tp) {
             log.restore_log_start_offset(*start);
         }
+        if let Some(&offset) = self.cleaner_offsets.get(&tp) {
+            log.restore_first_dirty_offset(offset);
+        }
         if let Some(&hw) = self.high_watermarks.get(&tp) {
             // The high watermark is what acks=all acknowledged; a log that recovered shorter
             // lost acknowledged records (unflushed when the machine went down). Say so loudly:
@@ -211,38 +234,40 @@ impl ReplicaManager {
         }
     }
 
-    /// Writes each log dir's recovery-point checkpoint.
+    /// Writes each log dir's checkpoints: recovery points, log start offsets, high watermarks
+    /// and the cleaner's progress, each atomically (temp file, fsync, rename, fsync dir).
     pub fn checkpoint_recovery_points(&self) {
         let partitions = self.all();
         for dir in &self.log_dirs {
-            let entries: Vec<(TopicPartition, i64)> = partitions
+            let here: Vec<&Arc<Partition>> = partitions
                 .iter()
                 .filter(|p| dir.join(Self::dir_name(&p.tp)).is_dir())
-                .filter_map(|p| p.recovery_point().map(|rp| (p.tp.clone(), rp)))
                 .collect();
-            if let Err(e) =
-                checkpoint::write_offsets(&dir.join(RECOVERY_POINT_CHECKPOINT), &entries)
-            {
-                tracing::error!(dir = %dir.display(), error = %e, "writing recovery-point checkpoint failed");
-            }
-            let starts: Vec<(TopicPartition, i64)> = partitions
-                .iter()
-                .filter(|p| dir.join(Self::dir_name(&p.tp)).is_dir())
-                .map(|p| (p.tp.clone(), p.log_start_offset()))
-                .collect();
-            let path = dir.join(strata_storage::LOG_START_OFFSET_CHECKPOINT);
-            if let Err(e) = checkpoint::write_offsets(&path, &starts) {
-                tracing::error!(dir = %dir.display(), error = %e, "writing log-start-offset checkpoint failed");
-            }
-            let high_watermarks: Vec<(TopicPartition, i64)> = partitions
-                .iter()
-                .filter(|p| dir.join(Self::dir_name(&p.tp)).is_dir())
-                .map(|p| (p.tp.clone(), p.high_watermark()))
-                .collect();
-            let path = dir.join(REPLICATION_OFFSET_CHECKPOINT);
-            if let Err(e) = checkpoint::write_offsets(&path, &high_watermarks) {
-                tracing::error!(dir = %dir.display(), error = %e, "writing high-watermark checkpoint failed");
-            }
+            let entries = |f: &dyn Fn(&Partition) -> Option<i64>| -> Vec<(TopicPartition, i64)> {
+                here.iter()
+                    .filter_map(|p| f(p).map(|offset| (p.tp.clone(), offset)))
+                    .collect()
+            };
+            write_checkpoint(
+                dir,
+                RECOVERY_POINT_CHECKPOINT,
+                &entries(&|p| p.recovery_point()),
+            );
+            write_checkpoint(
+                dir,
+                strata_storage::LOG_START_OFFSET_CHECKPOINT,
+                &entries(&|p| Some(p.log_start_offset())),
+            );
+            write_checkpoint(
+                dir,
+                REPLICATION_OFFSET_CHECKPOINT,
+                &entries(&|p| Some(p.high_watermark())),
+            );
+            write_checkpoint(
+                dir,
+                strata_storage::CLEANER_OFFSET_CHECKPOINT,
+                &entries(&|p| p.cleaner_offset()),
+            );
         }
     }
 

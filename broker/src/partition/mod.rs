@@ -327,6 +327,15 @@ impl Partition {
             .unwrap_or(0)
     }
 
+    /// The log cleaner's first dirty offset, for compacted logs only.
+    pub fn cleaner_offset(&self) -> Option<i64> {
+        if !self.compacted.load(Ordering::Acquire) {
+            return None;
+        }
+        self.with_local(|local| Ok(local.log.first_dirty_offset()))
+            .ok()
+    }
+
     pub fn recovery_point(&self) -> Option<i64> {
         self.with_local(|local| Ok(local.log.recovery_point())).ok()
     }

@@ -45,6 +45,12 @@ struct SegmentSnapshot {
     dirty: bool,
 }
 
+/// Kafka's `log.cleaner.dedupe.buffer.size` default: the memory the offset map may use.
+pub const DEFAULT_DEDUPE_BUFFER_SIZE: u64 = 128 * 1024 * 1024;
+/// Bytes one offset-map entry costs: a 16-byte key digest and an 8-byte offset (as Kafka's
+/// SkimpyOffsetMap), plus the hash table's slack.
+const OFFSET_MAP_ENTRY_BYTES: u64 = 32;
+
 /// A planned clean: owns views of the segments to rewrite, so it runs without the log lock.
 #[derive(Debug)]
 pub struct CleanTask {
@@ -53,6 +59,7 @@ pub struct CleanTask {
     generation: u64,
     end_offset: i64,
     segments: Vec<SegmentSnapshot>,
+    dedupe_buffer_size: u64,
 }
 
 #[derive(Debug)]
@@ -77,10 +84,16 @@ fn cleaned_path(dir: &Path, base: i64) -> PathBuf {
 }
 
 impl Log {
-    /// Offsets below this were deduplicated by an earlier pass (the log start after a restart:
-    /// the first pass after a restart re-reads everything).
+    /// Offsets below this were deduplicated by an earlier pass (checkpointed in
+    /// cleaner-offset-checkpoint; the log start when nothing was cleaned yet).
     pub fn first_dirty_offset(&self) -> i64 {
         self.first_dirty_offset.max(self.log_start_offset)
+    }
+
+    /// Restores the cleaner's progress from cleaner-offset-checkpoint, so a restart does not
+    /// re-read what earlier passes already deduplicated (clamped to the recovered log).
+    pub fn restore_first_dirty_offset(&mut self, offset: i64) {
+        self.first_dirty_offset = offset.clamp(self.log_start_offset, self.log_end_offset());
     }
 
     /// Decides whether a clean is due (compacting policy, something cleanable past
@@ -135,6 +148,7 @@ impl Log {
                     dirty: seg.next_offset() > first_dirty,
                 })
                 .collect(),
+            dedupe_buffer_size: DEFAULT_DEDUPE_BUFFER_SIZE,
         })
     }
 
@@ -240,21 +254,40 @@ impl CleanTask {
         self.end_offset
     }
 
+    /// `log.cleaner.dedupe.buffer.size`: memory for the offset map. A dirty section with more
+    /// keys than fit is cleaned in several passes, each up to a segment boundary.
+    pub fn set_dedupe_buffer_size(&mut self, bytes: u64) {
+        self.dedupe_buffer_size = bytes;
+    }
+
     /// Deduplicates and writes cleaned segment files, touching nothing the log reads.
-    pub fn run(self, now_ms: i64) -> Result<CleanedLog, LogError> {
+    pub fn run(mut self, now_ms: i64) -> Result<CleanedLog, LogError> {
         let mut stats = CleanerStats::default();
-        // The offset map: newest offset of every key in the dirty section.
-        let mut latest: HashMap<Bytes, i64> = HashMap::new();
-        for seg in self.segments.iter().filter(|s| s.dirty) {
+        // The offset map: newest offset of every key (by digest) in the dirty section, filled
+        // segment by segment while the next segment's records surely fit (its header record
+        // counts bound its keys). The first dirty segment always goes in, so a pass progresses.
+        let capacity = (self.dedupe_buffer_size / OFFSET_MAP_ENTRY_BYTES).max(1);
+        let mut latest: HashMap<u128, i64> = HashMap::new();
+        for (mapped_segments, seg) in self.segments.iter().filter(|s| s.dirty).enumerate() {
+            let upper_bound: u64 = batches(&seg.data)
+                .map(|(_, h)| u64::try_from(h.records_count).unwrap_or(0))
+                .sum();
+            if mapped_segments > 0 && latest.len() as u64 + upper_bound > capacity {
+                // Clean up to here now; the next pass starts at this segment.
+                self.end_offset = seg.base;
+                break;
+            }
             for (batch, h) in batches(&seg.data).filter(|(_, h)| cleanable_batch(h)) {
                 let payload = records::record_payload(&batch, &h)?;
                 for r in records::records(&payload, &h)? {
                     if let Some(key) = r.key {
-                        let _ = latest.insert(key, r.offset);
+                        let _ = latest.insert(key_digest(&key), r.offset);
                     }
                 }
             }
         }
+        let end_offset = self.end_offset;
+        self.segments.retain(|s| s.base < end_offset);
         let tombstone_bound = now_ms.saturating_sub(self.config.delete_retention_ms.max(0));
         let mut cleaned = Vec::new();
         for seg in &self.segments {
@@ -275,7 +308,7 @@ impl CleanTask {
                             // Keyless records cannot be compacted; Kafka's cleaner drops them.
                             return false;
                         };
-                        let newest = latest.get(key).is_none_or(|&o| r.offset >= o);
+                        let newest = latest.get(&key_digest(key)).is_none_or(|&o| r.offset >= o);
                         let ts = if h.is_log_append_time() {
                             h.max_timestamp
                         } else {
@@ -322,6 +355,20 @@ impl CleanTask {
             stats,
         })
     }
+}
+
+/// A 128-bit digest of a record key (two SipHash passes with distinct prefixes): the offset
+/// map holds digests, not keys, so its memory per key is fixed whatever the key's size, as in
+/// Kafka's SkimpyOffsetMap (MD5). A collision needs ~2^64 keys.
+fn key_digest(key: &[u8]) -> u128 {
+    use std::hash::{Hash, Hasher};
+    let half = |salt: u8| {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        salt.hash(&mut h);
+        key.hash(&mut h);
+        h.finish()
+    };
+    (u128::from(half(0x5a)) << 64) | u128::from(half(0xa5))
 }
 
 /// Writes a batch holding only `kept` records. As Kafka's cleaner does, the base offset, last
