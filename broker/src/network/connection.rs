@@ -28,7 +28,7 @@ use crate::server::Broker;
 /// Replies that may wait for the writer; beyond this the reader stops reading (backpressure
 /// on a client that does not read its responses).
 const MAX_IN_FLIGHT: usize = 32;
-/// Frames are read in chunks of at most this size, so a peer that announces a large frame
+/// A frame's first read buffer is at most this size, so a peer that announces a large frame
 /// and sends nothing costs nothing.
 const READ_CHUNK: usize = 64 * 1024;
 
@@ -289,10 +289,15 @@ pub(super) async fn read_frame(
         }
     }
     let len = decode_frame_len(prefix, max_frame).map_err(|e| e.to_string())?;
+    // The first chunk is all a peer gets for an announced size; once it has sent that much,
+    // room for the rest is made at once, so a large produce frame moves at most one chunk
+    // when it grows instead of being copied again at every doubling.
     let mut body = BytesMut::with_capacity(len.min(READ_CHUNK));
     while body.len() < len {
-        let want = (len - body.len()).min(READ_CHUNK);
-        body.reserve(want);
+        let want = len - body.len();
+        if body.len() == body.capacity() {
+            body.reserve(want);
+        }
         let mut limited = (&mut *reader).take(want as u64);
         match limited.read_buf(&mut body).await {
             Ok(0) => {
