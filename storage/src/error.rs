@@ -41,6 +41,13 @@ impl LogError {
         }
     }
 
+    /// An I/O failure of the log directory (a failed write, flush or fsync, or a log whose
+    /// fsync gate closed earlier): Kafka takes the whole directory offline for these. A full
+    /// disk is not one (nothing was written; produce recovers when space returns).
+    pub fn is_log_dir_failure(&self) -> bool {
+        matches!(self, LogError::Io { .. } | LogError::StorageFailed { .. })
+    }
+
     /// Turns an out-of-space I/O error (ENOSPC, EDQUOT) into [`LogError::DiskFull`].
     pub(crate) fn classify_no_space(self) -> LogError {
         match self {

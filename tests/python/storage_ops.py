@@ -1,6 +1,6 @@
 """Storage end-to-end steps with confluent-kafka: create a topic with configs, produce keyed
-(or keyless) records, delete records through the admin API, and read a partition back as
-(offset, key, value) lines. Each subcommand prints one JSON line on success."""
+(or keyless) records, delete records through the admin API, read a partition back as
+(offset, key, value) lines, and describe the log dirs (kafka-python's DescribeLogDirs). Each subcommand prints one JSON line on success."""
 
 import argparse
 import json
@@ -94,6 +94,19 @@ def read(args):
     return {"low": low, "high": high, "records": records}
 
 
+def log_dirs(args):
+    """DescribeLogDirs through kafka-python's admin client: {log dir: Kafka error code}."""
+    from kafka.admin import KafkaAdminClient
+    client = KafkaAdminClient(bootstrap_servers=args.bootstrap,
+                              request_timeout_ms=CLIENT_TIMEOUT_S * 1000)
+    try:
+        responses = client.describe_log_dirs()
+    finally:
+        client.close()
+    return {"log_dirs": {d["log_dir"]: d["error_code"]
+                         for r in responses for d in r["log_dirs"]}}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--bootstrap", required=True)
@@ -109,9 +122,10 @@ def main():
     d.add_argument("--offset", type=int, required=True)
     r = sub.add_parser("read")
     r.add_argument("--partition", type=int, default=0)
+    sub.add_parser("log-dirs")
     args = ap.parse_args()
     out = {"create": create, "produce": produce, "delete-records": delete_records,
-           "read": read}[args.cmd](args)
+           "read": read, "log-dirs": log_dirs}[args.cmd](args)
     return json.dumps(out)
 
 

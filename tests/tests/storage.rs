@@ -1,6 +1,7 @@
 //! Storage end to end: durable mode under a kill -9 loop, compaction of a compacted topic
 //! (and its refusal of keyless records), DeleteRecords through confluent-kafka's
-//! AdminClient across a restart (with the high-watermark and leader-epoch checkpoints), and a full log directory that refuses produce with
+//! AdminClient across a restart (with the high-watermark and leader-epoch checkpoints), a
+//! failed log dir (injected with chattr +i) that takes only its own partitions offline, and a full log directory that refuses produce with
 //! KAFKA_STORAGE_ERROR, keeps serving reads and recovers when space returns.
 
 // Tests may unwrap: a panic here is a failed assertion with its message.
@@ -301,4 +302,118 @@ fn a_full_log_dir_refuses_produce_keeps_serving_reads_and_recovers() {
         "produce after space returned: {again}"
     );
     broker.assert_running("after the disk filled and emptied");
+}
+
+/// The broker's /metrics body (one plain HTTP/1.1 request, the connection closed after it).
+fn scrape_metrics(broker: &Broker) -> String {
+    use std::io::{Read, Write};
+    let addr = broker.metrics_addr().expect("the harness enables /metrics");
+    let mut conn = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(10)).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    conn.write_all(b"GET /metrics HTTP/1.1\r\nHost: strata\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut body = String::new();
+    conn.read_to_string(&mut body).unwrap();
+    body
+}
+
+/// `chattr +i` on a directory: entries can no longer be created in it (an injected I/O fault
+/// that root cannot bypass); undone on drop.
+struct Immutable(std::path::PathBuf);
+
+impl Immutable {
+    fn set(dir: &Path) -> Option<Immutable> {
+        match Command::new("chattr").arg("+i").arg(dir).output() {
+            Ok(o) if o.status.success() => Some(Immutable(dir.to_owned())),
+            other => {
+                eprintln!(
+                    "SKIPPED: chattr +i not possible here ({other:?}); log dir failure is untested"
+                );
+                None
+            }
+        }
+    }
+}
+
+impl Drop for Immutable {
+    fn drop(&mut self) {
+        let _ = Command::new("chattr").arg("-i").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn an_io_failure_takes_only_its_own_log_dir_offline() {
+    let scratch = tempfile::tempdir().unwrap();
+    let dirs = [scratch.path().join("a"), scratch.path().join("b")];
+    let log_dirs = format!("{},{}", dirs[0].display(), dirs[1].display());
+    let mut broker = Broker::start_with(&[("log.dirs", &log_dirs)]);
+    // New partitions go to the log dir with the fewest: t1 and t2 land in different dirs,
+    // t3 next to one of them.
+    for t in ["t1", "t2", "t3"] {
+        ops(&broker, t, &["create", "--config", "segment.bytes=1048576"]);
+        let first = ops(&broker, t, &["produce", "k=v"]);
+        assert!(first.contains(r#""error": null"#), "{first}");
+    }
+    let dir_of = |t: &str| {
+        dirs.iter()
+            .position(|d| d.join(format!("{t}-0")).is_dir())
+            .unwrap()
+    };
+    let failing = dir_of("t1");
+    assert_ne!(
+        dir_of("t2"),
+        failing,
+        "t1 and t2 must be in different log dirs"
+    );
+    let Some(_fault) = Immutable::set(&dirs[failing].join("t1-0")) else {
+        return;
+    };
+    // Fill t1's only segment until the roll needs a new file, which the fault refuses.
+    let big = format!("k={}", "x".repeat(100 * 1024));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        assert!(Instant::now() < deadline, "t1 never failed");
+        let out = ops(&broker, "t1", &["produce", &big, &big, &big, &big]);
+        if out.contains("KAFKA_STORAGE_ERROR") {
+            break;
+        }
+        assert_eq!(out.matches(r#""error": null"#).count(), 4, "{out}");
+    }
+    // Every partition of that log dir is offline now; the other dir keeps serving.
+    for t in ["t1", "t2", "t3"] {
+        let out = ops(&broker, t, &["produce", "again=1"]);
+        if dir_of(t) == failing {
+            assert!(
+                out.contains("KAFKA_STORAGE_ERROR"),
+                "{t} in the failed dir: {out}"
+            );
+        } else {
+            assert!(
+                out.contains(r#""error": null"#),
+                "{t} in the healthy dir: {out}"
+            );
+        }
+    }
+    let described = ops(&broker, "t1", &["log-dirs"]);
+    let failed_dir = dirs[failing].display().to_string();
+    let healthy_dir = dirs[1 - failing].display().to_string();
+    assert!(
+        described.contains(&format!(r#""{failed_dir}": 56"#))
+            && described.contains(&format!(r#""{healthy_dir}": 0"#)),
+        "DescribeLogDirs: {described}"
+    );
+    let metrics = scrape_metrics(&broker);
+    let offline = |dir: &str| format!("strata_log_dir_offline{{log_dir=\"{dir}\"}} ");
+    assert!(
+        metrics.contains(&format!("{}1", offline(&failed_dir)))
+            && metrics.contains(&format!("{}0", offline(&healthy_dir))),
+        "{}",
+        metrics
+            .lines()
+            .filter(|l| l.starts_with("strata_log_dir_offline"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    broker.assert_running("after a log dir failed");
 }

@@ -376,6 +376,10 @@ pub fn describe_log_dirs(
                 Ok(_) => {}
                 Err(_) => result = result.with_error_code(ErrorCode::KafkaStorageError.code()),
             }
+            // A log dir that failed with an I/O error is offline, as Kafka reports it.
+            if broker.replicas.is_log_dir_offline(dir) {
+                result = result.with_error_code(ErrorCode::KafkaStorageError.code());
+            }
             result
         })
         .collect();

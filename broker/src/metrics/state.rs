@@ -225,7 +225,7 @@ impl StateGauges {
             self.log_dir_used_bytes
                 .with_label_values(&label)
                 .set(saturating_i64(bytes));
-            let usage = if dir.is_dir() {
+            let usage = if dir.is_dir() && !broker.replicas.is_log_dir_offline(dir) {
                 LogDirs::usage(dir).ok()
             } else {
                 None

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use strata_storage::checkpoint;
@@ -39,6 +40,9 @@ pub struct ReplicaManager {
     high_watermarks: HashMap<TopicPartition, i64>,
     /// From cleaner-offset-checkpoint: how far the log cleaner got.
     cleaner_offsets: HashMap<TopicPartition, i64>,
+    /// One flag per log dir, shared by its partitions: set on the first I/O failure there.
+    /// An offline dir gets no new partitions and no checkpoints; the rest keep serving.
+    offline: HashMap<PathBuf, Arc<AtomicBool>>,
 }
 
 /// Every entry of the checkpoint `name` across the log dirs; an unreadable file is logged with
@@ -94,18 +98,29 @@ impl ReplicaManager {
             "compacted logs there are cleaned from their start again",
         );
         Self {
-            log_dirs,
             partitions: RwLock::new(HashMap::new()),
             opening: Mutex::new(()),
             recovery_points,
             log_start_offsets,
             high_watermarks,
             cleaner_offsets,
+            offline: log_dirs
+                .iter()
+                .map(|d| (d.clone(), Arc::new(AtomicBool::new(false))))
+                .collect(),
+            log_dirs,
         }
     }
 
     pub fn log_dirs(&self) -> &[PathBuf] {
         &self.log_dirs
+    }
+
+    /// Whether `dir` (one of `log.dirs`) failed with an I/O error since start.
+    pub fn is_log_dir_offline(&self, dir: &Path) -> bool {
+        self.offline
+            .get(dir)
+            .is_some_and(|f| f.load(Ordering::Acquire))
     }
 
     pub fn get(&self, topic: &str, partition: i32) -> Option<Arc<Partition>> {
@@ -158,6 +173,7 @@ impl ReplicaManager {
         }
         self.log_dirs
             .iter()
+            .filter(|d| !self.is_log_dir_offline(d))
             .min_by_key(|d| counts.get(d.as_path()).copied().unwrap_or(0))
             .cloned()
             .unwrap_or_else(|| PathBuf::from("./data"))
@@ -184,6 +200,13 @@ impl ReplicaManager {
             partition,
         };
         let dir = self.choose_dir(&tp);
+        if self.is_log_dir_offline(&dir) {
+            return Err(ReplicaError::OpenLog {
+                tp: tp.to_string(),
+                dir: dir.display().to_string(),
+                reason: "the log dir is offline after an I/O error".into(),
+            });
+        }
         let recovery_point = self.recovery_points.get(&tp).copied().unwrap_or(0);
         let log = Log::open(
             dir.join(Self::dir_name(&tp)),
@@ -213,7 +236,9 @@ impl ReplicaManager {
                     "log recovered below its checkpointed high watermark: acknowledged records were lost (enable flush.messages=1 or replication)");
             }
         }
-        let partition_state = Arc::new(Partition::new(tp, topic_id, log, leader_epoch));
+        let offline = self.offline.get(&dir).cloned().unwrap_or_default();
+        let partition_state =
+            Arc::new(Partition::new(tp, topic_id, log, leader_epoch).in_log_dir(offline));
         let mut map = self.partitions.write().unwrap_or_else(|p| p.into_inner());
         let entry = map
             .entry((topic.to_string(), partition))
@@ -238,7 +263,7 @@ impl ReplicaManager {
     /// and the cleaner's progress, each atomically (temp file, fsync, rename, fsync dir).
     pub fn checkpoint_recovery_points(&self) {
         let partitions = self.all();
-        for dir in &self.log_dirs {
+        for dir in self.log_dirs.iter().filter(|d| !self.is_log_dir_offline(d)) {
             let here: Vec<&Arc<Partition>> = partitions
                 .iter()
                 .filter(|p| dir.join(Self::dir_name(&p.tp)).is_dir())

@@ -8,7 +8,7 @@ pub mod manager;
 pub mod durable;
 
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use strata_protocol::record_batch::RecordBatchHeader;
@@ -40,6 +40,9 @@ pub struct Partition {
     compacted: AtomicBool,
     /// Durable mode (`flush.messages=1`) and its group-commit state.
     durable: durable::GroupCommit,
+    /// Shared by every partition of the same log dir: set on the first I/O failure there,
+    /// after which they all answer KAFKA_STORAGE_ERROR (Kafka's offline log dir).
+    log_dir_offline: Arc<AtomicBool>,
 }
 
 /// The outcome of a leader append, as Produce reports it.
@@ -91,7 +94,33 @@ impl Partition {
             appended: Notify::new(),
             compacted,
             durable,
+            log_dir_offline: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// Ties the partition to its log dir's offline flag (see [`manager::ReplicaManager`]).
+    pub fn in_log_dir(mut self, offline: Arc<AtomicBool>) -> Self {
+        self.log_dir_offline = offline;
+        self
+    }
+
+    /// The partition's log dir failed: it answers KAFKA_STORAGE_ERROR until restart.
+    pub fn log_dir_offline(&self) -> bool {
+        self.log_dir_offline.load(Ordering::Acquire)
+    }
+
+    /// Maps a log error to its Kafka code; an I/O failure takes the whole log dir offline.
+    fn log_error(&self, e: &LogError) -> ErrorCode {
+        let code = crate::errors::from_code(e.kafka_error_code());
+        if e.is_log_dir_failure() {
+            if !self.log_dir_offline.swap(true, Ordering::AcqRel) {
+                tracing::error!(partition = %self.tp, error = %e,
+                    "log dir failed: every partition in it answers KAFKA_STORAGE_ERROR until restart");
+            }
+        } else if code != ErrorCode::OffsetOutOfRange {
+            tracing::warn!(partition = %self.tp, error = %e, "log operation failed");
+        }
+        code
     }
 
     /// Applies changed topic configs to the log (future rolls, retention, cleaning, flushing).
@@ -187,6 +216,9 @@ impl Partition {
         &self,
         f: impl FnOnce(&mut LocalReplica) -> Result<T, ErrorCode>,
     ) -> Result<T, ErrorCode> {
+        if self.log_dir_offline() {
+            return Err(ErrorCode::KafkaStorageError);
+        }
         let mut guard = self.local.lock().unwrap_or_else(|p| p.into_inner());
         match guard.as_mut() {
             Some(local) => f(local),
@@ -231,7 +263,7 @@ impl Partition {
             let info = local
                 .log
                 .append(batch, epoch, now_ms)
-                .map_err(|e| log_error(&self.tp, &e))?;
+                .map_err(|e| self.log_error(&e))?;
             if header.has_producer_id() {
                 local.producers.record(
                     header,
@@ -267,7 +299,7 @@ impl Partition {
             let info = local
                 .log
                 .read(offset, max_bytes, hw, min_one_batch)
-                .map_err(|e| log_error(&self.tp, &e))?;
+                .map_err(|e| self.log_error(&e))?;
             Ok(ReadOutcome {
                 records: info.records,
                 high_watermark: hw,
@@ -288,7 +320,7 @@ impl Partition {
             let info = local
                 .log
                 .read(offset, 1, hw, true)
-                .map_err(|e| log_error(&self.tp, &e))?;
+                .map_err(|e| self.log_error(&e))?;
             Ok(Some((offset, info.records)))
         })
     }
@@ -303,7 +335,7 @@ impl Partition {
             let info = local
                 .log
                 .read(offset, 1, hw, true)
-                .map_err(|e| log_error(&self.tp, &e))?;
+                .map_err(|e| self.log_error(&e))?;
             Ok(Some((offset, info.records)))
         })
     }
@@ -316,7 +348,7 @@ impl Partition {
             let start = local
                 .log
                 .delete_records_before(offset)
-                .map_err(|e| log_error(&self.tp, &e))?;
+                .map_err(|e| self.log_error(&e))?;
             self.publish_offsets(&local.log);
             Ok(start)
         })
@@ -345,13 +377,15 @@ impl Partition {
     pub fn maintain(&self, now_ms: i64, retention_due: bool) {
         let due = self.with_local(|local| {
             if let Err(e) = local.log.flush_if_due(now_ms) {
-                tracing::error!(partition = %self.tp, error = %e, "flush failed");
+                let _ = self.log_error(&e);
             }
             if retention_due {
                 match local.log.apply_retention(now_ms) {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(partition = %self.tp, segments = n, "retention deleted segments"),
-                    Err(e) => tracing::error!(partition = %self.tp, error = %e, "retention failed"),
+                    Err(e) => {
+                        let _ = self.log_error(&e);
+                    }
                 }
                 self.publish_offsets(&local.log);
             }
@@ -365,7 +399,7 @@ impl Partition {
     }
 
     pub fn flush(&self) -> Result<(), ErrorCode> {
-        self.with_local(|local| local.log.flush().map_err(|e| log_error(&self.tp, &e)))
+        self.with_local(|local| local.log.flush().map_err(|e| self.log_error(&e)))
     }
 
     /// Closes the log (flush + trim); the partition answers UNKNOWN_TOPIC_OR_PARTITION after.
@@ -389,12 +423,4 @@ impl Partition {
         }
         self.appended.notify_waiters();
     }
-}
-
-fn log_error(tp: &TopicPartition, e: &LogError) -> ErrorCode {
-    let code = crate::errors::from_code(e.kafka_error_code());
-    if code != ErrorCode::OffsetOutOfRange {
-        tracing::warn!(partition = %tp, error = %e, "log operation failed");
-    }
-    code
 }
