@@ -1,5 +1,5 @@
 //! Storage benches on `strata_storage::Log` alone: appends of 100 B and 1 KiB records in
-//! 16 KiB batches, sequential reads of 1 MiB, single-batch reads at random offsets (the
+//! 16 KiB batches (buffered, and durable with flush.messages=1), sequential reads of 1 MiB, single-batch reads at random offsets (the
 //! offset-index lookup), and recovery of a 256 MiB log from offset 0 (reported in bytes/s).
 #![allow(clippy::unwrap_used)]
 
@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use strata_benches::fixtures::{self, bench_log_config, now_ms};
-use strata_storage::{Log, TopicPartition};
+use strata_storage::{Log, LogConfig, TopicPartition};
 
 const MAX_LOG_BYTES: u64 = 512 * 1024 * 1024;
 const READ_BYTES: usize = 1024 * 1024;
@@ -35,14 +35,43 @@ fn fill(log: &mut Log, batch: &[u8], bytes: u64) {
 fn append(c: &mut Criterion) {
     let mut group = c.benchmark_group("storage_append");
     group.measurement_time(Duration::from_secs(5));
+    append_batches(&mut group, bench_log_config(), "16KiB_batch");
+    group.finish();
+    // Durable mode (flush.messages=1): every append waits for its fdatasync, one producer, so
+    // no group commit; this is the latency floor of acks with durability, set by the disk.
+    let mut group = c.benchmark_group("storage_append_durable");
+    group.measurement_time(Duration::from_secs(5));
+    group.sample_size(20);
+    let durable = LogConfig {
+        flush_interval_messages: 1,
+        ..bench_log_config()
+    };
+    append_batches(&mut group, durable, "16KiB_batch_flush.messages=1");
+    group.finish();
+}
+
+/// Appends 16 KiB batches of 100 B and 1 KiB records to a log with `config`, flushing when
+/// the config says so (`flush_if_due`), as the broker does after each produce.
+fn append_batches(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    config: LogConfig,
+    name: &str,
+) {
     for record_size in [100usize, 1024] {
         let batch = fixtures::batch(record_size).unwrap();
         let bytes = batch.to_bytes();
         let dir = tempfile::tempdir().unwrap();
-        let mut log = open(dir.path());
+        let mut log = Log::open(
+            dir.path().join("bench-0"),
+            TopicPartition::new("bench", 0),
+            config.clone(),
+            0,
+            now_ms(),
+        )
+        .unwrap();
         group.throughput(Throughput::Bytes(bytes.len() as u64));
         group.bench_function(
-            BenchmarkId::new("16KiB_batch", format!("{record_size}B_records")),
+            BenchmarkId::new(name, format!("{record_size}B_records")),
             |b| {
                 b.iter_custom(|iters| {
                     let mut timed = Duration::ZERO;
@@ -51,7 +80,9 @@ fn append(c: &mut Criterion) {
                         let chunk = (iters - done).min(4096);
                         let start = Instant::now();
                         for _ in 0..chunk {
-                            log.append(&bytes, 0, now_ms()).unwrap();
+                            let now = now_ms();
+                            log.append(&bytes, 0, now).unwrap();
+                            log.flush_if_due(now).unwrap();
                         }
                         timed += start.elapsed();
                         done += chunk;
@@ -65,7 +96,6 @@ fn append(c: &mut Criterion) {
         );
         log.close().unwrap();
     }
-    group.finish();
 }
 
 fn read(c: &mut Criterion) {
