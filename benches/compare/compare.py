@@ -26,10 +26,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import shlex
 import signal
 import socket
 import statistics
+import string
 import subprocess
 import sys
 import tempfile
@@ -201,7 +203,71 @@ def consume(bootstrap: str, topic: str, records: int, deadline_s: float) -> floa
     return elapsed
 
 
-def one_run(name: str, command: str, size: int, acks: str, records: int) -> Run:
+def kcat_lines(size: int, records: int, directory: str) -> str:
+    """A file of `records` lines of `size` random letters: kcat -l sends each line (without
+    its newline) as one record value."""
+    path = os.path.join(directory, f"lines-{size}-{records}")
+    if not os.path.exists(path):
+        line = "".join(random.choice(string.ascii_letters) for _ in range(size)) + "\n"
+        with open(path, "w") as f:
+            for _ in range(records // 10000):
+                f.write(line * 10000)
+            f.write(line * (records % 10000))
+    return path
+
+
+def kcat_env(work: str) -> dict[str, str]:
+    """kcat linked at run time against the librdkafka that the confluent-kafka wheel carries,
+    so that both clients are the same librdkafka. (Debian's kcat comes with librdkafka
+    2.0.2, which cannot parse some brokers' ApiVersions v3 answers.)"""
+    import confluent_kafka
+
+    libs = os.path.join(os.path.dirname(os.path.dirname(confluent_kafka.__file__)), "confluent_kafka.libs")
+    found = [f for f in os.listdir(libs) if f.startswith("librdkafka")] if os.path.isdir(libs) else []
+    env = dict(os.environ)
+    if found:
+        link_dir = os.path.join(work, "librdkafka")
+        os.makedirs(link_dir, exist_ok=True)
+        link = os.path.join(link_dir, "librdkafka.so.1")
+        if not os.path.exists(link):
+            os.symlink(os.path.join(libs, found[0]), link)
+        env["LD_LIBRARY_PATH"] = link_dir
+    return env
+
+
+def kcat_produce(bootstrap: str, topic: str, records: int, acks: str, lines: str, env: dict) -> float:
+    argv = ["kcat", "-P", "-b", bootstrap, "-t", topic, "-p", "0", "-l",
+            "-X", f"acks={acks}", "-X", "linger.ms=5", "-X", "batch.size=1000000",
+            "-X", "compression.codec=none", "-X", "enable.idempotence=false",
+            "-X", "queue.buffering.max.messages=1000000", "-X", "queue.buffering.max.kbytes=2097151",
+            lines]
+    start = time.monotonic()
+    done = subprocess.run(argv, capture_output=True, timeout=300, env=env)
+    elapsed = time.monotonic() - start
+    if done.returncode != 0:
+        raise RuntimeError(f"kcat -P exited {done.returncode}: {done.stderr[-500:]!r}")
+    # Delivery is proven by the consume phase, which must read offsets 0..N-1. (The high
+    # watermark is not checked here: one peer's ListOffsets(latest) lagged behind records
+    # that Fetch already returned.)
+    return elapsed
+
+
+def kcat_consume(bootstrap: str, topic: str, records: int, env: dict) -> float:
+    argv = ["kcat", "-C", "-b", bootstrap, "-t", topic, "-p", "0", "-o", "beginning",
+            "-c", str(records), "-e", "-q", "-f", "%o\n"]
+    start = time.monotonic()
+    done = subprocess.run(argv, capture_output=True, timeout=300, env=env)
+    elapsed = time.monotonic() - start
+    offsets = done.stdout.split()
+    if done.returncode != 0 or len(offsets) != records or offsets[-1] != str(records - 1).encode():
+        raise RuntimeError(
+            f"kcat -C exited {done.returncode} after {len(offsets)} of {records} records: "
+            f"{done.stderr[-500:]!r}"
+        )
+    return elapsed
+
+
+def one_run(name: str, command: str, size: int, acks: str, records: int, client: str, work: str) -> Run:
     port = free_port()
     bootstrap = f"127.0.0.1:{port}"
     with tempfile.TemporaryDirectory(prefix=f"compare-{name}-") as data_dir:
@@ -214,9 +280,17 @@ def one_run(name: str, command: str, size: int, acks: str, records: int) -> Run:
             create_topic(bootstrap, topic)
             warm_group_coordinator(bootstrap)
             cpu0 = cpu_seconds(proc.pid)
-            produce_s = produce(bootstrap, topic, records, size, acks)
+            if client == "kcat":
+                lines = kcat_lines(size, records, work)
+                cpu0 = cpu_seconds(proc.pid)
+                produce_s = kcat_produce(bootstrap, topic, records, acks, lines, kcat_env(work))
+            else:
+                produce_s = produce(bootstrap, topic, records, size, acks)
             cpu1 = cpu_seconds(proc.pid)
-            consume_s = consume(bootstrap, topic, records, 300)
+            if client == "kcat":
+                consume_s = kcat_consume(bootstrap, topic, records, kcat_env(work))
+            else:
+                consume_s = consume(bootstrap, topic, records, 300)
             cpu2 = cpu_seconds(proc.pid)
             rss = peak_rss_mib(proc.pid)
         finally:
@@ -265,6 +339,8 @@ def main() -> int:
     ap.add_argument("--sizes", default="100,1024")
     ap.add_argument("--acks", default="1,all")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--client", choices=["python", "kcat"], default="python",
+                    help="confluent-kafka in this process, or kcat (librdkafka's C CLI) as a child")
     ap.add_argument("--json", help="also write every run to this file")
     args = ap.parse_args()
 
@@ -276,25 +352,27 @@ def main() -> int:
         brokers.append((name, command))
 
     runs: list[Run] = []
-    for size in (int(s) for s in args.sizes.split(",")):
-        for acks in args.acks.split(","):
-            for round_no in range(args.rounds):
-                # Alternate the order each round so that drift in the machine's speed does
-                # not always favour the same broker.
-                order = brokers if round_no % 2 == 0 else list(reversed(brokers))
-                for name, command in order:
-                    run = one_run(name, command, size, acks, args.records)
-                    runs.append(run)
-                    print(
-                        f"{name} {size}B acks={acks} round {round_no + 1}: produce {run.produce_s:.2f}s "
-                        f"consume {run.consume_s:.2f}s cpu {run.cpu_produce_s:.2f}/{run.cpu_consume_s:.2f}s "
-                        f"rss {run.peak_rss_mib:.0f} MiB",
-                        file=sys.stderr,
-                        flush=True,
-                    )
+    with tempfile.TemporaryDirectory(prefix="compare-work-") as work:
+        for size in (int(s) for s in args.sizes.split(",")):
+            for acks in args.acks.split(","):
+                for round_no in range(args.rounds):
+                    # Alternate the order each round so that drift in the machine's speed does
+                    # not always favour the same broker.
+                    order = brokers if round_no % 2 == 0 else list(reversed(brokers))
+                    for name, command in order:
+                        run = one_run(name, command, size, acks, args.records, args.client, work)
+                        runs.append(run)
+                        print(
+                            f"{name} {size}B acks={acks} round {round_no + 1}: produce {run.produce_s:.2f}s "
+                            f"consume {run.consume_s:.2f}s cpu {run.cpu_produce_s:.2f}/{run.cpu_consume_s:.2f}s "
+                            f"rss {run.peak_rss_mib:.0f} MiB",
+                            file=sys.stderr,
+                            flush=True,
+                        )
     if args.json:
         with open(args.json, "w") as f:
             json.dump([asdict(r) for r in runs], f, indent=1)
+    print(f"client: {args.client}, {args.records:,} records a run, median of {args.rounds} rounds")
     print(table(runs))
     return 0
 

@@ -35,6 +35,7 @@ pub use log_dirs::{
     RECOVERY_POINT_CHECKPOINT,
 };
 pub use retention::remove_deleted_files;
+pub use segment::FileRegion;
 pub use strata_protocol::record_batch::RecordBatchHeader;
 
 // The broker moves logs between tasks behind a mutex.

@@ -30,6 +30,8 @@ pub struct AppendInfo {
 #[derive(Debug, Clone)]
 pub struct LogReadInfo {
     pub records: Bytes,
+    /// Where `records` lie in their segment file (None when there are none).
+    pub region: Option<crate::segment::FileRegion>,
     /// Base offset of the first returned batch (may be below the requested offset).
     pub first_offset: Option<i64>,
     /// Offset to fetch next: one past the last returned batch (the requested offset if none).
@@ -375,6 +377,7 @@ impl Log {
         }
         let mut info = LogReadInfo {
             records: Bytes::new(),
+            region: None,
             first_offset: None,
             next_offset: start_offset,
             log_start_offset: start,
@@ -393,6 +396,7 @@ impl Log {
                     info.next_offset = read.next_offset;
                 }
                 info.records = read.records;
+                info.region = read.region;
                 break;
             }
         }

@@ -13,6 +13,7 @@ use futures::future::select_all;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
 use strata_protocol::kafka_protocol;
+use strata_storage::FileRegion;
 use tokio::time::Instant;
 use uuid::Uuid;
 
@@ -34,10 +35,44 @@ struct WantedPartition {
     partition: Result<Arc<Partition>, ErrorCode>,
 }
 
-pub async fn handle(broker: &Broker, ctx: &RequestContext, request: FetchRequest) -> FetchResponse {
+/// A Fetch response and where its records lie in segment files.
+pub struct FetchOutcome {
+    pub response: FetchResponse,
+    pub regions: FileRegions,
+}
+
+/// The file region of each non-empty records slice of a response, so the connection can send
+/// those bytes with sendfile. A slice is recognised by its address and length when the
+/// encoder hands it back as a chunk of its own.
+#[derive(Default)]
+pub struct FileRegions(Vec<(usize, usize, FileRegion)>);
+
+impl FileRegions {
+    fn add(&mut self, records: &Bytes, region: Option<FileRegion>) {
+        if let Some(region) = region.filter(|_| !records.is_empty()) {
+            self.0
+                .push((records.as_ptr() as usize, records.len(), region));
+        }
+    }
+
+    /// The file region whose records are exactly `chunk`, if any.
+    pub fn region_of(&self, chunk: &Bytes) -> Option<&FileRegion> {
+        let key = (chunk.as_ptr() as usize, chunk.len());
+        self.0
+            .iter()
+            .find(|(ptr, len, _)| (*ptr, *len) == key)
+            .map(|(_, _, region)| region)
+    }
+}
+
+pub async fn handle(broker: &Broker, ctx: &RequestContext, request: FetchRequest) -> FetchOutcome {
     if request.session_id != 0 {
         // We never hand out sessions, so an incremental fetch names one we don't know.
-        return FetchResponse::default().with_error_code(ErrorCode::FetchSessionIdNotFound.code());
+        return FetchOutcome {
+            response: FetchResponse::default()
+                .with_error_code(ErrorCode::FetchSessionIdNotFound.code()),
+            regions: FileRegions::default(),
+        };
     }
     let uses_topic_ids = ctx.api_version >= 13;
     let image = broker.metadata.image();
@@ -111,11 +146,14 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, request: FetchRequest
         for w in &mut wakeups {
             w.as_mut().enable();
         }
-        let (responses, bytes, any_error) =
+        let (responses, regions, bytes, any_error) =
             read_once(&wanted, topics.len(), max_bytes, ctx.api_version);
         if bytes >= min_bytes || any_error || wakeups.is_empty() || Instant::now() >= deadline {
             record_metrics(broker, &wanted, &responses);
-            return assemble(&topics, responses);
+            return FetchOutcome {
+                response: assemble(&topics, responses),
+                regions,
+            };
         }
         tokio::select! {
             _ = select_all(wakeups) => {}
@@ -129,9 +167,10 @@ fn read_once(
     topic_count: usize,
     max_bytes: usize,
     version: i16,
-) -> (Vec<Vec<PartitionData>>, usize, bool) {
+) -> (Vec<Vec<PartitionData>>, FileRegions, usize, bool) {
     let log_start = |offset: i64| if version >= 5 { offset } else { -1 };
     let mut per_topic: Vec<Vec<PartitionData>> = (0..topic_count).map(|_| Vec::new()).collect();
+    let mut regions = FileRegions::default();
     let mut total = 0usize;
     let mut any_error = false;
     for w in wanted {
@@ -154,6 +193,7 @@ fn read_once(
                     match p.read(w.fetch_offset, budget, min_one_batch) {
                         Ok(read) => {
                             total += read.records.len();
+                            regions.add(&read.records, read.region);
                             data.with_high_watermark(read.high_watermark)
                                 .with_last_stable_offset(read.high_watermark)
                                 .with_log_start_offset(log_start(read.log_start_offset))
@@ -174,7 +214,7 @@ fn read_once(
             slot.push(data);
         }
     }
-    (per_topic, total, any_error)
+    (per_topic, regions, total, any_error)
 }
 
 /// Per-topic fetch metrics, once per request (not per long-poll round). `read_once` pushes

@@ -45,13 +45,34 @@ pub struct RequestContext {
 #[derive(Debug)]
 pub enum Reply {
     Frame(BytesMut),
-    /// A frame in pieces, written with one vectored write: Fetch responses keep each
-    /// partition's records as the zero-copy slice of the log segment they were read from.
-    Chunks(Vec<bytes::Bytes>),
+    /// A frame in pieces, written with vectored writes: Fetch responses keep each
+    /// partition's records as the zero-copy slice of the log segment they were read from,
+    /// and say where those lie in the segment file (sent with sendfile where possible).
+    Chunks(Vec<OutChunk>),
     /// acks=0 produce: Kafka sends nothing back.
     Nothing,
     /// The request cannot be served on this connection (e.g. an API we do not implement).
     Close,
+}
+
+/// A piece of a reply frame.
+#[derive(Debug)]
+pub enum OutChunk {
+    Bytes(bytes::Bytes),
+    /// Records that are also `bytes` of a segment file at `region`: a plaintext connection
+    /// has the kernel send them from the page cache (sendfile); others write `bytes`.
+    File {
+        bytes: bytes::Bytes,
+        region: strata_storage::FileRegion,
+    },
+}
+
+impl OutChunk {
+    pub fn bytes(&self) -> &bytes::Bytes {
+        match self {
+            OutChunk::Bytes(bytes) | OutChunk::File { bytes, .. } => bytes,
+        }
+    }
 }
 
 /// APIs with a handler here; ApiVersions advertises only these (intersected with the
@@ -98,6 +119,7 @@ pub async fn handle(broker: &Arc<Broker>, ctx: RequestContext, body: RequestKind
     let _timer = broker
         .metrics
         .start_request(ctx.api_key, Some(ctx.received));
+    let mut file_regions = fetch::FileRegions::default();
     let response = match body {
         RequestKind::ApiVersions(r) => ResponseKind::ApiVersions(api_versions::handle(&ctx, r)),
         RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(broker, &ctx, r)),
@@ -105,7 +127,11 @@ pub async fn handle(broker: &Arc<Broker>, ctx: RequestContext, body: RequestKind
             Some(response) => ResponseKind::Produce(response),
             None => return Reply::Nothing,
         },
-        RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::handle(broker, &ctx, r).await),
+        RequestKind::Fetch(r) => {
+            let outcome = fetch::handle(broker, &ctx, r).await;
+            file_regions = outcome.regions;
+            ResponseKind::Fetch(outcome.response)
+        }
         RequestKind::ListOffsets(r) => {
             ResponseKind::ListOffsets(list_offsets::handle(broker, &ctx, r))
         }
@@ -195,7 +221,18 @@ pub async fn handle(broker: &Arc<Broker>, ctx: RequestContext, body: RequestKind
     broker.metrics.count_response_errors(ctx.api_key, &response);
     if let ResponseKind::Fetch(fetch) = &response {
         return match encode_fetch_response_chunks(ctx.correlation_id, ctx.api_version, fetch) {
-            Ok(chunks) => Reply::Chunks(chunks),
+            Ok(chunks) => Reply::Chunks(
+                chunks
+                    .into_iter()
+                    .map(|bytes| match file_regions.region_of(&bytes) {
+                        Some(region) => OutChunk::File {
+                            region: region.clone(),
+                            bytes,
+                        },
+                        None => OutChunk::Bytes(bytes),
+                    })
+                    .collect(),
+            ),
             Err(e) => {
                 tracing::error!(version = ctx.api_version, error = %e, "cannot encode fetch response");
                 Reply::Close

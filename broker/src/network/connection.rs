@@ -15,11 +15,14 @@ use bytes::{Bytes, BytesMut};
 use strata_protocol::frame::{decode_frame_len, FRAME_PREFIX_LEN};
 use strata_protocol::kafka_protocol::messages::ApiKey;
 use strata_protocol::request::{decode_request, RequestError};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, ReadHalf, WriteHalf};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
+use tokio_rustls::server::TlsStream;
 use tokio_util::sync::CancellationToken;
 
+use super::writer::{write_responses, ReplySink};
 use super::{authenticate, tls, ListenerContext};
 use crate::handlers::{self, Reply, RequestContext};
 use crate::security::KafkaPrincipal;
@@ -82,17 +85,39 @@ pub async fn serve(
     serve_stream(stream, peer, listener, broker, shutdown, principal).await;
 }
 
-async fn serve_stream<S>(
+/// A transport split into its reading half and the sink replies are written to.
+trait SplitTransport {
+    type Reader: AsyncRead + Unpin + Send;
+    type Writer: ReplySink + 'static;
+    fn split_halves(self) -> (Self::Reader, Self::Writer);
+}
+
+/// Plaintext: the owned halves, whose writer can sendfile.
+impl SplitTransport for TcpStream {
+    type Reader = OwnedReadHalf;
+    type Writer = OwnedWriteHalf;
+    fn split_halves(self) -> (OwnedReadHalf, OwnedWriteHalf) {
+        self.into_split()
+    }
+}
+
+impl SplitTransport for TlsStream<TcpStream> {
+    type Reader = ReadHalf<Self>;
+    type Writer = WriteHalf<Self>;
+    fn split_halves(self) -> (Self::Reader, Self::Writer) {
+        tokio::io::split(self)
+    }
+}
+
+async fn serve_stream<S: SplitTransport>(
     stream: S,
     peer: SocketAddr,
     listener: Arc<ListenerContext>,
     broker: Arc<Broker>,
     shutdown: CancellationToken,
     principal: KafkaPrincipal,
-) where
-    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
-{
-    let (mut reader, writer) = tokio::io::split(stream);
+) {
+    let (mut reader, writer) = stream.split_halves();
     let (pending_tx, pending_rx) = mpsc::channel::<PendingResponse>(MAX_IN_FLIGHT);
     let writer_task = tokio::spawn(write_responses(writer, pending_rx, peer));
     let max_frame = broker.config.socket_request_max_bytes.max(0) as usize;
@@ -187,89 +212,6 @@ async fn read_requests(
             break; // the writer has gone: the peer closed or a write failed
         }
     }
-}
-
-/// IOV_MAX on Linux: the most buffers one writev accepts.
-const MAX_IOVECS: usize = 1024;
-
-/// At most this many finished replies go out in one vectored write.
-const MAX_COALESCED_REPLIES: usize = 64;
-
-/// What the writer does after looking at one reply.
-enum Flow {
-    Continue,
-    /// Write what is gathered, then close (the request was refused).
-    Close,
-}
-
-fn gather(reply: Reply, out: &mut Vec<Bytes>, peer: SocketAddr) -> Flow {
-    match reply {
-        Reply::Frame(frame) => {
-            out.push(frame.freeze());
-            Flow::Continue
-        }
-        Reply::Chunks(chunks) => {
-            out.extend(chunks);
-            Flow::Continue
-        }
-        Reply::Nothing => Flow::Continue, // acks=0 produce: no response by design
-        Reply::Close => {
-            tracing::info!(%peer, "request refused; closing connection");
-            Flow::Close
-        }
-    }
-}
-
-/// Writes replies in request order. Replies already queued when the writer wakes are
-/// gathered and sent with one vectored write: one syscall for a burst of pipelined
-/// responses instead of one each.
-async fn write_responses(
-    mut writer: impl AsyncWrite + Unpin,
-    mut pending: mpsc::Receiver<PendingResponse>,
-    peer: SocketAddr,
-) {
-    while let Some(first) = pending.recv().await {
-        let mut out = Vec::new();
-        let mut flow = gather(first, &mut out, peer);
-        while matches!(flow, Flow::Continue) && out.len() < MAX_COALESCED_REPLIES {
-            match pending.try_recv() {
-                Ok(reply) => flow = gather(reply, &mut out, peer),
-                Err(_) => break,
-            }
-        }
-        if let Err(e) = write_all_vectored(&mut writer, &out).await {
-            tracing::debug!(%peer, error = %e, "write failed");
-            return;
-        }
-        if matches!(flow, Flow::Close) {
-            break;
-        }
-    }
-    let _ = writer.shutdown().await;
-}
-
-async fn write_all_vectored(
-    writer: &mut (impl AsyncWrite + Unpin),
-    chunks: &[Bytes],
-) -> std::io::Result<()> {
-    let mut slices: Vec<std::io::IoSlice<'_>> = chunks
-        .iter()
-        .filter(|c| !c.is_empty())
-        .map(|c| std::io::IoSlice::new(c))
-        .collect();
-    let mut remaining = &mut slices[..];
-    while !remaining.is_empty() {
-        // writev takes at most IOV_MAX (1024 on Linux) buffers per call.
-        let window = remaining
-            .get(..remaining.len().min(MAX_IOVECS))
-            .unwrap_or_default();
-        let written = writer.write_vectored(window).await?;
-        if written == 0 {
-            return Err(std::io::ErrorKind::WriteZero.into());
-        }
-        std::io::IoSlice::advance_slices(&mut remaining, written);
-    }
-    writer.flush().await
 }
 
 /// Reads one frame body; `Ok(None)` on a clean end of stream between frames.

@@ -6,6 +6,7 @@ mod authenticate;
 pub mod connection;
 mod listener;
 pub mod tls;
+mod writer;
 
 pub use listener::{check_unauthenticated_listeners, ALLOW_UNAUTHENTICATED};
 

@@ -59,6 +59,8 @@ pub struct AppendOutcome {
 #[derive(Debug, Clone)]
 pub struct ReadOutcome {
     pub records: Bytes,
+    /// Where `records` lie in their segment file, for sendfile.
+    pub region: Option<strata_storage::FileRegion>,
     pub high_watermark: i64,
     pub log_start_offset: i64,
     pub log_end_offset: i64,
@@ -302,6 +304,7 @@ impl Partition {
                 .map_err(|e| self.log_error(&e))?;
             Ok(ReadOutcome {
                 records: info.records,
+                region: info.region,
                 high_watermark: hw,
                 log_start_offset: local.log.log_start_offset(),
                 log_end_offset: local.log.log_end_offset(),

@@ -91,7 +91,7 @@ impl LogSegment {
         let mut seg = LogSegment {
             base_offset,
             dir: dir.to_owned(),
-            file,
+            file: Arc::new(file),
             map: Arc::new(map),
             size: 0,
             allocated: file_len,

@@ -38,6 +38,17 @@ fn time_index_path(dir: &Path, base_offset: i64) -> PathBuf {
     dir.join(format!("{}.timeindex", file_stem(base_offset)))
 }
 
+/// Where a read's records lie in their segment file, so that a sender can have the kernel copy
+/// them from the page cache to a socket (sendfile) instead of writing them from the mapping.
+/// The bytes at `position` are the read's `records`, committed and never rewritten in place
+/// while the records' mapping slice is alive (see `MapSlice`); a sender keeps that slice
+/// alongside, both to uphold this and to fall back to it.
+#[derive(Debug, Clone)]
+pub struct FileRegion {
+    pub file: Arc<File>,
+    pub position: u64,
+}
+
 /// A reader's zero-copy view of committed bytes of a segment mapping.
 struct MapSlice {
     map: Arc<MmapRaw>,
@@ -85,7 +96,8 @@ pub(crate) struct LoadOutcome {
 pub(crate) struct LogSegment {
     base_offset: i64,
     dir: PathBuf,
-    file: File,
+    /// Shared with readers that send records straight from the file (`FileRegion`).
+    file: Arc<File>,
     map: Arc<MmapRaw>,
     /// Committed bytes: whole batches with assigned offsets.
     size: usize,
@@ -139,6 +151,8 @@ pub(crate) fn segment_capacity(config: &LogConfig) -> usize {
 #[derive(Debug, Clone)]
 pub(crate) struct SegmentRead {
     pub(crate) records: Bytes,
+    /// Where `records` start in the segment file.
+    pub(crate) region: Option<FileRegion>,
     pub(crate) first_offset: i64,
     pub(crate) next_offset: i64,
 }
@@ -253,17 +267,23 @@ impl LogSegment {
             end = new_end;
             next_offset = h.last_offset() + 1;
         }
-        let records = if end > start {
-            Bytes::from_owner(MapSlice {
+        let (records, region) = if end > start {
+            let records = Bytes::from_owner(MapSlice {
                 map: Arc::clone(&self.map),
                 start,
                 len: end - start,
-            })
+            });
+            let region = FileRegion {
+                file: Arc::clone(&self.file),
+                position: start as u64,
+            };
+            (records, Some(region))
         } else {
-            Bytes::new()
+            (Bytes::new(), None)
         };
         Some(SegmentRead {
             records,
+            region,
             first_offset: first.base_offset,
             next_offset,
         })

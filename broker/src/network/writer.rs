@@ -1,0 +1,182 @@
+//! The writing half of a connection: replies go out in request order, those already queued
+//! gathered into one vectored write. On plaintext TCP, Fetch records that lie in a segment
+//! file are sent with sendfile(2), as Kafka does: the kernel hands page-cache pages to the
+//! socket, so the broker never copies record bytes on the way out. TLS must encrypt in user
+//! space, so there the records are written from their (zero-copy) mapping slice instead.
+
+use std::fs::File;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use tokio::io::{AsyncWrite, AsyncWriteExt, Interest, WriteHalf};
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::sync::mpsc;
+
+use super::connection::PendingResponse;
+use crate::handlers::{OutChunk, Reply};
+
+/// IOV_MAX on Linux: the most buffers one writev accepts.
+const MAX_IOVECS: usize = 1024;
+
+/// At most this many finished replies go out in one vectored write.
+const MAX_COALESCED_REPLIES: usize = 64;
+
+/// Where replies are written.
+pub(super) trait ReplySink: AsyncWrite + Unpin + Send {
+    /// Whether `send_file` copies in the kernel (else records are written from memory).
+    const SENDFILE: bool;
+
+    /// Sends `bytes`, which are also `file`'s bytes at `position`.
+    fn send_file(
+        &mut self,
+        file: &File,
+        position: u64,
+        bytes: &Bytes,
+    ) -> impl Future<Output = io::Result<()>> + Send;
+}
+
+impl ReplySink for OwnedWriteHalf {
+    const SENDFILE: bool = true;
+
+    async fn send_file(&mut self, file: &File, position: u64, bytes: &Bytes) -> io::Result<()> {
+        let mut offset = position;
+        let mut sent = 0usize;
+        while sent < bytes.len() {
+            let stream: &tokio::net::TcpStream = self.as_ref();
+            stream.writable().await?;
+            let attempt = stream.try_io(Interest::WRITABLE, || {
+                rustix::fs::sendfile(stream, file, Some(&mut offset), bytes.len() - sent)
+                    .map_err(io::Error::from)
+            });
+            match attempt {
+                Ok(0) => break, // the file ended early (cannot happen for committed bytes)
+                Ok(n) => sent += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                // Not every file system supports sendfile: the mapping has the same bytes.
+                Err(e) if sent == 0 && is_unsupported(&e) => break,
+                Err(e) => return Err(e),
+            }
+        }
+        match bytes.get(sent..) {
+            Some(rest) if !rest.is_empty() => self.write_all(rest).await,
+            _ => Ok(()),
+        }
+    }
+}
+
+fn is_unsupported(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EINVAL) | Some(libc::ENOSYS) | Some(libc::EOPNOTSUPP)
+    )
+}
+
+impl<S> ReplySink for WriteHalf<S>
+where
+    S: tokio::io::AsyncRead + AsyncWrite + Send + Unpin,
+{
+    const SENDFILE: bool = false;
+
+    async fn send_file(&mut self, _file: &File, _position: u64, bytes: &Bytes) -> io::Result<()> {
+        self.write_all(bytes).await
+    }
+}
+
+/// What the writer does after looking at one reply.
+enum Flow {
+    Continue,
+    /// Write what is gathered, then close (the request was refused).
+    Close,
+}
+
+fn gather(reply: Reply, out: &mut Vec<OutChunk>, peer: SocketAddr) -> Flow {
+    match reply {
+        Reply::Frame(frame) => {
+            out.push(OutChunk::Bytes(frame.freeze()));
+            Flow::Continue
+        }
+        Reply::Chunks(chunks) => {
+            out.extend(chunks);
+            Flow::Continue
+        }
+        Reply::Nothing => Flow::Continue, // acks=0 produce: no response by design
+        Reply::Close => {
+            tracing::info!(%peer, "request refused; closing connection");
+            Flow::Close
+        }
+    }
+}
+
+/// Writes replies in request order. Replies already queued when the writer wakes are
+/// gathered and sent with one vectored write (split only where records go by sendfile):
+/// one syscall for a burst of pipelined responses instead of one each.
+pub(super) async fn write_responses(
+    mut writer: impl ReplySink,
+    mut pending: mpsc::Receiver<PendingResponse>,
+    peer: SocketAddr,
+) {
+    while let Some(first) = pending.recv().await {
+        let mut out = Vec::new();
+        let mut flow = gather(first, &mut out, peer);
+        while matches!(flow, Flow::Continue) && out.len() < MAX_COALESCED_REPLIES {
+            match pending.try_recv() {
+                Ok(reply) => flow = gather(reply, &mut out, peer),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = write_chunks(&mut writer, &out).await {
+            tracing::debug!(%peer, error = %e, "write failed");
+            return;
+        }
+        if matches!(flow, Flow::Close) {
+            break;
+        }
+    }
+    let _ = writer.shutdown().await;
+}
+
+/// Writes `chunks` in order: runs of in-memory pieces with writev, file records with
+/// sendfile where the sink can.
+async fn write_chunks<W: ReplySink>(writer: &mut W, chunks: &[OutChunk]) -> io::Result<()> {
+    let mut run: Vec<&Bytes> = Vec::with_capacity(chunks.len());
+    for chunk in chunks {
+        match chunk {
+            OutChunk::File { bytes, region } if W::SENDFILE => {
+                write_all_vectored(writer, &run).await?;
+                run.clear();
+                writer
+                    .send_file(&region.file, region.position, bytes)
+                    .await?;
+            }
+            other => run.push(other.bytes()),
+        }
+    }
+    write_all_vectored(writer, &run).await?;
+    writer.flush().await
+}
+
+async fn write_all_vectored(
+    writer: &mut (impl AsyncWrite + Unpin),
+    chunks: &[&Bytes],
+) -> io::Result<()> {
+    let mut slices: Vec<io::IoSlice<'_>> = chunks
+        .iter()
+        .filter(|c| !c.is_empty())
+        .map(|c| io::IoSlice::new(c))
+        .collect();
+    let mut remaining = &mut slices[..];
+    while !remaining.is_empty() {
+        // writev takes at most IOV_MAX (1024 on Linux) buffers per call.
+        let window = remaining
+            .get(..remaining.len().min(MAX_IOVECS))
+            .unwrap_or_default();
+        let written = writer.write_vectored(window).await?;
+        if written == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        io::IoSlice::advance_slices(&mut remaining, written);
+    }
+    Ok(())
+}
