@@ -417,8 +417,11 @@ async fn maintenance_loop(broker: Arc<Broker>, stop: CancellationToken) {
             last_clean = now;
             let b = broker.clone();
             cleaner = Some(tokio::task::spawn_blocking(move || {
+                // Read per pass: the key is a dynamic broker config.
+                let dedupe_buffer_size =
+                    u64::try_from(b.current_config().log_cleaner_dedupe_buffer_size).unwrap_or(1);
                 for p in b.replicas.all() {
-                    p.clean(now_ms());
+                    p.clean(now_ms(), dedupe_buffer_size);
                 }
             }));
         }

@@ -59,6 +59,8 @@ pub struct BrokerConfig {
     pub log_cleaner_min_compaction_lag_ms: i64,
     pub log_cleaner_max_compaction_lag_ms: i64,
     pub log_cleaner_min_cleanable_ratio: f64,
+    /// Memory the cleaner's offset map may use (a larger dirty section is cleaned in passes).
+    pub log_cleaner_dedupe_buffer_size: i64,
     pub message_max_bytes: i32,
     pub socket_request_max_bytes: i32,
     pub broker_rack: Option<String>,
@@ -372,6 +374,7 @@ pub(crate) fn build(
         log_local_retention_ms: r.i64("log.local.retention.ms")?,
         log_local_retention_bytes: r.i64("log.local.retention.bytes")?,
         log_cleaner_enable: r.bool("log.cleaner.enable")?,
+        log_cleaner_dedupe_buffer_size: r.i64("log.cleaner.dedupe.buffer.size")?,
         log_cleaner_delete_retention_ms: r.i64("log.cleaner.delete.retention.ms")?,
         log_cleaner_min_compaction_lag_ms: r.i64("log.cleaner.min.compaction.lag.ms")?,
         log_cleaner_max_compaction_lag_ms: r.i64("log.cleaner.max.compaction.lag.ms")?,

@@ -196,7 +196,7 @@ pub static BROKER_KEYS: &[BrokerKey] = &[
     k("log.cleaner.enable", B, Some("true"), Any, "Enable the log cleaner (compaction)."),
     k("log.cleaner.threads", I, Some("1"), AtLeast(0), "Background threads for log cleaning.").dynamic(),
     k("log.cleaner.backoff.ms", LG, Some("15000"), AtLeast(0), "Sleep time when there are no logs to clean.").live(),
-    k("log.cleaner.dedupe.buffer.size", LG, Some("134217728"), Any, "Memory used for log deduplication across all cleaner threads.").dynamic(),
+    k("log.cleaner.dedupe.buffer.size", LG, Some("134217728"), AtLeast(1), "Memory used for log deduplication across all cleaner threads.").live(),
     k("log.cleaner.delete.retention.ms", LG, Some("86400000"), AtLeast(0), "How long delete tombstones are retained on compacted topics.").live(),
     k("log.cleaner.min.compaction.lag.ms", LG, Some("0"), AtLeast(0), "The minimum time a record stays uncompacted.").live(),
     k("log.cleaner.max.compaction.lag.ms", LG, Some(I64_MAX), AtLeast(1), "The maximum time a record stays ineligible for compaction.").live(),

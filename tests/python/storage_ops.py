@@ -1,6 +1,6 @@
 """Storage end-to-end steps with confluent-kafka: create a topic with configs, produce keyed
 (or keyless) records, delete records through the admin API, read a partition back as
-(offset, key, value) lines, and describe the log dirs (kafka-python's DescribeLogDirs). Each subcommand prints one JSON line on success."""
+(offset, key, value) lines, describe the log dirs (kafka-python's DescribeLogDirs), and show a partition's leader. Each subcommand prints one JSON line on success."""
 
 import argparse
 import json
@@ -107,6 +107,15 @@ def log_dirs(args):
                          for r in responses for d in r["log_dirs"]}}
 
 
+def leader(args):
+    """Metadata for the topic's partition 0 as confluent-kafka sees it: leader, error name and
+    offline replicas (Metadata v5+)."""
+    md = admin(args).list_topics(args.topic, timeout=CLIENT_TIMEOUT_S)
+    p = md.topics[args.topic].partitions[0]
+    return {"leader": p.leader, "error": p.error.name() if p.error else None,
+            "replicas": list(p.replicas), "offline": [r for r in p.replicas if r not in p.isrs]}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--bootstrap", required=True)
@@ -123,9 +132,10 @@ def main():
     r = sub.add_parser("read")
     r.add_argument("--partition", type=int, default=0)
     sub.add_parser("log-dirs")
+    sub.add_parser("leader")
     args = ap.parse_args()
     out = {"create": create, "produce": produce, "delete-records": delete_records,
-           "read": read, "log-dirs": log_dirs}[args.cmd](args)
+           "read": read, "log-dirs": log_dirs, "leader": leader}[args.cmd](args)
     return json.dumps(out)
 
 

@@ -45,7 +45,7 @@ pub fn handle(broker: &Broker, ctx: &RequestContext, request: MetadataRequest) -
                     .values()
                     // Topics the principal may not DESCRIBE are hidden from the full list.
                     .filter(|t| ctx.allowed_topic(broker, AclOperation::Describe, &t.name))
-                    .map(|t| topic_entry(t, &image, version)),
+                    .map(|t| topic_entry(broker, t, &image, version)),
             );
         }
         Some(list) => {
@@ -110,7 +110,7 @@ fn lookup(
                     .with_topic_id(id)
                     .with_error_code(ErrorCode::TopicAuthorizationFailed.code())
             }
-            Some(t) => topic_entry(t, &image, version),
+            Some(t) => topic_entry(broker, t, &image, version),
             None => MetadataResponseTopic::default()
                 .with_topic_id(id)
                 .with_error_code(ErrorCode::UnknownTopicId.code()),
@@ -125,7 +125,7 @@ fn lookup(
         return error_only(ErrorCode::TopicAuthorizationFailed);
     }
     if let Some(t) = image.topic(&name) {
-        return topic_entry(t, &image, version);
+        return topic_entry(broker, t, &image, version);
     }
     if let Err((code, _)) = topics::validate_topic_name(&name) {
         return error_only(code);
@@ -147,10 +147,10 @@ fn lookup(
         internal: false,
     };
     match topics::create_topic(broker, new, false) {
-        Ok(t) => topic_entry(&t, &broker.metadata.image(), version),
+        Ok(t) => topic_entry(broker, &t, &broker.metadata.image(), version),
         // Lost a race with another creator: answer from the image.
         Err((ErrorCode::TopicAlreadyExists, _)) => match broker.metadata.image().topic(&name) {
-            Some(t) => topic_entry(t, &image, version),
+            Some(t) => topic_entry(broker, t, &image, version),
             None => error_only(ErrorCode::LeaderNotAvailable),
         },
         Err((code, msg)) => {
@@ -161,6 +161,7 @@ fn lookup(
 }
 
 fn topic_entry(
+    broker: &Broker,
     topic: &TopicMetadata,
     image: &MetadataImage,
     version: i16,
@@ -169,7 +170,16 @@ fn topic_entry(
         .partitions
         .iter()
         .map(|p| {
-            let leader_alive = image.brokers.contains_key(&p.leader);
+            // A replica whose log dir failed is offline (KIP-858): with no other replica to
+            // take over, the partition has no leader, as KRaft reports it.
+            let dir_offline = broker
+                .replicas
+                .get(&topic.name, p.partition)
+                .is_some_and(|local| local.log_dir_offline());
+            let replica_offline = |r: &i32| {
+                !image.brokers.contains_key(r) || (dir_offline && *r == broker.config.node_id)
+            };
+            let leader_alive = image.brokers.contains_key(&p.leader) && !replica_offline(&p.leader);
             MetadataResponsePartition::default()
                 .with_error_code(if leader_alive {
                     0
@@ -184,7 +194,7 @@ fn topic_entry(
                 .with_offline_replicas(if version >= 5 {
                     p.replicas
                         .iter()
-                        .filter(|r| !image.brokers.contains_key(r))
+                        .filter(|r| replica_offline(r))
                         .map(|r| BrokerId(*r))
                         .collect()
                 } else {

@@ -152,13 +152,15 @@ impl Partition {
 
     /// One compaction pass if one is due: plan and install under the lock (brief), the
     /// rewrite without it, so producers keep appending meanwhile.
-    pub fn clean(&self, now_ms: i64) {
+    pub fn clean(&self, now_ms: i64, dedupe_buffer_size: u64) {
         if !self.compacted.load(Ordering::Acquire) {
             return;
         }
-        let Ok(Some(task)) = self.with_local(|local| Ok(local.log.plan_compaction(now_ms))) else {
+        let Ok(Some(mut task)) = self.with_local(|local| Ok(local.log.plan_compaction(now_ms)))
+        else {
             return;
         };
+        task.set_dedupe_buffer_size(dedupe_buffer_size);
         let cleaned = match task.run(now_ms) {
             Ok(cleaned) => cleaned,
             Err(e) => {
