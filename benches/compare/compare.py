@@ -267,7 +267,21 @@ def kcat_consume(bootstrap: str, topic: str, records: int, env: dict) -> float:
     return elapsed
 
 
-def one_run(name: str, command: str, size: int, acks: str, records: int, client: str, work: str) -> Run:
+def pretouch(gib: float) -> None:
+    """Writes `gib` GiB in a child process that then exits. On a VM whose free memory goes back
+    to the host (free page reporting, virtio_balloon), the first touch of such memory is
+    charged to whoever touches it and can dominate a broker's CPU; touching it just before the
+    broker starts makes the next allocations (its page cache or heap) mostly pages the guest
+    already holds. The same for every broker; 0 turns it off."""
+    if gib > 0:
+        code = f"b = b'\\x01' * {int(gib * 2**30)}"
+        subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def one_run(
+    name: str, command: str, size: int, acks: str, records: int, client: str, work: str, pretouch_gib: float
+) -> Run:
+    pretouch(pretouch_gib)
     port = free_port()
     bootstrap = f"127.0.0.1:{port}"
     with tempfile.TemporaryDirectory(prefix=f"compare-{name}-") as data_dir:
@@ -341,6 +355,8 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--client", choices=["python", "kcat"], default="python",
                     help="confluent-kafka in this process, or kcat (librdkafka's C CLI) as a child")
+    ap.add_argument("--pretouch-gib", type=float, default=0,
+                    help="write this much memory in a child just before each broker starts (see pretouch)")
     ap.add_argument("--json", help="also write every run to this file")
     args = ap.parse_args()
 
@@ -360,7 +376,9 @@ def main() -> int:
                     # not always favour the same broker.
                     order = brokers if round_no % 2 == 0 else list(reversed(brokers))
                     for name, command in order:
-                        run = one_run(name, command, size, acks, args.records, args.client, work)
+                        run = one_run(
+                            name, command, size, acks, args.records, args.client, work, args.pretouch_gib
+                        )
                         runs.append(run)
                         print(
                             f"{name} {size}B acks={acks} round {round_no + 1}: produce {run.produce_s:.2f}s "
@@ -372,7 +390,8 @@ def main() -> int:
     if args.json:
         with open(args.json, "w") as f:
             json.dump([asdict(r) for r in runs], f, indent=1)
-    print(f"client: {args.client}, {args.records:,} records a run, median of {args.rounds} rounds")
+    print(f"client: {args.client}, {args.records:,} records a run, median of {args.rounds} rounds, "
+          f"pretouch {args.pretouch_gib} GiB")
     print(table(runs))
     return 0
 
