@@ -20,7 +20,7 @@ fn invalid(path: &Path, what: String) -> io::Error {
 }
 
 pub fn write_offsets(path: &Path, entries: &[(TopicPartition, i64)]) -> io::Result<()> {
-    let mut text = format!("{VERSION}\n{}\n", entries.len());
+    let mut lines = Vec::with_capacity(entries.len());
     for (tp, offset) in entries {
         if tp.topic.is_empty() || tp.topic.contains(char::is_whitespace) {
             return Err(invalid(
@@ -28,7 +28,34 @@ pub fn write_offsets(path: &Path, entries: &[(TopicPartition, i64)]) -> io::Resu
                 format!("expected a topic without whitespace, found {:?}", tp.topic),
             ));
         }
-        text.push_str(&format!("{} {} {}\n", tp.topic, tp.partition, offset));
+        lines.push(format!("{} {} {}", tp.topic, tp.partition, offset));
+    }
+    write_entries(path, &lines)
+}
+
+/// Reads a checkpoint; a missing file reads as empty (a fresh log dir).
+pub fn read_offsets(path: &Path) -> io::Result<Vec<(TopicPartition, i64)>> {
+    read_entries(path, "<topic> <partition> <offset>", |line| {
+        let mut parts = line.split_whitespace();
+        let (Some(topic), Some(Ok(partition)), Some(Ok(offset)), None) = (
+            parts.next(),
+            parts.next().map(str::parse::<i32>),
+            parts.next().map(str::parse::<i64>),
+            parts.next(),
+        ) else {
+            return None;
+        };
+        Some((TopicPartition::new(topic, partition), offset))
+    })
+}
+
+/// Writes Kafka's checkpoint framing — version 0, the entry count, one line per entry —
+/// atomically: temp file, fsync, rename, fsync the directory.
+pub(crate) fn write_entries(path: &Path, lines: &[String]) -> io::Result<()> {
+    let mut text = format!("{VERSION}\n{}\n", lines.len());
+    for line in lines {
+        text.push_str(line);
+        text.push('\n');
     }
     let file_name = path
         .file_name()
@@ -46,8 +73,13 @@ pub fn write_offsets(path: &Path, entries: &[(TopicPartition, i64)]) -> io::Resu
     Ok(())
 }
 
-/// Reads a checkpoint; a missing file reads as empty (a fresh log dir).
-pub fn read_offsets(path: &Path) -> io::Result<Vec<(TopicPartition, i64)>> {
+/// Reads a checkpoint written by [`write_entries`], parsing each entry line with `parse`
+/// (`expected` names the line's shape in errors); a missing file reads as empty.
+pub(crate) fn read_entries<T>(
+    path: &Path,
+    expected: &str,
+    mut parse: impl FnMut(&str) -> Option<T>,
+) -> io::Result<Vec<T>> {
     let text = match fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -69,25 +101,13 @@ pub fn read_offsets(path: &Path) -> io::Result<Vec<(TopicPartition, i64)>> {
         .ok_or_else(|| invalid(path, "expected an entry count on line 2".into()))?;
     let mut out = Vec::with_capacity(count.min(MAX_PREALLOC));
     for (i, line) in lines.enumerate() {
-        let mut parts = line.split_whitespace();
-        let (Some(topic), Some(partition), Some(offset), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(invalid(
+        let entry = parse(line).ok_or_else(|| {
+            invalid(
                 path,
-                format!(
-                    "expected `<topic> <partition> <offset>` on line {}, found {line:?}",
-                    i + 3
-                ),
-            ));
-        };
-        let (Ok(partition), Ok(offset)) = (partition.parse::<i32>(), offset.parse::<i64>()) else {
-            return Err(invalid(
-                path,
-                format!("expected numbers on line {}, found {line:?}", i + 3),
-            ));
-        };
-        out.push((TopicPartition::new(topic, partition), offset));
+                format!("expected `{expected}` on line {}, found {line:?}", i + 3),
+            )
+        })?;
+        out.push(entry);
     }
     if out.len() != count {
         return Err(invalid(

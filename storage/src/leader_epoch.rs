@@ -3,16 +3,13 @@
 //! `<epoch> <start offset>` lines) and replaced atomically on every change. OffsetForLeaderEpoch
 //! answers from it, so a returning replica can find where its history diverged.
 
-use std::fs::{self, File};
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
+use crate::checkpoint;
 use crate::error::{IoContext, LogError};
 
 pub const LEADER_EPOCH_CHECKPOINT: &str = "leader-epoch-checkpoint";
-const VERSION: &str = "0";
-/// Bounds what a corrupt count line can make us pre-allocate.
-const MAX_PREALLOC: usize = 1024;
 
 /// Kafka's UNDEFINED_EPOCH / UNDEFINED_EPOCH_OFFSET.
 pub const UNDEFINED_EPOCH: i32 = -1;
@@ -30,11 +27,29 @@ impl LeaderEpochCache {
     /// that names the file (the caller rebuilds it from batch headers).
     pub(crate) fn load(dir: &Path) -> io::Result<LeaderEpochCache> {
         let path = dir.join(LEADER_EPOCH_CHECKPOINT);
-        let entries = match fs::read_to_string(&path) {
-            Ok(text) => parse(&path, &text)?,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => return Err(e),
-        };
+        let entries = checkpoint::read_entries(&path, "<epoch> <start offset>", |line| {
+            let mut parts = line.split_whitespace();
+            match (
+                parts.next().map(str::parse::<i32>),
+                parts.next().map(str::parse::<i64>),
+                parts.next(),
+            ) {
+                (Some(Ok(epoch)), Some(Ok(start)), None) => Some((epoch, start)),
+                _ => None,
+            }
+        })?;
+        if let Some(pair) = entries
+            .windows(2)
+            .find(|pair| matches!(pair, [(e0, s0), (e1, s1)] if e1 <= e0 || s1 < s0))
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "checkpoint {}: expected increasing epochs and start offsets, found {pair:?}",
+                    path.display()
+                ),
+            ));
+        }
         Ok(LeaderEpochCache { path, entries })
     }
 
@@ -115,79 +130,19 @@ impl LeaderEpochCache {
 
     /// Writes the checkpoint: temp file, fsync, rename, fsync the directory.
     pub(crate) fn write(&self) -> Result<(), LogError> {
-        let mut text = format!("{VERSION}\n{}\n", self.entries.len());
-        for (epoch, start) in &self.entries {
-            text.push_str(&format!("{epoch} {start}\n"));
-        }
-        let tmp = self.path.with_extension("tmp");
-        let mut file = File::create(&tmp).at(&tmp)?;
-        file.write_all(text.as_bytes()).at(&tmp)?;
-        file.sync_all().at(&tmp)?;
-        drop(file);
-        fs::rename(&tmp, &self.path).at(&self.path)?;
-        if let Some(dir) = self.path.parent() {
-            crate::log::sync_dir(dir)?;
-        }
-        Ok(())
+        let lines: Vec<String> = self
+            .entries
+            .iter()
+            .map(|(epoch, start)| format!("{epoch} {start}"))
+            .collect();
+        checkpoint::write_entries(&self.path, &lines).at(&self.path)
     }
-}
-
-fn parse(path: &Path, text: &str) -> io::Result<Vec<(i32, i64)>> {
-    let invalid = |what: String| {
-        io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("leader-epoch checkpoint {}: {what}", path.display()),
-        )
-    };
-    let mut lines = text.lines();
-    match lines.next() {
-        Some(VERSION) => {}
-        other => {
-            return Err(invalid(format!(
-                "expected version {VERSION}, found {other:?}"
-            )))
-        }
-    }
-    let count: usize = lines
-        .next()
-        .and_then(|l| l.trim().parse().ok())
-        .ok_or_else(|| invalid("expected an entry count on line 2".into()))?;
-    let mut entries: Vec<(i32, i64)> = Vec::with_capacity(count.min(MAX_PREALLOC));
-    for (i, line) in lines.enumerate() {
-        let mut parts = line.split_whitespace();
-        let (Some(Ok(epoch)), Some(Ok(start)), None) = (
-            parts.next().map(str::parse::<i32>),
-            parts.next().map(str::parse::<i64>),
-            parts.next(),
-        ) else {
-            return Err(invalid(format!(
-                "expected `<epoch> <start offset>` on line {}, found {line:?}",
-                i + 3
-            )));
-        };
-        if entries
-            .last()
-            .is_some_and(|&(e, s)| epoch <= e || start < s)
-        {
-            return Err(invalid(format!(
-                "expected increasing epochs and offsets on line {}, found {line:?}",
-                i + 3
-            )));
-        }
-        entries.push((epoch, start));
-    }
-    if entries.len() != count {
-        return Err(invalid(format!(
-            "expected {count} entries, found {}",
-            entries.len()
-        )));
-    }
-    Ok(entries)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     #[test]
     fn assign_truncate_and_end_offsets_follow_kafka() {

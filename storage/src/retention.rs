@@ -46,14 +46,7 @@ impl PendingDeletes {
 /// Unlinks files returned by [`Log::take_due_deletions`]; call it without holding the log.
 /// Files already gone are fine (a restart removes every leftover `.deleted` file anyway).
 pub fn remove_deleted_files(paths: &[PathBuf]) -> Result<(), LogError> {
-    for path in paths {
-        match std::fs::remove_file(path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(LogError::io(path, e)),
-        }
-    }
-    Ok(())
+    segment::remove_files(paths)
 }
 
 impl Log {

@@ -342,33 +342,32 @@ pub(crate) fn rename_to_deleted(dir: &Path, base_offset: i64) -> Result<(), LogE
     Ok(())
 }
 
-/// Unlinks a segment's `.index` and `.timeindex` (they are rebuilt when missing).
-pub(crate) fn delete_index_files(dir: &Path, base_offset: i64) -> Result<(), LogError> {
-    for path in [
-        index_path(dir, base_offset),
-        time_index_path(dir, base_offset),
-    ] {
-        match std::fs::remove_file(&path) {
+/// Unlinks each of `paths`, ignoring ones already gone.
+pub(crate) fn remove_files<P: AsRef<Path>>(paths: &[P]) -> Result<(), LogError> {
+    for path in paths {
+        let path = path.as_ref();
+        match std::fs::remove_file(path) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(LogError::io(&path, e)),
+            Err(e) => return Err(LogError::io(path, e)),
         }
     }
     Ok(())
 }
 
+/// Unlinks a segment's `.index` and `.timeindex` (they are rebuilt when missing).
+pub(crate) fn delete_index_files(dir: &Path, base_offset: i64) -> Result<(), LogError> {
+    remove_files(&[
+        index_path(dir, base_offset),
+        time_index_path(dir, base_offset),
+    ])
+}
+
 /// Unlinks a segment's `.log`, `.index` and `.timeindex`, ignoring ones already gone.
 pub(crate) fn delete_files(dir: &Path, base_offset: i64) -> Result<(), LogError> {
-    for path in [
+    remove_files(&[
         log_path(dir, base_offset),
         index_path(dir, base_offset),
         time_index_path(dir, base_offset),
-    ] {
-        match std::fs::remove_file(&path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(LogError::io(&path, e)),
-        }
-    }
-    Ok(())
+    ])
 }
