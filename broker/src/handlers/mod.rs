@@ -225,10 +225,7 @@ pub async fn handle(broker: &Arc<Broker>, ctx: RequestContext, body: RequestKind
                 chunks
                     .into_iter()
                     .map(|bytes| match file_regions.region_of(&bytes) {
-                        Some(region) => OutChunk::File {
-                            region: region.clone(),
-                            bytes,
-                        },
+                        Some(region) => OutChunk::File { region, bytes },
                         None => OutChunk::Bytes(bytes),
                     })
                     .collect(),
