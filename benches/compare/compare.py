@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
-"""Runs the same librdkafka load (confluent-kafka) against several Kafka-compatible brokers,
-alternating between them, and prints a markdown table of medians.
+"""Runs the same load against several Kafka-compatible brokers, alternating between them, and
+prints a markdown table of medians.
 
 Each run starts a FRESH broker process from the command given for it (placeholders: {port},
 {dir} — a new empty temp dir), waits until it answers Metadata, creates a 1-partition topic,
 has the group coordinator looked up once (see warm_group_coordinator), produces N records,
 consumes them back from the beginning, then stops the broker with SIGTERM.
-The broker's CPU seconds (utime+stime of the process from /proc/<pid>/stat, all threads) are
-read before and after each phase, and its peak RSS (VmHWM) at the end.
+The broker's CPU seconds are read before and after each phase (the sum over its threads of the
+scheduler's run time, /proc/<pid>/task/*/schedstat, in nanoseconds; utime+stime from
+/proc/<pid>/stat, in 10 ms ticks, where a thread came or went during the phase), and its peak
+RSS (VmHWM) at the end.
 
     .venv/bin/python benches/compare/compare.py \
         --broker "strata=target/release/strata --override log.dirs={dir} \
@@ -15,10 +17,13 @@ read before and after each phase, and its peak RSS (VmHWM) at the end.
         --broker "peer=/path/to/peer --listener-url tcp://127.0.0.1:{port} ..." \
         --records 1000000 --sizes 100,1024 --acks 1,all --rounds 3
 
-The client is the same for every broker: one Producer (linger.ms=5, batch.size=1000000, no
-compression, delivery reports only on error) and one Consumer assigned to partition 0 at the
-beginning (no group join), with librdkafka's default fetch sizes. Only this script's own process runs the client, so a broker's
-CPU figures are its own.
+The client is the same for every broker; `--client` picks one of three drivers:
+- python (default): confluent-kafka (librdkafka) in this process: one Producer (linger.ms=5,
+  batch.size=1000000, no compression, delivery reports only on error) and one Consumer
+  assigned to partition 0 at the beginning (no group join), librdkafka's default fetch sizes;
+- kcat: the same librdkafka settings through kcat, run as a child (see kcat_env);
+- strata-perf: our load tool as a child, batches of up to 1,000,000 bytes, 5 in flight.
+The broker's CPU figures are its own: no client runs inside it.
 """
 
 from __future__ import annotations
@@ -64,12 +69,41 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def cpu_seconds(pid: int) -> float:
+def stat_cpu_seconds(pid: int) -> float:
+    """utime+stime of the whole process, exited threads included, in clock ticks (10 ms)."""
     with open(f"/proc/{pid}/stat") as f:
         # The command name (field 2) may hold spaces; the fields after its ')' are fixed.
         fields = f.read().rsplit(")", 1)[1].split()
     utime, stime = int(fields[11]), int(fields[12])
     return (utime + stime) / CLOCK_TICKS
+
+
+@dataclass
+class CpuReading:
+    threads: frozenset[str]
+    run_ns: int  # sum of the live threads' run time (schedstat), exact to the nanosecond
+    ticks_s: float  # /proc/<pid>/stat, coarse but counts exited threads
+
+    @staticmethod
+    def read(pid: int) -> "CpuReading":
+        threads, run_ns = [], 0
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            try:
+                with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                    run_ns += int(f.read().split()[0])
+                threads.append(tid)
+            except (OSError, ValueError, IndexError):
+                pass  # the thread just exited
+        return CpuReading(frozenset(threads), run_ns, stat_cpu_seconds(pid))
+
+    def seconds_until(self, later: "CpuReading") -> float:
+        """CPU seconds between two readings: exact when the same threads lived through both
+        (a 1M x 100 B phase costs Strata well under 0.1 s, so 10 ms ticks would be a 10-20%
+        error); from the ticks when a thread came or went, since an exited thread's run
+        time leaves schedstat with it."""
+        if self.threads == later.threads:
+            return (later.run_ns - self.run_ns) / 1e9
+        return later.ticks_s - self.ticks_s
 
 
 def peak_rss_mib(pid: int) -> float:
@@ -271,17 +305,66 @@ def pretouch(gib: float) -> None:
     """Writes `gib` GiB in a child process that then exits. On a VM whose free memory goes back
     to the host (free page reporting, virtio_balloon), the first touch of such memory is
     charged to whoever touches it and can dominate a broker's CPU; touching it just before the
-    broker starts makes the next allocations (its page cache or heap) mostly pages the guest
-    already holds. The same for every broker; 0 turns it off."""
+    produce phase makes that phase's allocations (a broker's page cache or heap) mostly pages
+    the guest already holds, as on a machine in steady state whose memory is all in use. The
+    kernel reports freed memory to the host again after about two seconds, so this runs
+    right before the phase, after the broker's setup. The same for every broker; 0 turns it
+    off."""
     if gib > 0:
         code = f"b = b'\\x01' * {int(gib * 2**30)}"
         subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
 
+def strata_perf_phase(argv: list[str], records: int) -> float:
+    """Runs strata-perf and checks that it moved every record; its own report (throughput and
+    request latency) goes to stderr for the log."""
+    start = time.monotonic()
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    elapsed = time.monotonic() - start
+    if done.returncode != 0 or f"{records} records" not in done.stdout:
+        raise RuntimeError(f"{argv[1:3]} exited {done.returncode}: {done.stdout[-300:]!r} {done.stderr[-300:]!r}")
+    print(done.stdout.strip(), file=sys.stderr)
+    return elapsed
+
+
+@dataclass
+class Client:
+    """One of the drivers. `phases` does the untimed setup and returns the two timed phases,
+    each a callable that returns its wall-clock seconds."""
+
+    kind: str
+    work: str
+    strata_perf: str
+
+    def phases(self, bootstrap: str, topic: str, size: int, acks: str, records: int):
+        if self.kind == "kcat":
+            lines = kcat_lines(size, records, self.work)
+            env = kcat_env(self.work)
+            return (
+                lambda: kcat_produce(bootstrap, topic, records, acks, lines, env),
+                lambda: kcat_consume(bootstrap, topic, records, env),
+            )
+        if self.kind == "strata-perf":
+            # The same batching as the librdkafka drivers: batches of up to 1,000,000 bytes,
+            # 5 requests in flight.
+            common = ["--bootstrap", bootstrap, "--topic", topic, "--records", str(records), "--quiet"]
+            produce_argv = [self.strata_perf, "produce", *common, "--record-size", str(size),
+                            "--acks", "-1" if acks == "all" else acks, "--batch-size", "1000000",
+                            "--in-flight", "5"]
+            consume_argv = [self.strata_perf, "consume", *common]
+            return (
+                lambda: strata_perf_phase(produce_argv, records),
+                lambda: strata_perf_phase(consume_argv, records),
+            )
+        return (
+            lambda: produce(bootstrap, topic, records, size, acks),
+            lambda: consume(bootstrap, topic, records, 300),
+        )
+
+
 def one_run(
-    name: str, command: str, size: int, acks: str, records: int, client: str, work: str, pretouch_gib: float
+    name: str, command: str, size: int, acks: str, records: int, client: Client, pretouch_gib: float
 ) -> Run:
-    pretouch(pretouch_gib)
     port = free_port()
     bootstrap = f"127.0.0.1:{port}"
     with tempfile.TemporaryDirectory(prefix=f"compare-{name}-") as data_dir:
@@ -293,19 +376,13 @@ def one_run(
             topic = f"compare-{size}-{acks}"
             create_topic(bootstrap, topic)
             warm_group_coordinator(bootstrap)
-            cpu0 = cpu_seconds(proc.pid)
-            if client == "kcat":
-                lines = kcat_lines(size, records, work)
-                cpu0 = cpu_seconds(proc.pid)
-                produce_s = kcat_produce(bootstrap, topic, records, acks, lines, kcat_env(work))
-            else:
-                produce_s = produce(bootstrap, topic, records, size, acks)
-            cpu1 = cpu_seconds(proc.pid)
-            if client == "kcat":
-                consume_s = kcat_consume(bootstrap, topic, records, kcat_env(work))
-            else:
-                consume_s = consume(bootstrap, topic, records, 300)
-            cpu2 = cpu_seconds(proc.pid)
+            produce_phase, consume_phase = client.phases(bootstrap, topic, size, acks, records)
+            pretouch(pretouch_gib)
+            cpu0 = CpuReading.read(proc.pid)
+            produce_s = produce_phase()
+            cpu1 = CpuReading.read(proc.pid)
+            consume_s = consume_phase()
+            cpu2 = CpuReading.read(proc.pid)
             rss = peak_rss_mib(proc.pid)
         finally:
             proc.send_signal(signal.SIGTERM)
@@ -315,7 +392,9 @@ def one_run(
                 proc.kill()
                 proc.wait()
             log.close()
-    return Run(name, size, acks, records, produce_s, consume_s, cpu1 - cpu0, cpu2 - cpu1, rss)
+    return Run(
+        name, size, acks, records, produce_s, consume_s, cpu0.seconds_until(cpu1), cpu1.seconds_until(cpu2), rss
+    )
 
 
 def table(runs: list[Run]) -> str:
@@ -340,7 +419,7 @@ def table(runs: list[Run]) -> str:
         cpu_c = med(r.cpu_consume_s for r in sel)
         rows.append(
             f"| {broker} | {n:,} x {size} B | {acks} | {n / produce_s:,.0f} | {n * size / produce_s / 1e6:,.1f} "
-            f"| {n / consume_s:,.0f} | {n * size / consume_s / 1e6:,.1f} | {cpu_p:.2f} / {cpu_c:.2f} "
+            f"| {n / consume_s:,.0f} | {n * size / consume_s / 1e6:,.1f} | {cpu_p:.3f} / {cpu_c:.3f} "
             f"| {(cpu_p + cpu_c) / gb:.2f} | {med(r.peak_rss_mib for r in sel):,.0f} |"
         )
     return "\n".join(rows)
@@ -353,10 +432,13 @@ def main() -> int:
     ap.add_argument("--sizes", default="100,1024")
     ap.add_argument("--acks", default="1,all")
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--client", choices=["python", "kcat"], default="python",
-                    help="confluent-kafka in this process, or kcat (librdkafka's C CLI) as a child")
+    ap.add_argument("--client", choices=["python", "kcat", "strata-perf"], default="python",
+                    help="confluent-kafka in this process, kcat (librdkafka's C CLI) as a child, "
+                    "or our own load tool as a child")
+    ap.add_argument("--strata-perf", default="target/release/strata-perf",
+                    help="the strata-perf binary (for --client strata-perf)")
     ap.add_argument("--pretouch-gib", type=float, default=0,
-                    help="write this much memory in a child just before each broker starts (see pretouch)")
+                    help="write this much memory in a child just before each produce phase (see pretouch)")
     ap.add_argument("--json", help="also write every run to this file")
     args = ap.parse_args()
 
@@ -369,6 +451,7 @@ def main() -> int:
 
     runs: list[Run] = []
     with tempfile.TemporaryDirectory(prefix="compare-work-") as work:
+        client = Client(args.client, work, args.strata_perf)
         for size in (int(s) for s in args.sizes.split(",")):
             for acks in args.acks.split(","):
                 for round_no in range(args.rounds):
@@ -377,12 +460,12 @@ def main() -> int:
                     order = brokers if round_no % 2 == 0 else list(reversed(brokers))
                     for name, command in order:
                         run = one_run(
-                            name, command, size, acks, args.records, args.client, work, args.pretouch_gib
+                            name, command, size, acks, args.records, client, args.pretouch_gib
                         )
                         runs.append(run)
                         print(
                             f"{name} {size}B acks={acks} round {round_no + 1}: produce {run.produce_s:.2f}s "
-                            f"consume {run.consume_s:.2f}s cpu {run.cpu_produce_s:.2f}/{run.cpu_consume_s:.2f}s "
+                            f"consume {run.consume_s:.2f}s cpu {run.cpu_produce_s:.3f}/{run.cpu_consume_s:.3f}s "
                             f"rss {run.peak_rss_mib:.0f} MiB",
                             file=sys.stderr,
                             flush=True,
