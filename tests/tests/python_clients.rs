@@ -1,6 +1,6 @@
 //! Python clients against a real broker: confluent-kafka (librdkafka 2.x) idempotent
 //! producer with every codec plus an assign-based consumer, and kafka-python's admin,
-//! producer and consumer.
+//! producer and consumer; pipelined offset commits from both.
 
 // Tests may unwrap: a panic here is a failed assertion with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
@@ -50,4 +50,24 @@ fn pipelined_produce_requests_are_appended_in_the_order_sent() {
     );
     let summary = String::from_utf8_lossy(&output.stdout);
     assert!(summary.contains("OK pipelined order"), "summary: {summary}");
+}
+
+#[test]
+fn pipelined_async_commit_bursts_then_sync_commit_are_prompt_and_ordered() {
+    let broker = Broker::start();
+    let output = run_python(
+        "ck_commit_bursts.py",
+        &[
+            "--bootstrap",
+            &broker.bootstrap(),
+            "--rounds",
+            "50",
+            "--async-per-round",
+            "5",
+            "--round-bound-s",
+            "2.0",
+        ],
+    );
+    let summary = String::from_utf8_lossy(&output.stdout);
+    assert!(summary.contains("OK commit bursts"), "summary: {summary}");
 }
