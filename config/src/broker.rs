@@ -63,6 +63,9 @@ pub struct BrokerConfig {
     pub log_cleaner_dedupe_buffer_size: i64,
     pub message_max_bytes: i32,
     pub socket_request_max_bytes: i32,
+    /// SO_SNDBUF / SO_RCVBUF of accepted sockets; -1 leaves the kernel's (autotuned) default.
+    pub socket_send_buffer_bytes: i32,
+    pub socket_receive_buffer_bytes: i32,
     pub broker_rack: Option<String>,
     pub min_insync_replicas: i32,
     pub compression_type: String,
@@ -382,6 +385,8 @@ pub(crate) fn build(
             .typed("log.cleaner.min.cleanable.ratio", ConfigValue::as_f64)?,
         message_max_bytes: r.i32("message.max.bytes")?,
         socket_request_max_bytes: r.i32("socket.request.max.bytes")?,
+        socket_send_buffer_bytes: r.i32("socket.send.buffer.bytes")?,
+        socket_receive_buffer_bytes: r.i32("socket.receive.buffer.bytes")?,
         broker_rack,
         min_insync_replicas: r.i32("min.insync.replicas")?,
         compression_type: r.string("compression.type")?,

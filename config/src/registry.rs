@@ -142,8 +142,11 @@ pub static BROKER_KEYS: &[BrokerKey] = &[
     k("num.io.threads", I, Some("8"), AtLeast(1), "Threads for processing requests (accepted for compatibility).").dynamic(),
     k("background.threads", I, Some("10"), AtLeast(1), "Threads for background tasks (accepted for compatibility).").dynamic(),
     k("queued.max.requests", I, Some("500"), AtLeast(1), "Queued requests allowed before blocking the network threads."),
-    k("socket.send.buffer.bytes", I, Some("102400"), Any, "SO_SNDBUF of the sockets; -1 uses the OS default."),
-    k("socket.receive.buffer.bytes", I, Some("102400"), Any, "SO_RCVBUF of the sockets; -1 uses the OS default."),
+    // Kafka defaults both to 102400; Strata leaves Linux to grow them with the connection
+    // (-1): with 100 KiB buffers a 1 MB produce request cost the broker 1.5-1.8x the CPU
+    // (benches/README.md, "Socket buffers").
+    k("socket.send.buffer.bytes", I, Some("-1"), Any, "SO_SNDBUF of accepted sockets; -1 uses the OS default (autotuned)."),
+    k("socket.receive.buffer.bytes", I, Some("-1"), Any, "SO_RCVBUF of accepted sockets; -1 uses the OS default (autotuned)."),
     k("socket.request.max.bytes", I, Some("104857600"), AtLeast(1), "The maximum number of bytes in a socket request."),
     k("socket.listen.backlog.size", I, Some("50"), AtLeast(1), "The maximum number of pending connections on a socket."),
     k("connections.max.idle.ms", LG, Some("600000"), Any, "Idle connections are closed after this many milliseconds."),

@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::server::Broker;
+use strata_config::BrokerConfig;
 
 /// What a connection knows about the listener it arrived on.
 #[derive(Debug, Clone)]
@@ -28,6 +29,27 @@ pub struct ListenerContext {
     pub tls: Option<tls::TlsListener>,
     /// Non-empty on SASL listeners: the mechanisms offered, in configured order.
     pub sasl_mechanisms: Vec<crate::security::sasl::SaslMechanism>,
+}
+
+/// Applies `socket.send.buffer.bytes` and `socket.receive.buffer.bytes` to an accepted
+/// socket, as Kafka's acceptor does; -1 (or any value below 1) keeps the kernel's default,
+/// which Linux grows with the connection's throughput.
+fn size_socket_buffers(stream: &tokio::net::TcpStream, config: &BrokerConfig, peer: SocketAddr) {
+    use rustix::net::sockopt;
+    if let Ok(bytes) = usize::try_from(config.socket_send_buffer_bytes) {
+        if bytes > 0 {
+            if let Err(e) = sockopt::set_socket_send_buffer_size(stream, bytes) {
+                tracing::debug!(%peer, error = %e, "setting SO_SNDBUF failed");
+            }
+        }
+    }
+    if let Ok(bytes) = usize::try_from(config.socket_receive_buffer_bytes) {
+        if bytes > 0 {
+            if let Err(e) = sockopt::set_socket_recv_buffer_size(stream, bytes) {
+                tracing::debug!(%peer, error = %e, "setting SO_RCVBUF failed");
+            }
+        }
+    }
 }
 
 /// Accepts connections until `shutdown` fires; every connection task is tracked so the
@@ -56,6 +78,7 @@ pub async fn accept_loop(
                 if let Err(e) = stream.set_nodelay(true) {
                     tracing::debug!(%peer, error = %e, "set_nodelay failed");
                 }
+                size_socket_buffers(&stream, &broker.config, peer);
                 let open = broker.metrics.connection_opened(&context.name, protocol);
                 let serve = connection::serve(
                     stream,
@@ -77,4 +100,46 @@ pub async fn accept_loop(
         }
     }
     tracing::info!(listener = %context.name, "listener closed");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustix::net::sockopt;
+
+    async fn accepted_with(pairs: &[(&str, &str)]) -> (tokio::net::TcpStream, usize, usize) {
+        let overrides: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let config = strata_config::load(None, &overrides).unwrap().config;
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = tokio::net::TcpStream::connect(listener.local_addr().unwrap());
+        let (client, accepted) = tokio::join!(client, listener.accept());
+        let (stream, peer) = accepted.unwrap();
+        let before = sockopt::socket_recv_buffer_size(&stream).unwrap();
+        size_socket_buffers(&stream, &config, peer);
+        drop(client);
+        let send = sockopt::socket_send_buffer_size(&stream).unwrap();
+        (stream, before, send)
+    }
+
+    #[tokio::test]
+    async fn socket_buffer_sizes_are_applied_as_configured_and_left_alone_at_minus_one() {
+        let (stream, _, send) = accepted_with(&[
+            ("socket.receive.buffer.bytes", "65536"),
+            ("socket.send.buffer.bytes", "49152"),
+        ])
+        .await;
+        // Linux doubles the value asked for, to leave room for its bookkeeping.
+        assert_eq!(sockopt::socket_recv_buffer_size(&stream).unwrap(), 131072);
+        assert_eq!(send, 98304);
+
+        let (stream, before, _) = accepted_with(&[]).await;
+        assert_eq!(
+            sockopt::socket_recv_buffer_size(&stream).unwrap(),
+            before,
+            "the default (-1) keeps the kernel's autotuned buffer"
+        );
+    }
 }
