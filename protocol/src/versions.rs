@@ -61,6 +61,7 @@ pub const SUPPORTED: &[ApiRange] = &[
     r(ApiKey::DeleteAcls, 1, 3),
     r(ApiKey::DescribeUserScramCredentials, 0, 0),
     r(ApiKey::AlterUserScramCredentials, 0, 0),
+    r(ApiKey::DescribeTopicPartitions, 0, 0),
 ];
 
 /// The advertised range of `api_key` (a raw wire value), if Strata supports it.

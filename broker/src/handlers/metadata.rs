@@ -160,43 +160,73 @@ fn lookup(
     }
 }
 
+/// What Metadata and DescribeTopicPartitions both say about one partition.
+pub(super) struct PartitionState {
+    pub(super) partition: i32,
+    /// LEADER_NOT_AVAILABLE when the leader is gone or its log dir failed; 0 otherwise.
+    pub(super) error_code: i16,
+    /// -1 when there is no live leader.
+    pub(super) leader: i32,
+    pub(super) leader_epoch: i32,
+    pub(super) replicas: Vec<BrokerId>,
+    pub(super) isr: Vec<BrokerId>,
+    pub(super) offline_replicas: Vec<BrokerId>,
+}
+
+pub(super) fn partition_states<'a>(
+    broker: &'a Broker,
+    topic: &'a TopicMetadata,
+    image: &'a MetadataImage,
+) -> impl Iterator<Item = PartitionState> + 'a {
+    let node_id = broker.config.node_id;
+    topic.partitions.iter().map(move |p| {
+        // A replica whose log dir failed is offline (KIP-858): with no other replica to take
+        // over, the partition has no leader, as KRaft reports it.
+        let dir_offline = broker
+            .replicas
+            .get(&topic.name, p.partition)
+            .is_some_and(|local| local.log_dir_offline());
+        let replica_offline =
+            |r: &i32| !image.brokers.contains_key(r) || (dir_offline && *r == node_id);
+        let leader_alive = image.brokers.contains_key(&p.leader) && !replica_offline(&p.leader);
+        PartitionState {
+            partition: p.partition,
+            error_code: if leader_alive {
+                0
+            } else {
+                ErrorCode::LeaderNotAvailable.code()
+            },
+            leader: if leader_alive { p.leader } else { -1 },
+            leader_epoch: p.leader_epoch,
+            replicas: p.replicas.iter().map(|r| BrokerId(*r)).collect(),
+            isr: p.isr.iter().map(|r| BrokerId(*r)).collect(),
+            offline_replicas: p
+                .replicas
+                .iter()
+                .filter(|r| replica_offline(r))
+                .map(|r| BrokerId(*r))
+                .collect(),
+        }
+    })
+}
+
 fn topic_entry(
     broker: &Broker,
     topic: &TopicMetadata,
     image: &MetadataImage,
     version: i16,
 ) -> MetadataResponseTopic {
-    let partitions = topic
-        .partitions
-        .iter()
+    let partitions = partition_states(broker, topic, image)
         .map(|p| {
-            // A replica whose log dir failed is offline (KIP-858): with no other replica to
-            // take over, the partition has no leader, as KRaft reports it.
-            let dir_offline = broker
-                .replicas
-                .get(&topic.name, p.partition)
-                .is_some_and(|local| local.log_dir_offline());
-            let replica_offline = |r: &i32| {
-                !image.brokers.contains_key(r) || (dir_offline && *r == broker.config.node_id)
-            };
-            let leader_alive = image.brokers.contains_key(&p.leader) && !replica_offline(&p.leader);
             MetadataResponsePartition::default()
-                .with_error_code(if leader_alive {
-                    0
-                } else {
-                    ErrorCode::LeaderNotAvailable.code()
-                })
+                .with_error_code(p.error_code)
                 .with_partition_index(p.partition)
-                .with_leader_id(BrokerId(if leader_alive { p.leader } else { -1 }))
+                .with_leader_id(BrokerId(p.leader))
                 .with_leader_epoch(if version >= 7 { p.leader_epoch } else { -1 })
-                .with_replica_nodes(p.replicas.iter().map(|r| BrokerId(*r)).collect())
-                .with_isr_nodes(p.isr.iter().map(|r| BrokerId(*r)).collect())
+                .with_replica_nodes(p.replicas)
+                .with_isr_nodes(p.isr)
                 .with_offline_replicas(if version >= 5 {
-                    p.replicas
-                        .iter()
-                        .filter(|r| replica_offline(r))
-                        .map(|r| BrokerId(*r))
-                        .collect()
+                    p.offline_replicas
                 } else {
                     Vec::new()
                 })

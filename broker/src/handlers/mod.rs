@@ -6,6 +6,7 @@ pub mod admin;
 pub mod api_versions;
 pub mod cluster;
 pub mod configs;
+pub mod describe_topic_partitions;
 pub mod fetch;
 pub mod group_acls;
 pub mod groups;
@@ -112,6 +113,7 @@ pub const IMPLEMENTED: &[ApiKey] = &[
     ApiKey::CreateAcls,
     ApiKey::DescribeAcls,
     ApiKey::DeleteAcls,
+    ApiKey::DescribeTopicPartitions,
 ];
 
 pub async fn handle(broker: &Arc<Broker>, ctx: RequestContext, body: RequestKind) -> Reply {
@@ -213,6 +215,9 @@ pub async fn handle(broker: &Arc<Broker>, ctx: RequestContext, body: RequestKind
             ResponseKind::DescribeAcls(acls::describe_acls(broker, &ctx, r))
         }
         RequestKind::DeleteAcls(r) => ResponseKind::DeleteAcls(acls::delete_acls(broker, &ctx, r)),
+        RequestKind::DescribeTopicPartitions(r) => ResponseKind::DescribeTopicPartitions(
+            describe_topic_partitions::handle(broker, &ctx, r),
+        ),
         _ => {
             tracing::info!(api = ?ctx.api_key, version = ctx.api_version, peer = %ctx.peer, "API not implemented");
             return Reply::Close;

@@ -77,6 +77,8 @@ pub(crate) enum Ty {
     Array(Prim),
     /// A nested struct (its own tagged-field section in flexible versions).
     Struct(&'static [Field]),
+    /// A nullable nested struct: an int8 marker (negative: null), then the struct if present.
+    NullableStruct(&'static [Field]),
     /// An array of structs.
     Structs(&'static [Field]),
 }
@@ -103,6 +105,10 @@ pub(crate) const fn array(of: Prim) -> Ty {
 
 pub(crate) const fn strukt(fields: &'static [Field]) -> Ty {
     Ty::Struct(fields)
+}
+
+pub(crate) const fn nullable_strukt(fields: &'static [Field]) -> Ty {
+    Ty::NullableStruct(fields)
 }
 
 pub(crate) const fn structs(fields: &'static [Field]) -> Ty {

@@ -5,6 +5,25 @@
 use super::dsl::*;
 use kafka_protocol::messages::ApiKey;
 
+/// DescribeTopicPartitions request (api key 75, KIP-966), schema v0, flexible 0+. Written by
+/// hand: its nullable `cursor` struct is the only one of its kind here.
+pub(crate) const DESCRIBE_TOPIC_PARTITIONS: Message = message(
+    ApiKey::DescribeTopicPartitions,
+    0,
+    &[
+        f("topics", from(0), structs(&[f("name", from(0), STRING)])),
+        f("response_partition_limit", from(0), INT32),
+        f(
+            "cursor",
+            from(0),
+            nullable_strukt(&[
+                f("topic_name", from(0), STRING),
+                f("partition_index", from(0), INT32),
+            ]),
+        ),
+    ],
+);
+
 /// ApiVersions request (api key 18), schema v0-4, flexible 3+.
 pub(crate) const API_VERSIONS: Message = message(
     ApiKey::ApiVersions,
@@ -692,4 +711,5 @@ pub(crate) const ALL: &[Message] = &[
     DELETE_ACLS,
     DESCRIBE_USER_SCRAM_CREDENTIALS,
     ALTER_USER_SCRAM_CREDENTIALS,
+    DESCRIBE_TOPIC_PARTITIONS,
 ];

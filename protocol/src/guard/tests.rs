@@ -75,6 +75,10 @@ impl Gen {
                 self.prim(p);
             }
             Ty::Struct(fields) => self.fields(fields),
+            Ty::NullableStruct(fields) => {
+                self.out.push(1); // present
+                self.fields(fields);
+            }
             Ty::Structs(fields) => {
                 self.len_prefix(2, true);
                 self.fields(fields);
@@ -222,5 +226,38 @@ fn every_cut_of_every_shaped_body_is_refused_by_the_guard() {
                 assert!(crate::decode_request(short).is_err());
             }
         }
+    }
+}
+
+#[test]
+fn a_null_cursor_passes_the_guard_and_a_negative_marker_skips_the_struct() {
+    use kafka_protocol::messages::describe_topic_partitions_request::{Cursor, TopicRequest};
+    use kafka_protocol::messages::{DescribeTopicPartitionsRequest, TopicName};
+    let shape = &super::shapes::DESCRIBE_TOPIC_PARTITIONS;
+    for cursor in [
+        None,
+        Some(
+            Cursor::default()
+                .with_topic_name(TopicName(StrBytes::from_static_str("orders")))
+                .with_partition_index(3),
+        ),
+    ] {
+        let request = DescribeTopicPartitionsRequest::default()
+            .with_topics(vec![
+                TopicRequest::default().with_name(TopicName(StrBytes::from_static_str("orders")))
+            ])
+            .with_response_partition_limit(2000)
+            .with_cursor(cursor.clone());
+        let mut body = BytesMut::new();
+        request.encode(&mut body, 0).unwrap();
+        let (frame, start) = frame_for(shape, 0, &body);
+        let end = super::check_body(&frame, start, shape.api_key, 0).unwrap();
+        assert_eq!(end, frame.len(), "cursor {cursor:?}");
+        let decoded = crate::decode_request(frame).unwrap();
+        assert_eq!(
+            decoded.body,
+            RequestKind::DescribeTopicPartitions(request),
+            "cursor {cursor:?}"
+        );
     }
 }

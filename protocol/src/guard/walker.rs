@@ -172,6 +172,14 @@ impl<'a> Walker<'a> {
         match ty {
             Ty::One(prim) => self.prim(field, prim),
             Ty::Struct(fields) => self.fields(fields),
+            Ty::NullableStruct(fields) => {
+                let marker_at = self.pos;
+                self.prim(field, Prim::Int8)?;
+                match self.buf.get(marker_at) {
+                    Some(marker) if (*marker as i8) < 0 => Ok(()),
+                    _ => self.fields(fields),
+                }
+            }
             Ty::Array(prim) => {
                 let min = min_prim_size(prim, self.flexible);
                 for _ in 0..self.array_count(field, min)? {
@@ -247,6 +255,7 @@ fn min_struct_size(fields: &'static [Field], version: i16, flexible: bool) -> us
                 }
             }
             Ty::Struct(inner) => min_struct_size(inner, version, flexible),
+            Ty::NullableStruct(_) => 1,
         })
         .sum();
     inline + usize::from(flexible)

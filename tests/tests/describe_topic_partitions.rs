@@ -1,0 +1,200 @@
+//! DescribeTopicPartitions (KIP-966) over a real socket: what Kafka's admin client (3.8+)
+//! asks instead of Metadata for `kafka-topics --describe`. Topics in name order, partitions
+//! paged by the response limit with a cursor, Kafka's errors for unknown topics and for a
+//! cursor outside the topics asked for.
+
+// Tests may unwrap: a panic here is a failed assertion with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use std::time::Duration;
+
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::describe_topic_partitions_request::{Cursor, TopicRequest};
+use kafka_protocol::messages::{
+    ApiKey, CreateTopicsRequest, CreateTopicsResponse, DescribeTopicPartitionsRequest,
+    DescribeTopicPartitionsResponse, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use strata_tests::{Broker, RawConnection};
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+const INVALID_REQUEST: i16 = 42;
+
+fn name(s: &str) -> TopicName {
+    TopicName(StrBytes::from_string(s.to_owned()))
+}
+
+fn create(conn: &mut RawConnection, topics: &[(&str, i32)]) {
+    let request = CreateTopicsRequest::default()
+        .with_topics(
+            topics
+                .iter()
+                .map(|(n, partitions)| {
+                    CreatableTopic::default()
+                        .with_name(name(n))
+                        .with_num_partitions(*partitions)
+                        .with_replication_factor(1)
+                })
+                .collect(),
+        )
+        .with_timeout_ms(10_000);
+    let id = conn
+        .send_request(ApiKey::CreateTopics, 5, &request)
+        .unwrap();
+    let response: CreateTopicsResponse = conn
+        .read_response(ApiKey::CreateTopics, 5, id, TIMEOUT)
+        .unwrap();
+    for t in &response.topics {
+        assert_eq!(
+            t.error_code, 0,
+            "creating {:?}: {:?}",
+            t.name, t.error_message
+        );
+    }
+}
+
+fn describe(
+    conn: &mut RawConnection,
+    topics: &[&str],
+    limit: i32,
+    cursor: Option<(&str, i32)>,
+) -> DescribeTopicPartitionsResponse {
+    let request = DescribeTopicPartitionsRequest::default()
+        .with_topics(
+            topics
+                .iter()
+                .map(|t| TopicRequest::default().with_name(name(t)))
+                .collect(),
+        )
+        .with_response_partition_limit(limit)
+        .with_cursor(cursor.map(|(t, p)| {
+            Cursor::default()
+                .with_topic_name(name(t))
+                .with_partition_index(p)
+        }));
+    let id = conn
+        .send_request(ApiKey::DescribeTopicPartitions, 0, &request)
+        .unwrap();
+    conn.read_response(ApiKey::DescribeTopicPartitions, 0, id, TIMEOUT)
+        .unwrap()
+}
+
+/// (topic, partition) pairs of a response, in order.
+fn pairs(response: &DescribeTopicPartitionsResponse) -> Vec<(String, i32)> {
+    response
+        .topics
+        .iter()
+        .flat_map(|t| {
+            let topic = t.name.as_ref().map(|n| n.0.to_string()).unwrap_or_default();
+            t.partitions
+                .iter()
+                .map(move |p| (topic.clone(), p.partition_index))
+        })
+        .collect()
+}
+
+fn cursor_of(response: &DescribeTopicPartitionsResponse) -> Option<(String, i32)> {
+    response
+        .next_cursor
+        .as_ref()
+        .map(|c| (c.topic_name.0.to_string(), c.partition_index))
+}
+
+#[test]
+fn topics_come_in_name_order_and_partitions_page_by_the_limit() {
+    let broker = Broker::start();
+    let mut conn = RawConnection::connect(broker.addr()).unwrap();
+    let versions = conn.api_versions(TIMEOUT).unwrap();
+    assert!(
+        versions
+            .api_keys
+            .iter()
+            .any(|k| k.api_key == ApiKey::DescribeTopicPartitions as i16 && k.max_version == 0),
+        "ApiVersions must advertise DescribeTopicPartitions v0"
+    );
+    create(&mut conn, &[("gamma", 1), ("alpha", 3), ("beta", 2)]);
+
+    let all = describe(&mut conn, &[], 2000, None);
+    let expected: Vec<(String, i32)> = [
+        ("alpha", 0),
+        ("alpha", 1),
+        ("alpha", 2),
+        ("beta", 0),
+        ("beta", 1),
+        ("gamma", 0),
+    ]
+    .iter()
+    .map(|(t, p)| (t.to_string(), *p))
+    .collect();
+    assert_eq!(pairs(&all), expected);
+    assert_eq!(cursor_of(&all), None);
+    for t in &all.topics {
+        assert_eq!(t.error_code, 0);
+        assert!(!t.topic_id.is_nil(), "{:?} has no topic id", t.name);
+        assert!(!t.is_internal);
+        for p in &t.partitions {
+            assert_eq!(p.error_code, 0);
+            assert_eq!(
+                p.leader_id.0, 1,
+                "the single broker leads {:?}/{}",
+                t.name, p.partition_index
+            );
+            assert_eq!(p.replica_nodes.len(), 1);
+            assert_eq!(p.isr_nodes.len(), 1);
+            assert_eq!(p.eligible_leader_replicas.as_deref(), Some(&[][..]));
+            assert!(p.offline_replicas.is_empty());
+        }
+        // DESCRIBE (bit 8) at least: no authorizer means every operation is allowed.
+        assert_ne!(t.topic_authorized_operations & (1 << 8), 0);
+    }
+
+    // Pages of two partitions: the cursor walks across topic boundaries.
+    let mut paged = Vec::new();
+    let mut cursor: Option<(String, i32)> = None;
+    let mut pages = 0;
+    loop {
+        let page = describe(
+            &mut conn,
+            &[],
+            2,
+            cursor.as_ref().map(|(t, p)| (t.as_str(), *p)),
+        );
+        let got = pairs(&page);
+        assert!(got.len() <= 2, "page {pages} has {} partitions", got.len());
+        paged.extend(got);
+        pages += 1;
+        cursor = cursor_of(&page);
+        if cursor.is_none() || pages > 10 {
+            break;
+        }
+    }
+    assert_eq!(paged, expected, "the pages together are the whole list");
+    assert_eq!(pages, 3);
+
+    // By name: unknown topics get Kafka's error; asked order does not matter.
+    let named = describe(&mut conn, &["nope", "beta"], 2000, None);
+    let codes: Vec<(String, i16, usize)> = named
+        .topics
+        .iter()
+        .map(|t| {
+            (
+                t.name.as_ref().unwrap().0.to_string(),
+                t.error_code,
+                t.partitions.len(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        codes,
+        vec![
+            ("beta".to_string(), 0, 2),
+            ("nope".to_string(), UNKNOWN_TOPIC_OR_PARTITION, 0)
+        ]
+    );
+
+    // A cursor pointing outside the topics asked for is refused, as Kafka does.
+    let refused = describe(&mut conn, &["alpha"], 2000, Some(("beta", 0)));
+    assert_eq!(refused.topics.len(), 1);
+    assert_eq!(refused.topics[0].error_code, INVALID_REQUEST);
+}
