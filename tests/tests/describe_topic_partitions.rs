@@ -198,3 +198,66 @@ fn topics_come_in_name_order_and_partitions_page_by_the_limit() {
     assert_eq!(refused.topics.len(), 1);
     assert_eq!(refused.topics[0].error_code, INVALID_REQUEST);
 }
+
+#[test]
+fn undescribable_topics_are_hidden_and_refused_by_name_whether_or_not_they_exist() {
+    use kafka_protocol::messages::create_acls_request::AclCreation;
+    use kafka_protocol::messages::{CreateAclsRequest, CreateAclsResponse};
+    const TOPIC_AUTHORIZATION_FAILED: i16 = 29;
+    // Without ACLs everyone may do everything here, so the anonymous plaintext client can set
+    // up topics and a DENY DESCRIBE on every topic whose name starts with "secret".
+    let broker = Broker::start_with(&[
+        (
+            "authorizer.class.name",
+            "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        ),
+        ("allow.everyone.if.no.acl.found", "true"),
+    ]);
+    let mut conn = RawConnection::connect(broker.addr()).unwrap();
+    create(&mut conn, &[("public", 1), ("secret-plans", 2)]);
+    let deny = CreateAclsRequest::default().with_creations(vec![AclCreation::default()
+        .with_resource_type(2) // TOPIC
+        .with_resource_name(StrBytes::from_static_str("secret"))
+        .with_resource_pattern_type(4) // PREFIXED
+        .with_principal(StrBytes::from_static_str("User:ANONYMOUS"))
+        .with_host(StrBytes::from_static_str("*"))
+        .with_operation(8) // DESCRIBE
+        .with_permission_type(2)]); // DENY
+    let id = conn.send_request(ApiKey::CreateAcls, 2, &deny).unwrap();
+    let created: CreateAclsResponse = conn
+        .read_response(ApiKey::CreateAcls, 2, id, TIMEOUT)
+        .unwrap();
+    assert_eq!(
+        created.results[0].error_code, 0,
+        "{:?}",
+        created.results[0].error_message
+    );
+
+    let all = describe(&mut conn, &[], 2000, None);
+    assert_eq!(
+        pairs(&all),
+        vec![("public".to_string(), 0)],
+        "secret-plans is hidden"
+    );
+
+    // By name, an existing and a missing denied topic answer alike: nothing leaks.
+    let named = describe(
+        &mut conn,
+        &["secret-plans", "secret-missing", "public"],
+        2000,
+        None,
+    );
+    let codes: Vec<(String, i16)> = named
+        .topics
+        .iter()
+        .map(|t| (t.name.as_ref().unwrap().0.to_string(), t.error_code))
+        .collect();
+    assert_eq!(
+        codes,
+        vec![
+            ("public".to_string(), 0),
+            ("secret-missing".to_string(), TOPIC_AUTHORIZATION_FAILED),
+            ("secret-plans".to_string(), TOPIC_AUTHORIZATION_FAILED),
+        ]
+    );
+}

@@ -96,20 +96,20 @@ pub fn handle(
             );
             break;
         }
-        let allowed = ctx.allowed_topic(broker, AclOperation::Describe, name);
+        // Authorization first, so that a refused name says nothing about whether the topic
+        // exists; undescribable topics are hidden from the full list (as Metadata does).
+        if !ctx.allowed_topic(broker, AclOperation::Describe, name) {
+            if !requested.is_empty() {
+                topics.push(error_topic(name, ErrorCode::TopicAuthorizationFailed));
+            }
+            continue;
+        }
         let Some(topic) = image.topic(name) else {
             if !requested.is_empty() {
                 topics.push(error_topic(name, ErrorCode::UnknownTopicOrPartition));
             }
             continue;
         };
-        if !allowed {
-            // Hidden from the full list, refused by name (as Metadata does).
-            if !requested.is_empty() {
-                topics.push(error_topic(name, ErrorCode::TopicAuthorizationFailed));
-            }
-            continue;
-        }
         let first = match &cursor {
             Some((t, p)) if t == name => *p,
             _ => 0,
