@@ -1,7 +1,8 @@
 //! DescribeTopicPartitions (KIP-966) over a real socket: what Kafka's admin client (3.8+)
 //! asks instead of Metadata for `kafka-topics --describe`. Topics in name order, partitions
 //! paged by the response limit with a cursor, Kafka's errors for unknown topics and for a
-//! cursor outside the topics asked for.
+//! cursor outside the topics asked for; and the authorized-operations bit fields it shares
+//! with Metadata, DescribeCluster and DescribeGroups, through confluent-kafka.
 
 // Tests may unwrap: a panic here is a failed assertion with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
@@ -259,5 +260,22 @@ fn undescribable_topics_are_hidden_and_refused_by_name_whether_or_not_they_exist
             ("secret-missing".to_string(), TOPIC_AUTHORIZATION_FAILED),
             ("secret-plans".to_string(), TOPIC_AUTHORIZATION_FAILED),
         ]
+    );
+}
+
+/// librdkafka asks authorized operations through Metadata, DescribeCluster and
+/// DescribeGroups; they share DescribeTopicPartitions' bit-field logic.
+#[test]
+fn confluent_kafka_sees_authorized_operations_and_a_deny_acl_removes_one() {
+    let broker = Broker::start_with(&[
+        (
+            "authorizer.class.name",
+            "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        ),
+        ("allow.everyone.if.no.acl.found", "true"),
+    ]);
+    strata_tests::run_python(
+        "ck_authorized_operations.py",
+        &["--bootstrap", &broker.bootstrap()],
     );
 }

@@ -56,6 +56,32 @@ impl RequestContext {
         decision == Decision::Allowed
     }
 
+    /// Kafka's authorized-operations bit field for one resource (bit `code` set for each of
+    /// `operations` the principal may perform), which Metadata, DescribeCluster,
+    /// DescribeGroups and DescribeTopicPartitions report when the client asks.
+    pub fn authorized_operations(
+        &self,
+        broker: &Broker,
+        resource_type: ResourceType,
+        name: &str,
+        operations: &[AclOperation],
+    ) -> i32 {
+        operations
+            .iter()
+            .filter(|op| self.allowed(broker, **op, resource_type, name))
+            .fold(0, |bits, op| bits | (1 << op.code()))
+    }
+
+    /// The cluster's authorized-operations bit field.
+    pub fn cluster_operations(&self, broker: &Broker) -> i32 {
+        self.authorized_operations(
+            broker,
+            ResourceType::Cluster,
+            CLUSTER_NAME,
+            &CLUSTER_OPERATIONS,
+        )
+    }
+
     /// Whether the principal may perform `operation` on at least one resource of the type.
     pub fn allowed_any(
         &self,
@@ -81,6 +107,32 @@ impl RequestContext {
         self.allowed(broker, operation, ResourceType::Cluster, CLUSTER_NAME)
     }
 }
+
+/// The operations Kafka reports for each resource type (`AclEntry.supportedOperations`).
+pub const TOPIC_OPERATIONS: [AclOperation; 8] = [
+    AclOperation::Read,
+    AclOperation::Write,
+    AclOperation::Create,
+    AclOperation::Describe,
+    AclOperation::Delete,
+    AclOperation::Alter,
+    AclOperation::DescribeConfigs,
+    AclOperation::AlterConfigs,
+];
+pub const GROUP_OPERATIONS: [AclOperation; 3] = [
+    AclOperation::Read,
+    AclOperation::Describe,
+    AclOperation::Delete,
+];
+pub const CLUSTER_OPERATIONS: [AclOperation; 7] = [
+    AclOperation::Create,
+    AclOperation::ClusterAction,
+    AclOperation::DescribeConfigs,
+    AclOperation::AlterConfigs,
+    AclOperation::IdempotentWrite,
+    AclOperation::Alter,
+    AclOperation::Describe,
+];
 
 const CLUSTER_DENIED: &str = "Cluster authorization failed.";
 

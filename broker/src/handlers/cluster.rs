@@ -61,7 +61,11 @@ pub fn describe_cluster(
         .with_cluster_id(str_bytes(image.cluster_id.clone()))
         .with_controller_id(BrokerId(image.controller_id))
         .with_brokers(brokers)
-        .with_cluster_authorized_operations(i32::MIN)
+        .with_cluster_authorized_operations(if request.include_cluster_authorized_operations {
+            ctx.cluster_operations(broker)
+        } else {
+            i32::MIN
+        })
 }
 
 pub fn describe_configs(

@@ -15,28 +15,17 @@ use kafka_protocol::messages::{
 use strata_protocol::kafka_protocol;
 use uuid::Uuid;
 
+use super::acls::TOPIC_OPERATIONS;
 use super::metadata::partition_states;
 use super::{str_bytes, RequestContext};
 use crate::errors::ErrorCode;
 use crate::metadata::{MetadataImage, TopicMetadata};
-use crate::security::acl::AclOperation;
+use crate::security::acl::{AclOperation, ResourceType};
 use crate::server::Broker;
 
 /// Kafka's `max.request.partition.size.limit` default: the most partitions one response
 /// carries, whatever the client asks for.
 const MAX_PARTITIONS_PER_RESPONSE: i32 = 2000;
-
-/// The operations Kafka reports in a topic's authorized-operations bit field.
-const TOPIC_OPERATIONS: [AclOperation; 8] = [
-    AclOperation::Read,
-    AclOperation::Write,
-    AclOperation::Create,
-    AclOperation::Delete,
-    AclOperation::Alter,
-    AclOperation::Describe,
-    AclOperation::DescribeConfigs,
-    AclOperation::AlterConfigs,
-];
 
 pub fn handle(
     broker: &Broker,
@@ -161,10 +150,8 @@ fn topic_entry(
                 .with_offline_replicas(p.offline_replicas),
         );
     }
-    let operations = TOPIC_OPERATIONS
-        .iter()
-        .filter(|op| ctx.allowed_topic(broker, **op, &topic.name))
-        .fold(0i32, |bits, op| bits | (1 << op.code()));
+    let operations =
+        ctx.authorized_operations(broker, ResourceType::Topic, &topic.name, &TOPIC_OPERATIONS);
     let entry = DescribeTopicPartitionsResponseTopic::default()
         .with_name(Some(TopicName(str_bytes(topic.name.clone()))))
         .with_topic_id(topic.id)

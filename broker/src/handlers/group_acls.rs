@@ -19,9 +19,10 @@ use kafka_protocol::messages::{
 };
 use strata_protocol::kafka_protocol;
 
+use super::acls::GROUP_OPERATIONS;
 use super::RequestContext;
 use crate::errors::ErrorCode;
-use crate::security::acl::AclOperation;
+use crate::security::acl::{AclOperation, ResourceType};
 use crate::server::Broker;
 
 const GROUP_DENIED: i16 = 30;
@@ -221,11 +222,22 @@ pub async fn describe_groups(
         .into_iter()
         .partition(|g| ctx.allowed_group(broker, AclOperation::Describe, g.as_str()));
     r.groups = allowed;
+    let with_operations = r.include_authorized_operations;
     let mut response = if r.groups.is_empty() {
         DescribeGroupsResponse::default()
     } else {
         broker.groups.describe_groups(r, ctx.api_version).await
     };
+    if with_operations {
+        for g in &mut response.groups {
+            g.authorized_operations = ctx.authorized_operations(
+                broker,
+                ResourceType::Group,
+                g.group_id.as_str(),
+                &GROUP_OPERATIONS,
+            );
+        }
+    }
     response.groups.extend(denied.into_iter().map(|g| {
         DescribedGroup::default()
             .with_group_id(g)

@@ -9,10 +9,11 @@ use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, Topi
 use strata_protocol::kafka_protocol;
 use uuid::Uuid;
 
+use super::acls::TOPIC_OPERATIONS;
 use super::{str_bytes, RequestContext};
 use crate::errors::ErrorCode;
 use crate::metadata::{MetadataImage, TopicMetadata};
-use crate::security::acl::AclOperation;
+use crate::security::acl::{AclOperation, ResourceType};
 use crate::server::Broker;
 use crate::topics::{self, NewTopic};
 
@@ -73,14 +74,28 @@ pub fn handle(broker: &Broker, ctx: &RequestContext, request: MetadataRequest) -
             )
         })
         .collect();
-    let topic_ops = if request.include_topic_authorized_operations {
-        0
-    } else {
-        AUTHORIZED_OPERATIONS_OMITTED
-    };
-    for t in &mut topics {
-        t.topic_authorized_operations = topic_ops;
+    if request.include_topic_authorized_operations {
+        for t in &mut topics {
+            // Entries that carry an error (unknown, refused) keep "not requested".
+            if t.error_code == 0 {
+                if let Some(name) = t.name.as_ref().map(|n| n.0.to_string()) {
+                    t.topic_authorized_operations = ctx.authorized_operations(
+                        broker,
+                        ResourceType::Topic,
+                        &name,
+                        &TOPIC_OPERATIONS,
+                    );
+                }
+            }
+        }
     }
+    // v8-10 carry the cluster's operations; later versions moved them to DescribeCluster.
+    let cluster_ops =
+        if request.include_cluster_authorized_operations && (8..=10).contains(&version) {
+            ctx.cluster_operations(broker)
+        } else {
+            AUTHORIZED_OPERATIONS_OMITTED
+        };
     // Fields are set only in the versions that carry them (the encoder refuses otherwise).
     MetadataResponse::default()
         .with_brokers(brokers)
@@ -91,7 +106,7 @@ pub fn handle(broker: &Broker, ctx: &RequestContext, request: MetadataRequest) -
             -1
         }))
         .with_topics(topics)
-        .with_cluster_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
+        .with_cluster_authorized_operations(cluster_ops)
 }
 
 fn lookup(
