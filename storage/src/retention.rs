@@ -96,27 +96,25 @@ impl Log {
         let mut deleted = self.delete_segments_while(|seg, _| seg.next_offset() <= start);
         // retention.ms / retention.bytes belong to the `delete` policy; a compact-only log keeps
         // every segment (only DeleteRecords moves its start).
-        let by_policy = self.config.cleanup_delete;
-        if let (Ok(n), true) = (&deleted, by_policy) {
-            let n = *n;
+        if self.config.cleanup_delete {
             let retention_ms = self.config.retention_ms;
-            deleted = self
-                .delete_segments_while(|seg, _| {
-                    retention_ms >= 0
-                        && now_ms.saturating_sub(seg.max_timestamp().map_or(-1, |(_, ts)| ts))
-                            > retention_ms
-                })
-                .map(|m| n + m);
-        }
-        if let (Ok(n), true) = (&deleted, by_policy) {
-            let n = *n;
             let retention_bytes = self.config.retention_bytes;
-            deleted = self
-                .delete_segments_while(|seg, total| {
-                    retention_bytes >= 0
-                        && total.saturating_sub(seg.size() as u64) >= retention_bytes as u64
+            deleted = deleted
+                .and_then(|n| {
+                    let by_time = self.delete_segments_while(|seg, _| {
+                        retention_ms >= 0
+                            && now_ms.saturating_sub(seg.max_timestamp().map_or(-1, |(_, ts)| ts))
+                                > retention_ms
+                    })?;
+                    Ok(n + by_time)
                 })
-                .map(|m| n + m);
+                .and_then(|n| {
+                    let by_size = self.delete_segments_while(|seg, total| {
+                        retention_bytes >= 0
+                            && total.saturating_sub(seg.size() as u64) >= retention_bytes as u64
+                    })?;
+                    Ok(n + by_size)
+                });
         }
         let deleted = self.gate(deleted)?;
         if deleted > 0 {

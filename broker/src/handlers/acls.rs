@@ -59,7 +59,7 @@ impl RequestContext {
     /// Kafka's authorized-operations bit field for one resource (bit `code` set for each of
     /// `operations` the principal may perform), which Metadata, DescribeCluster,
     /// DescribeGroups and DescribeTopicPartitions report when the client asks.
-    pub fn authorized_operations(
+    fn authorized_operations(
         &self,
         broker: &Broker,
         resource_type: ResourceType,
@@ -72,7 +72,14 @@ impl RequestContext {
             .fold(0, |bits, op| bits | (1 << op.code()))
     }
 
-    /// The cluster's authorized-operations bit field.
+    pub fn topic_operations(&self, broker: &Broker, topic: &str) -> i32 {
+        self.authorized_operations(broker, ResourceType::Topic, topic, &TOPIC_OPERATIONS)
+    }
+
+    pub fn group_operations(&self, broker: &Broker, group: &str) -> i32 {
+        self.authorized_operations(broker, ResourceType::Group, group, &GROUP_OPERATIONS)
+    }
+
     pub fn cluster_operations(&self, broker: &Broker) -> i32 {
         self.authorized_operations(
             broker,
@@ -109,7 +116,7 @@ impl RequestContext {
 }
 
 /// The operations Kafka reports for each resource type (`AclEntry.supportedOperations`).
-pub const TOPIC_OPERATIONS: [AclOperation; 8] = [
+const TOPIC_OPERATIONS: [AclOperation; 8] = [
     AclOperation::Read,
     AclOperation::Write,
     AclOperation::Create,
@@ -119,12 +126,12 @@ pub const TOPIC_OPERATIONS: [AclOperation; 8] = [
     AclOperation::DescribeConfigs,
     AclOperation::AlterConfigs,
 ];
-pub const GROUP_OPERATIONS: [AclOperation; 3] = [
+const GROUP_OPERATIONS: [AclOperation; 3] = [
     AclOperation::Read,
     AclOperation::Describe,
     AclOperation::Delete,
 ];
-pub const CLUSTER_OPERATIONS: [AclOperation; 7] = [
+const CLUSTER_OPERATIONS: [AclOperation; 7] = [
     AclOperation::Create,
     AclOperation::ClusterAction,
     AclOperation::DescribeConfigs,

@@ -10,17 +10,15 @@ use kafka_protocol::messages::describe_topic_partitions_response::{
     Cursor, DescribeTopicPartitionsResponsePartition, DescribeTopicPartitionsResponseTopic,
 };
 use kafka_protocol::messages::{
-    DescribeTopicPartitionsRequest, DescribeTopicPartitionsResponse, TopicName,
+    BrokerId, DescribeTopicPartitionsRequest, DescribeTopicPartitionsResponse, TopicName,
 };
 use strata_protocol::kafka_protocol;
-use uuid::Uuid;
 
-use super::acls::TOPIC_OPERATIONS;
 use super::metadata::partition_states;
 use super::{str_bytes, RequestContext};
 use crate::errors::ErrorCode;
 use crate::metadata::{MetadataImage, TopicMetadata};
-use crate::security::acl::{AclOperation, ResourceType};
+use crate::security::acl::AclOperation;
 use crate::server::Broker;
 
 /// Kafka's `max.request.partition.size.limit` default: the most partitions one response
@@ -41,18 +39,15 @@ pub fn handle(
         .cursor
         .as_ref()
         .map(|c| (c.topic_name.0.to_string(), c.partition_index.max(0)));
-    let error_response = |code: ErrorCode| {
-        DescribeTopicPartitionsResponse::default().with_topics(
-            requested
-                .iter()
-                .map(|name| error_topic(name, code))
-                .collect(),
-        )
-    };
     // Kafka refuses a cursor that points outside the topics asked for.
     if let Some((topic, _)) = &cursor {
         if !requested.is_empty() && !requested.contains(topic) {
-            return error_response(ErrorCode::InvalidRequest);
+            return DescribeTopicPartitionsResponse::default().with_topics(
+                requested
+                    .iter()
+                    .map(|name| error_topic(name, ErrorCode::InvalidRequest))
+                    .collect(),
+            );
         }
     }
     let mut budget = if request.response_partition_limit > 0 {
@@ -78,11 +73,7 @@ pub fn handle(
         .filter(|n| start_topic.is_none_or(|s| *n >= s))
     {
         if budget == 0 {
-            next_cursor = Some(
-                Cursor::default()
-                    .with_topic_name(TopicName(str_bytes(name.to_owned())))
-                    .with_partition_index(0),
-            );
+            next_cursor = Some(cursor_at(name, 0));
             break;
         }
         // Authorization first, so that a refused name says nothing about whether the topic
@@ -106,11 +97,7 @@ pub fn handle(
         let (entry, resume_at) = topic_entry(broker, ctx, topic, &image, first, &mut budget);
         topics.push(entry);
         if let Some(partition) = resume_at {
-            next_cursor = Some(
-                Cursor::default()
-                    .with_topic_name(TopicName(str_bytes(name.to_owned())))
-                    .with_partition_index(partition),
-            );
+            next_cursor = Some(cursor_at(name, partition));
             break;
         }
     }
@@ -141,7 +128,7 @@ fn topic_entry(
             DescribeTopicPartitionsResponsePartition::default()
                 .with_error_code(p.error_code)
                 .with_partition_index(p.partition)
-                .with_leader_id(kafka_protocol::messages::BrokerId(p.leader))
+                .with_leader_id(BrokerId(p.leader))
                 .with_leader_epoch(p.leader_epoch)
                 .with_replica_nodes(p.replicas)
                 .with_isr_nodes(p.isr)
@@ -150,8 +137,7 @@ fn topic_entry(
                 .with_offline_replicas(p.offline_replicas),
         );
     }
-    let operations =
-        ctx.authorized_operations(broker, ResourceType::Topic, &topic.name, &TOPIC_OPERATIONS);
+    let operations = ctx.topic_operations(broker, &topic.name);
     let entry = DescribeTopicPartitionsResponseTopic::default()
         .with_name(Some(TopicName(str_bytes(topic.name.clone()))))
         .with_topic_id(topic.id)
@@ -161,9 +147,14 @@ fn topic_entry(
     (entry, resume_at)
 }
 
+fn cursor_at(topic: &str, partition: i32) -> Cursor {
+    Cursor::default()
+        .with_topic_name(TopicName(str_bytes(topic.to_owned())))
+        .with_partition_index(partition)
+}
+
 fn error_topic(name: &str, code: ErrorCode) -> DescribeTopicPartitionsResponseTopic {
     DescribeTopicPartitionsResponseTopic::default()
         .with_error_code(code.code())
         .with_name(Some(TopicName(str_bytes(name.to_owned()))))
-        .with_topic_id(Uuid::nil())
 }

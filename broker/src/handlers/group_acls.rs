@@ -19,10 +19,9 @@ use kafka_protocol::messages::{
 };
 use strata_protocol::kafka_protocol;
 
-use super::acls::GROUP_OPERATIONS;
 use super::RequestContext;
 use crate::errors::ErrorCode;
-use crate::security::acl::{AclOperation, ResourceType};
+use crate::security::acl::AclOperation;
 use crate::server::Broker;
 
 const GROUP_DENIED: i16 = 30;
@@ -230,12 +229,7 @@ pub async fn describe_groups(
     };
     if with_operations {
         for g in &mut response.groups {
-            g.authorized_operations = ctx.authorized_operations(
-                broker,
-                ResourceType::Group,
-                g.group_id.as_str(),
-                &GROUP_OPERATIONS,
-            );
+            g.authorized_operations = ctx.group_operations(broker, g.group_id.as_str());
         }
     }
     response.groups.extend(denied.into_iter().map(|g| {

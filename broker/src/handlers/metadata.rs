@@ -9,11 +9,10 @@ use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, Topi
 use strata_protocol::kafka_protocol;
 use uuid::Uuid;
 
-use super::acls::TOPIC_OPERATIONS;
 use super::{str_bytes, RequestContext};
 use crate::errors::ErrorCode;
 use crate::metadata::{MetadataImage, TopicMetadata};
-use crate::security::acl::{AclOperation, ResourceType};
+use crate::security::acl::AclOperation;
 use crate::server::Broker;
 use crate::topics::{self, NewTopic};
 
@@ -75,17 +74,10 @@ pub fn handle(broker: &Broker, ctx: &RequestContext, request: MetadataRequest) -
         })
         .collect();
     if request.include_topic_authorized_operations {
-        for t in &mut topics {
-            // Entries that carry an error (unknown, refused) keep "not requested".
-            if t.error_code == 0 {
-                if let Some(name) = t.name.as_ref().map(|n| n.0.to_string()) {
-                    t.topic_authorized_operations = ctx.authorized_operations(
-                        broker,
-                        ResourceType::Topic,
-                        &name,
-                        &TOPIC_OPERATIONS,
-                    );
-                }
+        // Entries that carry an error (unknown, refused) keep "not requested".
+        for t in topics.iter_mut().filter(|t| t.error_code == 0) {
+            if let Some(name) = &t.name {
+                t.topic_authorized_operations = ctx.topic_operations(broker, name);
             }
         }
     }

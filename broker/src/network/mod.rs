@@ -36,18 +36,15 @@ pub struct ListenerContext {
 /// which Linux grows with the connection's throughput.
 fn size_socket_buffers(stream: &tokio::net::TcpStream, config: &BrokerConfig, peer: SocketAddr) {
     use rustix::net::sockopt;
-    if let Ok(bytes) = usize::try_from(config.socket_send_buffer_bytes) {
-        if bytes > 0 {
-            if let Err(e) = sockopt::set_socket_send_buffer_size(stream, bytes) {
-                tracing::debug!(%peer, error = %e, "setting SO_SNDBUF failed");
-            }
+    let configured = |bytes: i32| usize::try_from(bytes).ok().filter(|b| *b > 0);
+    if let Some(bytes) = configured(config.socket_send_buffer_bytes) {
+        if let Err(e) = sockopt::set_socket_send_buffer_size(stream, bytes) {
+            tracing::debug!(%peer, error = %e, "setting SO_SNDBUF failed");
         }
     }
-    if let Ok(bytes) = usize::try_from(config.socket_receive_buffer_bytes) {
-        if bytes > 0 {
-            if let Err(e) = sockopt::set_socket_recv_buffer_size(stream, bytes) {
-                tracing::debug!(%peer, error = %e, "setting SO_RCVBUF failed");
-            }
+    if let Some(bytes) = configured(config.socket_receive_buffer_bytes) {
+        if let Err(e) = sockopt::set_socket_recv_buffer_size(stream, bytes) {
+            tracing::debug!(%peer, error = %e, "setting SO_RCVBUF failed");
         }
     }
 }
