@@ -100,6 +100,7 @@ fn produce(c: &mut Criterion) {
                     version: rig.versions.produce,
                     requests: 0,
                     in_flight: IN_FLIGHT,
+                    throughput: None,
                 };
                 let (kind, throughput) = if elements {
                     ("records", Throughput::Elements(batch.records() as u64))
@@ -152,6 +153,7 @@ fn fetch(c: &mut Criterion) {
             acks: 1,
             version: rig.versions.produce,
             requests: (32 * 1024 * 1024 / batch.len() as u64) * partitions as u64,
+            throughput: None,
             in_flight: IN_FLIGHT,
         };
         rig.runtime

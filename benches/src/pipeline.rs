@@ -26,6 +26,9 @@ pub struct ProduceLoad {
     pub requests: u64,
     /// Requests outstanding at most (ignored with acks=0, which has no responses).
     pub in_flight: usize,
+    /// Records per second this connection may send at most (as kafka-producer-perf-test's
+    /// `--throughput`); `None` sends as fast as the window allows.
+    pub throughput: Option<f64>,
 }
 
 /// Sends `load` and waits for every response. `on_response(latency, records)` runs per
@@ -54,8 +57,14 @@ pub async fn produce(
     let window = load.in_flight.max(1);
     let mut pending: VecDeque<(i32, Instant)> = VecDeque::with_capacity(window);
     let mut sent = 0u64;
+    let paced_from = tokio::time::Instant::now();
     while sent < load.requests || !pending.is_empty() {
         if sent < load.requests && (pending.len() < window || !expects_response) {
+            if let Some(rate) = load.throughput {
+                // The next request leaves when the records already sent are due at `rate`.
+                let due = (sent * load.records_per_batch) as f64 / rate;
+                tokio::time::sleep_until(paced_from + Duration::from_secs_f64(due)).await;
+            }
             let index = (sent % frames.len() as u64) as usize;
             let Some(frame) = frames.get_mut(index) else {
                 break;

@@ -43,6 +43,7 @@ fn pipelined_produce_then_fetch_returns_every_record() {
                 version: versions.produce,
                 requests: 30,
                 in_flight: 8,
+                throughput: None,
             };
             pipeline::produce(&mut conn, &load, |_, records| acknowledged += records)
                 .await

@@ -70,6 +70,19 @@ struct ProduceArgs {
     /// Produce requests outstanding per connection (as max.in.flight.requests.per.connection).
     #[arg(long, default_value_t = 5)]
     in_flight: usize,
+    /// Records per second at most, spread over the connections (as kafka-producer-perf-test's
+    /// --throughput); unlimited when absent.
+    #[arg(long, value_parser = positive_rate)]
+    throughput: Option<f64>,
+}
+
+fn positive_rate(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
+        _ => Err(format!(
+            "{text:?} is not a positive number of records per second"
+        )),
+    }
 }
 
 #[derive(Debug, Args)]
@@ -212,6 +225,9 @@ async fn produce(args: ProduceArgs) -> anyhow::Result<()> {
             version: versions.produce,
             requests: share,
             in_flight: args.in_flight,
+            throughput: args
+                .throughput
+                .map(|rate| rate * partitions.len() as f64 / partition_count as f64),
         };
         // The first leader also sends the remainder batch, after its whole ones.
         let tail_load = tail.as_ref().filter(|_| i == 0).map(|t| ProduceLoad {

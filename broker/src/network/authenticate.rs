@@ -21,7 +21,8 @@ use tokio::io::AsyncRead;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::connection::{read_frame, PendingResponse};
+use super::connection::PendingResponse;
+use super::frames::{FrameReader, ReadReady};
 use super::ListenerContext;
 use crate::errors::ErrorCode;
 use crate::handlers::{self, str_bytes, Reply, RequestContext};
@@ -36,20 +37,19 @@ const DEFAULT_FAILED_AUTH_DELAY_MS: u64 = 100;
 /// must close (failure, protocol violation, end of stream, shutdown). Responses go through
 /// `pending` so they keep their order with the ApiVersions answers around them.
 pub(super) async fn authenticate(
-    reader: &mut (impl AsyncRead + Unpin),
+    frames: &mut FrameReader<impl AsyncRead + ReadReady + Unpin>,
     pending: &mpsc::Sender<PendingResponse>,
     listener: &ListenerContext,
     broker: &Arc<Broker>,
     peer: SocketAddr,
     shutdown: &CancellationToken,
-    max_frame: usize,
 ) -> Option<KafkaPrincipal> {
     let mut authenticator: Option<SaslAuthenticator> = None;
     // After SaslHandshake v0 the tokens travel without Kafka headers.
     let mut raw_tokens = false;
     loop {
         let frame = tokio::select! {
-            frame = read_frame(reader, max_frame) => frame,
+            frame = frames.next_frame() => frame,
             () = shutdown.cancelled() => return None,
         };
         let frame = match frame {

@@ -11,17 +11,16 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
-use strata_protocol::frame::{decode_frame_len, FRAME_PREFIX_LEN};
 use strata_protocol::kafka_protocol::messages::ApiKey;
 use strata_protocol::request::{decode_request, RequestError};
-use tokio::io::{AsyncRead, AsyncReadExt, ReadHalf, WriteHalf};
+use tokio::io::{AsyncRead, ReadHalf, WriteHalf};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_rustls::server::TlsStream;
 use tokio_util::sync::CancellationToken;
 
+use super::frames::{FrameReader, ReadReady};
 use super::writer::{write_responses, ReplySink};
 use super::{authenticate, tls, ListenerContext};
 use crate::handlers::{self, Reply, RequestContext};
@@ -31,9 +30,6 @@ use crate::server::Broker;
 /// Replies that may wait for the writer; beyond this the reader stops reading (backpressure
 /// on a client that does not read its responses).
 const MAX_IN_FLIGHT: usize = 32;
-/// A frame's first read buffer is at most this size, so a peer that announces a large frame
-/// and sends nothing costs nothing.
-const READ_CHUNK: usize = 64 * 1024;
 
 /// Replies travel to the writer in request order; requests of one connection are handled
 /// one at a time, as Kafka does (clients rely on it: a producer's pipelined batches must be
@@ -87,7 +83,7 @@ pub async fn serve(
 
 /// A transport split into its reading half and the sink replies are written to.
 trait SplitTransport {
-    type Reader: AsyncRead + Unpin + Send;
+    type Reader: AsyncRead + ReadReady + Unpin + Send;
     type Writer: ReplySink + 'static;
     fn split_halves(self) -> (Self::Reader, Self::Writer);
 }
@@ -100,6 +96,9 @@ impl SplitTransport for TcpStream {
         self.into_split()
     }
 }
+
+/// rustls keeps its own buffers; its reader waits in `read`.
+impl ReadReady for ReadHalf<TlsStream<TcpStream>> {}
 
 impl SplitTransport for TlsStream<TcpStream> {
     type Reader = ReadHalf<Self>;
@@ -117,22 +116,22 @@ async fn serve_stream<S: SplitTransport>(
     shutdown: CancellationToken,
     principal: KafkaPrincipal,
 ) {
-    let (mut reader, writer) = stream.split_halves();
+    let (reader, writer) = stream.split_halves();
     let (pending_tx, pending_rx) = mpsc::channel::<PendingResponse>(MAX_IN_FLIGHT);
     let writer_task = tokio::spawn(write_responses(writer, pending_rx, peer));
     let max_frame = broker.config.socket_request_max_bytes.max(0) as usize;
+    let mut frames = FrameReader::new(reader, max_frame);
 
     let principal = if listener.sasl_mechanisms.is_empty() {
         Some(principal)
     } else {
         authenticate::authenticate(
-            &mut reader,
+            &mut frames,
             &pending_tx,
             &listener,
             &broker,
             peer,
             &shutdown,
-            max_frame,
         )
         .await
     };
@@ -140,13 +139,12 @@ async fn serve_stream<S: SplitTransport>(
         tracing::debug!(%peer, %principal, "serving requests");
         let principal = Arc::new(principal);
         read_requests(
-            &mut reader,
+            &mut frames,
             &pending_tx,
             &listener,
             &broker,
             peer,
             &shutdown,
-            max_frame,
             principal,
         )
         .await;
@@ -160,18 +158,17 @@ async fn serve_stream<S: SplitTransport>(
 
 #[allow(clippy::too_many_arguments)]
 async fn read_requests(
-    reader: &mut (impl AsyncRead + Unpin),
+    frames: &mut FrameReader<impl AsyncRead + ReadReady + Unpin>,
     pending_tx: &mpsc::Sender<PendingResponse>,
     listener: &ListenerContext,
     broker: &Arc<Broker>,
     peer: SocketAddr,
     shutdown: &CancellationToken,
-    max_frame: usize,
     principal: Arc<KafkaPrincipal>,
 ) {
     loop {
         let frame = tokio::select! {
-            frame = read_frame(reader, max_frame) => frame,
+            frame = frames.next_frame() => frame,
             () = shutdown.cancelled() => break,
         };
         let frame = match frame {
@@ -212,45 +209,4 @@ async fn read_requests(
             break; // the writer has gone: the peer closed or a write failed
         }
     }
-}
-
-/// Reads one frame body; `Ok(None)` on a clean end of stream between frames.
-pub(super) async fn read_frame(
-    reader: &mut (impl AsyncRead + Unpin),
-    max_frame: usize,
-) -> Result<Option<Bytes>, String> {
-    let mut prefix = [0u8; FRAME_PREFIX_LEN];
-    let mut filled = 0;
-    while filled < FRAME_PREFIX_LEN {
-        let rest = prefix.get_mut(filled..).unwrap_or_default();
-        match reader.read(rest).await {
-            Ok(0) if filled == 0 => return Ok(None),
-            Ok(0) => return Err("end of stream inside a size prefix".into()),
-            Ok(n) => filled += n,
-            Err(e) => return Err(format!("read failed: {e}")),
-        }
-    }
-    let len = decode_frame_len(prefix, max_frame).map_err(|e| e.to_string())?;
-    // The first chunk is all a peer gets for an announced size; once it has sent that much,
-    // room for the rest is made at once, so a large produce frame moves at most one chunk
-    // when it grows instead of being copied again at every doubling.
-    let mut body = BytesMut::with_capacity(len.min(READ_CHUNK));
-    while body.len() < len {
-        let want = len - body.len();
-        if body.len() == body.capacity() {
-            body.reserve(want);
-        }
-        let mut limited = (&mut *reader).take(want as u64);
-        match limited.read_buf(&mut body).await {
-            Ok(0) => {
-                return Err(format!(
-                    "end of stream after {} of {len} frame bytes",
-                    body.len()
-                ))
-            }
-            Ok(_) => {}
-            Err(e) => return Err(format!("read failed: {e}")),
-        }
-    }
-    Ok(Some(body.freeze()))
 }

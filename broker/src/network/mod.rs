@@ -4,6 +4,7 @@
 
 mod authenticate;
 pub mod connection;
+mod frames;
 mod listener;
 pub mod tls;
 mod writer;
