@@ -2,7 +2,8 @@
 //! holds, so a client's pipelined requests (a producer's five in flight, a consumer's commit
 //! behind its fetch) cost one system call together instead of two each (the size, then the
 //! body); every frame leaves as a `Bytes` slice of the buffer it arrived in, without a copy.
-//! An idle plaintext connection holds no buffer: it waits for readability first.
+//! An idle plaintext connection holds no buffer (it waits for readability first); an idle TLS
+//! connection, whose reader cannot wait without one, holds a small one.
 
 use std::future::Future;
 use std::io;
@@ -18,6 +19,11 @@ pub(super) const READ_CHUNK: usize = 64 * 1024;
 
 /// A reading half that can wait for bytes without a buffer to put them in.
 pub(super) trait ReadReady {
+    /// The buffer a reader allocates before it knows the next frame's size. A transport that
+    /// can wait for readiness holds none while idle and takes a whole chunk; one that cannot
+    /// holds this buffer for as long as the connection idles, so it is small.
+    const FIRST_READ: usize = 4096;
+
     /// Resolves once a read would not block (or would report an error or the end of the
     /// stream). Transports that cannot tell resolve at once, and their reader then waits in
     /// `read` with a buffer ready.
@@ -27,6 +33,8 @@ pub(super) trait ReadReady {
 }
 
 impl ReadReady for tokio::net::tcp::OwnedReadHalf {
+    const FIRST_READ: usize = READ_CHUNK;
+
     fn ready(&self) -> impl Future<Output = io::Result<()>> + Send {
         self.readable()
     }
@@ -95,16 +103,18 @@ impl<R: AsyncRead + ReadReady + Unpin> FrameReader<R> {
         }
     }
 
-    /// Makes sure the next read has room: a chunk while the frame's size is unknown or its
-    /// first chunk is still arriving, then the whole frame at once, so a large produce
-    /// request is moved at most once (its first chunk) instead of at every doubling.
+    /// Makes sure the next read has room: the transport's first read while the frame's size
+    /// is unknown, a chunk while its first chunk is still arriving, then the whole frame at
+    /// once, so a large produce request is moved at most once (its first chunk) instead of
+    /// at every doubling.
     fn make_room(&mut self) -> Result<(), String> {
         let want = match self.announced()? {
             Some(total) if total <= READ_CHUNK || self.buffer.len() >= READ_CHUNK => total,
-            _ => READ_CHUNK,
+            Some(_) => READ_CHUNK,
+            None => R::FIRST_READ.max(FRAME_PREFIX_LEN),
         };
         // Every case leaves room beyond what is buffered: `want` exceeds the buffered length
-        // whenever the front frame is incomplete, and the prefix is shorter than a chunk.
+        // whenever the front frame is incomplete, and an incomplete prefix is shorter.
         if self.buffer.capacity() < want {
             self.buffer.reserve(want - self.buffer.len());
         }
@@ -189,6 +199,40 @@ mod tests {
         assert_eq!(err, "end of stream after 10 of 50000000 frame bytes");
         assert!(
             frames.buffer.capacity() < 2 * READ_CHUNK,
+            "{}",
+            frames.buffer.capacity()
+        );
+    }
+
+    #[tokio::test]
+    async fn an_idle_connection_holds_no_buffer_or_a_small_one() {
+        use std::time::Duration;
+        // Plaintext: no buffer while waiting for the next request.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let (read_half, _write_half) = server.into_split();
+        let mut frames = FrameReader::new(read_half, 1 << 20);
+        client.write_all(&framed(&[3u8; 10_000])).await.unwrap();
+        assert_eq!(frames.next_frame().await.unwrap().unwrap().len(), 10_000);
+        let idle = tokio::time::timeout(Duration::from_millis(50), frames.next_frame()).await;
+        assert!(idle.is_err(), "no frame was sent");
+        assert_eq!(frames.buffer.capacity(), 0);
+        // The reader resumes after the cancelled wait.
+        client.write_all(&framed(b"after")).await.unwrap();
+        assert_eq!(frames.next_frame().await.unwrap().unwrap(), &b"after"[..]);
+
+        // A transport that cannot wait for readiness (TLS) holds its small first read.
+        let (mut client, server) = tokio::io::duplex(1 << 20);
+        let mut frames = FrameReader::new(server, 1 << 20);
+        client.write_all(&framed(&[3u8; 10_000])).await.unwrap();
+        assert_eq!(frames.next_frame().await.unwrap().unwrap().len(), 10_000);
+        let idle = tokio::time::timeout(Duration::from_millis(50), frames.next_frame()).await;
+        assert!(idle.is_err(), "no frame was sent");
+        assert!(
+            frames.buffer.capacity() <= 4096,
             "{}",
             frames.buffer.capacity()
         );
