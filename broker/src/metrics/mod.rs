@@ -7,12 +7,13 @@ pub mod errors;
 mod state;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::{ApiKey, ResponseKind};
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 use strata_protocol::kafka_protocol;
 
@@ -75,6 +76,21 @@ pub struct BrokerMetrics {
     connections: IntGaugeVec,
     connections_accepted: IntCounterVec,
     sasl_authentications: IntCounterVec,
+    /// Each API's series, looked up by label once (on its first request) rather than on
+    /// every request: a label lookup hashes, locks and clones, four times a request.
+    per_api: Box<[OnceLock<ApiSeries>]>,
+    /// Keys beyond the table, which `api_label` calls `Unknown` (none exist today).
+    unknown_api: OnceLock<ApiSeries>,
+}
+
+/// One API's request series (these are never removed, so the handles stay live).
+struct ApiSeries {
+    requests: IntCounter,
+    processing_seconds: Histogram,
+    queue_seconds: Histogram,
+    total_seconds: Histogram,
+    /// Responses mostly carry NONE; other codes are looked up by label.
+    no_error: IntCounter,
 }
 
 fn counter(
@@ -205,6 +221,8 @@ impl BrokerMetrics {
             registry,
             ready: AtomicBool::new(false),
             scrape: Mutex::new(()),
+            per_api: (0..=i16::from(u8::MAX)).map(|_| OnceLock::new()).collect(),
+            unknown_api: OnceLock::new(),
         };
         // Known label values start at 0 so that dashboards and alerts see the series
         // (and rate() works) before the first event.
@@ -231,8 +249,7 @@ impl BrokerMetrics {
     /// returns (acks=0, unimplemented APIs, a cancelled task) are counted too.
     pub fn start_request(&self, api: ApiKey, received: Option<Instant>) -> RequestTimer<'_> {
         RequestTimer {
-            metrics: self,
-            api: api_label(api),
+            series: self.api_series(api),
             received,
             started: Instant::now(),
         }
@@ -240,12 +257,35 @@ impl BrokerMetrics {
 
     /// Counts the error codes of a response about to be sent.
     pub fn count_response_errors(&self, api: ApiKey, response: &ResponseKind) {
-        let api = api_label(api);
         for (code, n) in errors::error_counts(response) {
-            self.request_errors
-                .with_label_values(&[api, errors::error_name(code)])
-                .inc_by(n);
+            match code {
+                0 => self.api_series(api).no_error.inc_by(n),
+                _ => self
+                    .request_errors
+                    .with_label_values(&[api_label(api), errors::error_name(code)])
+                    .inc_by(n),
+            }
         }
+    }
+
+    fn api_series(&self, api: ApiKey) -> &ApiSeries {
+        let make = || {
+            let label = [api_label(api)];
+            ApiSeries {
+                requests: self.requests.with_label_values(&label),
+                processing_seconds: self.request_processing_seconds.with_label_values(&label),
+                queue_seconds: self.request_queue_seconds.with_label_values(&label),
+                total_seconds: self.request_total_seconds.with_label_values(&label),
+                no_error: self
+                    .request_errors
+                    .with_label_values(&[label[0], errors::error_name(0)]),
+            }
+        };
+        usize::try_from(api as i16)
+            .ok()
+            .and_then(|i| self.per_api.get(i))
+            .unwrap_or(&self.unknown_api)
+            .get_or_init(make)
     }
 
     /// One produce partition result: `Ok((records, bytes))` appended, or an error code.
@@ -353,26 +393,21 @@ impl BrokerMetrics {
 
 /// Times one request; records count and latencies when dropped.
 pub struct RequestTimer<'a> {
-    metrics: &'a BrokerMetrics,
-    api: &'static str,
+    series: &'a ApiSeries,
     received: Option<Instant>,
     started: Instant,
 }
 
 impl Drop for RequestTimer<'_> {
     fn drop(&mut self) {
-        let m = self.metrics;
+        let s = self.series;
         let done = Instant::now();
-        m.requests.with_label_values(&[self.api]).inc();
-        m.request_processing_seconds
-            .with_label_values(&[self.api])
-            .observe(seconds(done - self.started));
+        s.requests.inc();
+        s.processing_seconds.observe(seconds(done - self.started));
         if let Some(received) = self.received {
-            m.request_queue_seconds
-                .with_label_values(&[self.api])
+            s.queue_seconds
                 .observe(seconds(self.started.saturating_duration_since(received)));
-            m.request_total_seconds
-                .with_label_values(&[self.api])
+            s.total_seconds
                 .observe(seconds(done.saturating_duration_since(received)));
         }
     }

@@ -172,8 +172,16 @@ fn request_timer_counts_on_drop_and_errors_by_name() {
         s["strata_request_processing_seconds_count{api=\"Heartbeat\"}"],
         1.0
     );
-    // Without a receive time only processing is known.
-    assert!(!s.contains_key("strata_request_total_seconds_count{api=\"Heartbeat\"}"));
+    // Without a receive time only processing is known (an API's series exist from its first
+    // request on, at 0 until observed).
+    assert_eq!(
+        s["strata_request_total_seconds_count{api=\"Heartbeat\"}"],
+        0.0
+    );
+    assert_eq!(
+        s["strata_request_errors_total{api=\"Heartbeat\",error=\"NONE\"}"],
+        0.0
+    );
     assert_eq!(
         s["strata_request_total_seconds_count{api=\"Metadata\"}"],
         1.0
