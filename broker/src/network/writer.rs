@@ -23,6 +23,12 @@ const MAX_IOVECS: usize = 1024;
 /// At most this many finished replies go out in one vectored write.
 const MAX_COALESCED_REPLIES: usize = 64;
 
+/// Records below this size are written from their mapping with the rest of the reply in one
+/// `writev`: for a consumer tailing a topic (a record or a few per Fetch) sendfile's page
+/// hand-over saves nothing, and it would cost four more system calls (cork, the header's
+/// write, sendfile, uncork, then the trailing bytes' write).
+const MIN_SENDFILE_BYTES: usize = 32 * 1024;
+
 /// Where replies are written.
 pub(super) trait ReplySink: AsyncWrite + Unpin + Send {
     /// Whether `send_file` copies in the kernel (else records are written from memory).
@@ -152,13 +158,12 @@ pub(super) async fn write_responses(
 /// Writes `chunks` in order: runs of in-memory pieces with writev, file records with
 /// sendfile where the sink can.
 async fn write_chunks<W: ReplySink>(writer: &mut W, chunks: &[OutChunk]) -> io::Result<()> {
-    let corked = W::SENDFILE
-        && chunks.iter().any(|c| matches!(c, OutChunk::File { .. }))
-        && writer.cork(true).is_ok();
+    let by_sendfile = |c: &OutChunk| matches!(c, OutChunk::File { bytes, .. } if bytes.len() >= MIN_SENDFILE_BYTES);
+    let corked = W::SENDFILE && chunks.iter().any(by_sendfile) && writer.cork(true).is_ok();
     let mut run: Vec<&Bytes> = Vec::with_capacity(chunks.len());
     for chunk in chunks {
         match chunk {
-            OutChunk::File { bytes, region } if W::SENDFILE => {
+            OutChunk::File { bytes, region } if W::SENDFILE && by_sendfile(chunk) => {
                 write_all_vectored(writer, &run).await?;
                 run.clear();
                 writer
@@ -198,4 +203,68 @@ async fn write_all_vectored(
         io::IoSlice::advance_slices(&mut remaining, written);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::Arc;
+
+    use tokio::io::AsyncReadExt;
+
+    use super::*;
+
+    /// A File chunk whose file and memory bytes differ, so the receiver can tell which of
+    /// the two paths sent it (in the broker both hold the same records).
+    fn file_chunk(len: usize) -> OutChunk {
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(&vec![b'F'; len]).unwrap();
+        OutChunk::File {
+            bytes: Bytes::from(vec![b'M'; len]),
+            region: strata_storage::FileRegion {
+                file: Arc::new(file),
+                position: 0,
+            },
+        }
+    }
+
+    async fn sent_over_tcp(chunks: Vec<OutChunk>) -> Vec<u8> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let (_read_half, mut write_half) = server.into_split();
+        let writer = tokio::spawn(async move {
+            write_chunks(&mut write_half, &chunks).await.unwrap();
+        });
+        writer.await.unwrap();
+        let mut received = Vec::new();
+        client.shutdown().await.unwrap();
+        // The server's write half was dropped with the task: read to the end.
+        client.read_to_end(&mut received).await.unwrap();
+        received
+    }
+
+    #[tokio::test]
+    async fn large_records_go_by_sendfile_and_small_ones_with_the_rest_of_the_reply() {
+        let header = || OutChunk::Bytes(Bytes::from_static(b"head"));
+        let tail = || OutChunk::Bytes(Bytes::from_static(b"tail"));
+        let large = MIN_SENDFILE_BYTES;
+        let got = sent_over_tcp(vec![header(), file_chunk(large), tail()]).await;
+        assert_eq!(got.len(), 8 + large);
+        assert!(got.starts_with(b"head") && got.ends_with(b"tail"));
+        assert!(
+            got[4..4 + large].iter().all(|&b| b == b'F'),
+            "sendfile sends the file"
+        );
+
+        let small = MIN_SENDFILE_BYTES - 1;
+        let got = sent_over_tcp(vec![header(), file_chunk(small), tail()]).await;
+        assert_eq!(got.len(), 8 + small);
+        assert!(
+            got[4..4 + small].iter().all(|&b| b == b'M'),
+            "written from memory"
+        );
+    }
 }
