@@ -182,15 +182,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = partition(dir.path(), 1);
         assert!(p.is_durable());
-        let mut waits = Vec::new();
+        // All 50 appended before any waits: a wait spawned after each append could start a
+        // sync round while later appends are still coming (how many rounds then depended on
+        // the scheduler: 3 to 8 seen under load).
+        let mut ends = Vec::new();
         for i in 0..50 {
             let b = batch(i);
             let h = RecordBatchHeader::parse(&b).unwrap();
-            let done = p.append_as_leader(&b, &h, 0).unwrap();
+            ends.push(p.append_as_leader(&b, &h, 0).unwrap().last_offset + 1);
+        }
+        let mut waits = Vec::new();
+        for end in ends {
             let p = Arc::clone(&p);
-            waits.push(tokio::spawn(async move {
-                p.wait_durable(done.last_offset + 1).await
-            }));
+            waits.push(tokio::spawn(async move { p.wait_durable(end).await }));
         }
         for w in waits {
             w.await.unwrap().unwrap();
