@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, ApiVersionsResponse, MetadataRequest, MetadataResponse,
-    RequestHeader, ResponseHeader,
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, CreateTopicsRequest, CreateTopicsResponse,
+    MetadataRequest, MetadataResponse, RequestHeader, ResponseHeader, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
@@ -160,6 +161,42 @@ impl RawConnection {
         let request = MetadataRequest::default().with_topics(None);
         let id = self.send_request(ApiKey::Metadata, version, &request)?;
         self.read_response(ApiKey::Metadata, version, id, timeout)
+    }
+
+    /// Creates `(name, partitions)` topics (replication factor 1) with CreateTopics v5;
+    /// fails unless every one was created.
+    pub fn create_topics(
+        &mut self,
+        topics: &[(&str, i32)],
+        timeout: Duration,
+    ) -> anyhow::Result<()> {
+        let request = CreateTopicsRequest::default()
+            .with_topics(
+                topics
+                    .iter()
+                    .map(|(name, partitions)| {
+                        CreatableTopic::default()
+                            .with_name(TopicName(StrBytes::from_string((*name).to_owned())))
+                            .with_num_partitions(*partitions)
+                            .with_replication_factor(1)
+                    })
+                    .collect(),
+            )
+            .with_timeout_ms(10_000);
+        let id = self.send_request(ApiKey::CreateTopics, 5, &request)?;
+        let response: CreateTopicsResponse =
+            self.read_response(ApiKey::CreateTopics, 5, id, timeout)?;
+        for t in &response.topics {
+            if t.error_code != 0 {
+                bail!(
+                    "creating {:?}: {} {:?}",
+                    t.name,
+                    t.error_code,
+                    t.error_message
+                );
+            }
+        }
+        Ok(())
     }
 
     /// Waits up to `timeout` for the broker to either answer or close the connection,

@@ -9,11 +9,9 @@
 
 use std::time::Duration;
 
-use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::describe_topic_partitions_request::{Cursor, TopicRequest};
 use kafka_protocol::messages::{
-    ApiKey, CreateTopicsRequest, CreateTopicsResponse, DescribeTopicPartitionsRequest,
-    DescribeTopicPartitionsResponse, TopicName,
+    ApiKey, DescribeTopicPartitionsRequest, DescribeTopicPartitionsResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use strata_tests::{Broker, RawConnection};
@@ -27,32 +25,7 @@ fn name(s: &str) -> TopicName {
 }
 
 fn create(conn: &mut RawConnection, topics: &[(&str, i32)]) {
-    let request = CreateTopicsRequest::default()
-        .with_topics(
-            topics
-                .iter()
-                .map(|(n, partitions)| {
-                    CreatableTopic::default()
-                        .with_name(name(n))
-                        .with_num_partitions(*partitions)
-                        .with_replication_factor(1)
-                })
-                .collect(),
-        )
-        .with_timeout_ms(10_000);
-    let id = conn
-        .send_request(ApiKey::CreateTopics, 5, &request)
-        .unwrap();
-    let response: CreateTopicsResponse = conn
-        .read_response(ApiKey::CreateTopics, 5, id, TIMEOUT)
-        .unwrap();
-    for t in &response.topics {
-        assert_eq!(
-            t.error_code, 0,
-            "creating {:?}: {:?}",
-            t.name, t.error_message
-        );
-    }
+    conn.create_topics(topics, TIMEOUT).unwrap();
 }
 
 fn describe(

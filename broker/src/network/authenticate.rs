@@ -18,11 +18,10 @@ use strata_protocol::kafka_protocol;
 use strata_protocol::request::{decode_request, RequestError};
 use strata_protocol::response::encode_response;
 use tokio::io::AsyncRead;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::connection::PendingResponse;
 use super::frames::{FrameReader, ReadReady};
+use super::writer::{ReplySink, ReplyWriter};
 use super::ListenerContext;
 use crate::errors::ErrorCode;
 use crate::handlers::{self, str_bytes, Reply, RequestContext};
@@ -34,11 +33,11 @@ use crate::server::Broker;
 const DEFAULT_FAILED_AUTH_DELAY_MS: u64 = 100;
 
 /// Runs the SASL exchange; `Some(principal)` once authenticated, `None` when the connection
-/// must close (failure, protocol violation, end of stream, shutdown). Responses go through
-/// `pending` so they keep their order with the ApiVersions answers around them.
+/// must close (failure, protocol violation, end of stream, shutdown). Each response is
+/// written before the next request is read.
 pub(super) async fn authenticate(
     frames: &mut FrameReader<impl AsyncRead + ReadReady + Unpin>,
-    pending: &mpsc::Sender<PendingResponse>,
+    replies: &mut ReplyWriter<impl ReplySink>,
     listener: &ListenerContext,
     broker: &Arc<Broker>,
     peer: SocketAddr,
@@ -64,10 +63,10 @@ pub(super) async fn authenticate(
             let auth = authenticator.as_mut()?;
             match auth.step(&frame) {
                 Ok(SaslOutcome::Continue(token)) => {
-                    send(pending, Reply::Frame(raw_frame(&token))).await?
+                    send(replies, Reply::Frame(raw_frame(&token))).await?
                 }
                 Ok(SaslOutcome::Authenticated { principal, token }) => {
-                    send(pending, Reply::Frame(raw_frame(&token))).await?;
+                    send(replies, Reply::Frame(raw_frame(&token))).await?;
                     log_success(broker, peer, listener, auth.mechanism(), &principal);
                     return Some(principal);
                 }
@@ -89,7 +88,7 @@ pub(super) async fn authenticate(
                 ..
             }) => {
                 send(
-                    pending,
+                    replies,
                     handlers::api_versions::unsupported_version_response(correlation_id),
                 )
                 .await?;
@@ -114,12 +113,12 @@ pub(super) async fn authenticate(
                     received,
                 };
                 let reply = handlers::handle(broker, context, RequestKind::ApiVersions(body)).await;
-                send(pending, reply).await?;
+                send(replies, reply).await?;
             }
             RequestKind::SaslHandshake(body) if authenticator.is_none() => {
                 let (response, chosen) = handshake(&body, &listener.sasl_mechanisms);
                 send(
-                    pending,
+                    replies,
                     encode(
                         correlation_id,
                         ApiKey::SaslHandshake,
@@ -155,7 +154,7 @@ pub(super) async fn authenticate(
                     }
                 };
                 send(
-                    pending,
+                    replies,
                     encode(
                         correlation_id,
                         ApiKey::SaslAuthenticate,
@@ -189,7 +188,7 @@ pub(super) async fn authenticate(
                     ),
                 };
                 send(
-                    pending,
+                    replies,
                     encode(correlation_id, request.api_key, version, response),
                 )
                 .await?;
@@ -246,9 +245,9 @@ fn raw_frame(token: &[u8]) -> BytesMut {
     frame
 }
 
-/// Queues a ready reply; `None` when the writer has gone.
-async fn send(pending: &mpsc::Sender<PendingResponse>, reply: Reply) -> Option<()> {
-    pending.send(reply).await.ok()
+/// Writes a reply; `None` when the connection cannot be written to any more.
+async fn send(replies: &mut ReplyWriter<impl ReplySink>, reply: Reply) -> Option<()> {
+    replies.send(reply).await.ok().map(|_| ())
 }
 
 async fn failure_delay(broker: &Broker, shutdown: &CancellationToken) {

@@ -1,8 +1,10 @@
-//! One client connection. Frames are read with their size bounded by
+//! One client connection, served by one task. Frames are read with their size bounded by
 //! `socket.request.max.bytes` before any allocation; requests are handled one at a time in
 //! arrival order (Kafka's per-connection guarantee, which producers and committing consumers
-//! depend on), and a writer task sends the replies, gathering bursts into one vectored write,
-//! so reading, handling and writing still overlap. A frame that
+//! depend on), and their replies are written by the same task: those of pipelined requests
+//! that arrived together go out in one vectored write once the last of them is handled, and
+//! the next read waits for the write, as in Kafka (a client that does not read its replies
+//! stops being read). A frame that
 //! cannot be decoded closes the connection, as the Java broker does; an ApiVersions version
 //! we don't know gets the KIP-511 v0 answer instead. On TLS listeners the handshake comes
 //! first (bounded by `tls::HANDSHAKE_TIMEOUT`); on SASL listeners nothing but ApiVersions and
@@ -16,25 +18,15 @@ use strata_protocol::request::{decode_request, RequestError};
 use tokio::io::{AsyncRead, ReadHalf, WriteHalf};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
 use tokio_rustls::server::TlsStream;
 use tokio_util::sync::CancellationToken;
 
 use super::frames::{FrameReader, ReadReady};
-use super::writer::{write_responses, ReplySink};
+use super::writer::{Flow, ReplySink, ReplyWriter, MAX_COALESCED_REPLIES};
 use super::{authenticate, tls, ListenerContext};
-use crate::handlers::{self, Reply, RequestContext};
+use crate::handlers::{self, RequestContext};
 use crate::security::KafkaPrincipal;
 use crate::server::Broker;
-
-/// Replies that may wait for the writer; beyond this the reader stops reading (backpressure
-/// on a client that does not read its responses).
-const MAX_IN_FLIGHT: usize = 32;
-
-/// Replies travel to the writer in request order; requests of one connection are handled
-/// one at a time, as Kafka does (clients rely on it: a producer's pipelined batches must be
-/// appended in the order sent, and pipelined offset commits must apply in order).
-pub(super) type PendingResponse = Reply;
 
 pub async fn serve(
     stream: TcpStream,
@@ -84,7 +76,7 @@ pub async fn serve(
 /// A transport split into its reading half and the sink replies are written to.
 trait SplitTransport {
     type Reader: AsyncRead + ReadReady + Unpin + Send;
-    type Writer: ReplySink + 'static;
+    type Writer: ReplySink;
     fn split_halves(self) -> (Self::Reader, Self::Writer);
 }
 
@@ -117,8 +109,7 @@ async fn serve_stream<S: SplitTransport>(
     principal: KafkaPrincipal,
 ) {
     let (reader, writer) = stream.split_halves();
-    let (pending_tx, pending_rx) = mpsc::channel::<PendingResponse>(MAX_IN_FLIGHT);
-    let writer_task = tokio::spawn(write_responses(writer, pending_rx, peer));
+    let mut replies = ReplyWriter::new(writer, peer);
     let max_frame = broker.config.socket_request_max_bytes.max(0) as usize;
     let mut frames = FrameReader::new(reader, max_frame);
 
@@ -127,7 +118,7 @@ async fn serve_stream<S: SplitTransport>(
     } else {
         authenticate::authenticate(
             &mut frames,
-            &pending_tx,
+            &mut replies,
             &listener,
             &broker,
             peer,
@@ -138,9 +129,9 @@ async fn serve_stream<S: SplitTransport>(
     if let Some(principal) = principal {
         tracing::debug!(%peer, %principal, "serving requests");
         let principal = Arc::new(principal);
-        read_requests(
+        serve_requests(
             &mut frames,
-            &pending_tx,
+            &mut replies,
             &listener,
             &broker,
             peer,
@@ -149,17 +140,14 @@ async fn serve_stream<S: SplitTransport>(
         )
         .await;
     }
-    drop(pending_tx);
-    if let Err(e) = writer_task.await {
-        tracing::error!(%peer, error = %e, "response writer failed");
-    }
+    replies.shutdown().await;
     tracing::debug!(%peer, "connection closed");
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn read_requests(
+async fn serve_requests(
     frames: &mut FrameReader<impl AsyncRead + ReadReady + Unpin>,
-    pending_tx: &mpsc::Sender<PendingResponse>,
+    replies: &mut ReplyWriter<impl ReplySink>,
     listener: &ListenerContext,
     broker: &Arc<Broker>,
     peer: SocketAddr,
@@ -181,7 +169,7 @@ async fn read_requests(
         };
         // Queue time starts once the whole frame is in: the part of latency spent waiting.
         let received = std::time::Instant::now();
-        let pending = match decode_request(frame) {
+        let reply = match decode_request(frame) {
             Ok(request) => {
                 let context = RequestContext {
                     api_key: request.api_key,
@@ -193,7 +181,32 @@ async fn read_requests(
                     principal: principal.clone(),
                     received,
                 };
-                handlers::handle(broker, context, request.body).await
+                let handling = handlers::handle(broker, context, request.body);
+                tokio::pin!(handling);
+                // Replies already queued must not wait for a handler that waits (a Fetch
+                // long-polling, a JoinGroup): unless this one finishes at once, they are
+                // written while it runs.
+                let at_once = if replies.queued() == 0 {
+                    None
+                } else {
+                    tokio::select! {
+                        biased;
+                        reply = &mut handling => Some(reply),
+                        () = std::future::ready(()) => None,
+                    }
+                };
+                match at_once {
+                    Some(reply) => reply,
+                    None if replies.queued() == 0 => handling.await,
+                    None => {
+                        let (reply, written) = tokio::join!(handling, replies.flush());
+                        if let Err(e) = written {
+                            tracing::debug!(%peer, error = %e, "write failed");
+                            return;
+                        }
+                        reply
+                    }
+                }
             }
             Err(RequestError::UnsupportedVersion {
                 api_key: ApiKey::ApiVersions,
@@ -205,8 +218,28 @@ async fn read_requests(
                 break;
             }
         };
-        if pending_tx.send(pending).await.is_err() {
-            break; // the writer has gone: the peer closed or a write failed
+        if replies.queue(reply) == Flow::Close {
+            break;
+        }
+        // Requests that came in together are all handled before their replies go out in
+        // one write; the reply goes out at once when nothing else is waiting to be handled.
+        if frames.has_buffered_frame() && replies.queued() < MAX_COALESCED_REPLIES {
+            continue;
+        }
+        let written = tokio::select! {
+            written = replies.flush() => written,
+            () = shutdown.cancelled() => break,
+        };
+        if let Err(e) = written {
+            tracing::debug!(%peer, error = %e, "write failed");
+            return;
+        }
+    }
+    // Replies to the requests handled so far still go out (a refused request's answer, or
+    // pipelined replies before an undecodable frame), unless the broker is stopping.
+    if !shutdown.is_cancelled() {
+        if let Err(e) = replies.flush().await {
+            tracing::debug!(%peer, error = %e, "write failed");
         }
     }
 }

@@ -83,6 +83,11 @@ impl<R: AsyncRead + ReadReady + Unpin> FrameReader<R> {
         }
     }
 
+    /// Whether a whole frame is already buffered, so the next `next_frame` needs no read.
+    pub(super) fn has_buffered_frame(&self) -> bool {
+        matches!(self.announced(), Ok(Some(total)) if self.buffer.len() >= total)
+    }
+
     /// Prefix plus body of the frame at the front of the buffer, once its prefix is in.
     fn announced(&self) -> Result<Option<usize>, String> {
         let Some(prefix) = self.buffer.first_chunk::<FRAME_PREFIX_LEN>() else {

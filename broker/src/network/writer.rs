@@ -1,5 +1,8 @@
-//! The writing half of a connection: replies go out in request order, those already queued
-//! gathered into one vectored write. On plaintext TCP, Fetch records that lie in a segment
+//! The writing half of a connection: replies go out in request order, written by the task
+//! that reads and handles the requests (as Kafka's network thread does: a connection's next
+//! request is read once its previous reply is on its way), pipelined replies gathered into
+//! one vectored write. No second task per connection means no wake-up handed between
+//! threads per reply. On plaintext TCP, Fetch records that lie in a segment
 //! file are sent with sendfile(2), as Kafka does: the kernel hands page-cache pages to the
 //! socket, so the broker never copies record bytes on the way out. TLS must encrypt in user
 //! space, so there the records are written from their (zero-copy) mapping slice instead.
@@ -12,16 +15,14 @@ use std::net::SocketAddr;
 use bytes::Bytes;
 use tokio::io::{AsyncWrite, AsyncWriteExt, Interest, WriteHalf};
 use tokio::net::tcp::OwnedWriteHalf;
-use tokio::sync::mpsc;
 
-use super::connection::PendingResponse;
 use crate::handlers::{OutChunk, Reply};
 
 /// IOV_MAX on Linux: the most buffers one writev accepts.
 const MAX_IOVECS: usize = 1024;
 
-/// At most this many finished replies go out in one vectored write.
-const MAX_COALESCED_REPLIES: usize = 64;
+/// At most this many finished replies wait to go out in one vectored write.
+pub(super) const MAX_COALESCED_REPLIES: usize = 64;
 
 /// Records below this size are written from their mapping with the rest of the reply in one
 /// `writev`: for a consumer tailing a topic (a record or a few per Fetch) sendfile's page
@@ -102,57 +103,71 @@ where
     }
 }
 
-/// What the writer does after looking at one reply.
-enum Flow {
+/// What the connection does after queueing a reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Flow {
     Continue,
-    /// Write what is gathered, then close (the request was refused).
+    /// Write what is queued, then close (the request was refused).
     Close,
 }
 
-fn gather(reply: Reply, out: &mut Vec<OutChunk>, peer: SocketAddr) -> Flow {
-    match reply {
-        Reply::Frame(frame) => {
-            out.push(OutChunk::Bytes(frame.freeze()));
-            Flow::Continue
-        }
-        Reply::Chunks(chunks) => {
-            out.extend(chunks);
-            Flow::Continue
-        }
-        Reply::Nothing => Flow::Continue, // acks=0 produce: no response by design
-        Reply::Close => {
-            tracing::info!(%peer, "request refused; closing connection");
-            Flow::Close
-        }
-    }
+/// Replies of one connection waiting to be written, in request order.
+pub(super) struct ReplyWriter<W> {
+    sink: W,
+    queued: Vec<OutChunk>,
+    replies: usize,
+    peer: SocketAddr,
 }
 
-/// Writes replies in request order. Replies already queued when the writer wakes are
-/// gathered and sent with one vectored write (split only where records go by sendfile):
-/// one syscall for a burst of pipelined responses instead of one each.
-pub(super) async fn write_responses(
-    mut writer: impl ReplySink,
-    mut pending: mpsc::Receiver<PendingResponse>,
-    peer: SocketAddr,
-) {
-    while let Some(first) = pending.recv().await {
-        let mut out = Vec::new();
-        let mut flow = gather(first, &mut out, peer);
-        while matches!(flow, Flow::Continue) && out.len() < MAX_COALESCED_REPLIES {
-            match pending.try_recv() {
-                Ok(reply) => flow = gather(reply, &mut out, peer),
-                Err(_) => break,
-            }
-        }
-        if let Err(e) = write_chunks(&mut writer, &out).await {
-            tracing::debug!(%peer, error = %e, "write failed");
-            return;
-        }
-        if matches!(flow, Flow::Close) {
-            break;
+impl<W: ReplySink> ReplyWriter<W> {
+    pub(super) fn new(sink: W, peer: SocketAddr) -> Self {
+        ReplyWriter {
+            sink,
+            queued: Vec::new(),
+            replies: 0,
+            peer,
         }
     }
-    let _ = writer.shutdown().await;
+
+    /// Replies queued since the last flush.
+    pub(super) fn queued(&self) -> usize {
+        self.replies
+    }
+
+    pub(super) fn queue(&mut self, reply: Reply) -> Flow {
+        self.replies += 1;
+        match reply {
+            Reply::Frame(frame) => self.queued.push(OutChunk::Bytes(frame.freeze())),
+            Reply::Chunks(chunks) => self.queued.extend(chunks),
+            Reply::Nothing => {} // acks=0 produce: no response by design
+            Reply::Close => {
+                tracing::info!(peer = %self.peer, "request refused; closing connection");
+                return Flow::Close;
+            }
+        }
+        Flow::Continue
+    }
+
+    /// Writes every queued reply: one vectored write (split only where records go by
+    /// sendfile) for a burst of pipelined replies instead of one each.
+    pub(super) async fn flush(&mut self) -> io::Result<()> {
+        let result = write_chunks(&mut self.sink, &self.queued).await;
+        self.queued.clear();
+        self.replies = 0;
+        result
+    }
+
+    /// Queues `reply` and writes it with anything before it.
+    pub(super) async fn send(&mut self, reply: Reply) -> io::Result<Flow> {
+        let flow = self.queue(reply);
+        self.flush().await?;
+        Ok(flow)
+    }
+
+    /// Ends the stream after what was written (a clean close towards the client).
+    pub(super) async fn shutdown(mut self) {
+        let _ = self.sink.shutdown().await;
+    }
 }
 
 /// Writes `chunks` in order: runs of in-memory pieces with writev, file records with
