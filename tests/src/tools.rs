@@ -18,8 +18,23 @@ pub fn workspace_root() -> PathBuf {
     manifest.parent().unwrap_or(manifest).to_path_buf()
 }
 
+/// Whether a source file the binary was built from (cargo's dep-info, `<binary>.d`, lists
+/// them) changed after the binary was linked.
+fn built_from_older_sources(binary: &Path) -> Option<PathBuf> {
+    let built = std::fs::metadata(binary).and_then(|m| m.modified()).ok()?;
+    let dep_info = std::fs::read_to_string(binary.with_extension("d")).ok()?;
+    let (_, deps) = dep_info.split_once(": ")?;
+    deps.split_whitespace().map(PathBuf::from).find(|dep| {
+        std::fs::metadata(dep)
+            .and_then(|m| m.modified())
+            .is_ok_and(|changed| changed > built)
+    })
+}
+
 /// The `strata` binary: `$STRATA_BIN`, else `$CARGO_TARGET_DIR/debug/strata`, else
-/// `<workspace>/target/debug/strata`. Panics with the fix when it is missing.
+/// `<workspace>/target/debug/strata`. Panics with the fix when it is missing, or (when not
+/// given by `$STRATA_BIN`) older than the sources it is built from: `cargo test -p
+/// strata-tests` does not rebuild it, and a stale broker would test yesterday's code.
 pub fn strata_bin() -> PathBuf {
     let path = match std::env::var_os("STRATA_BIN") {
         Some(p) => PathBuf::from(p),
@@ -32,7 +47,16 @@ pub fn strata_bin() -> PathBuf {
             } else {
                 workspace_root().join(target)
             };
-            target.join("debug").join("strata")
+            let path = target.join("debug").join("strata");
+            if let Some(changed) = built_from_older_sources(&path) {
+                panic!(
+                    "{} is older than {}: rebuild it with `cargo build -p strata-broker --bin \
+                     strata` (scripts/test does), or point STRATA_BIN at the binary to test",
+                    path.display(),
+                    changed.display()
+                );
+            }
+            path
         }
     };
     if !path.is_file() {
