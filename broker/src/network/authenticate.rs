@@ -21,7 +21,7 @@ use tokio::io::AsyncRead;
 use tokio_util::sync::CancellationToken;
 
 use super::frames::{FrameReader, ReadReady};
-use super::writer::{ReplySink, ReplyWriter};
+use super::writer::{Flow, ReplySink, ReplyWriter};
 use super::ListenerContext;
 use crate::errors::ErrorCode;
 use crate::handlers::{self, str_bytes, Reply, RequestContext};
@@ -245,9 +245,13 @@ fn raw_frame(token: &[u8]) -> BytesMut {
     frame
 }
 
-/// Writes a reply; `None` when the connection cannot be written to any more.
+/// Writes a reply; `None` when the connection must close (a refused request, or it cannot
+/// be written to any more).
 async fn send(replies: &mut ReplyWriter<impl ReplySink>, reply: Reply) -> Option<()> {
-    replies.send(reply).await.ok().map(|_| ())
+    match replies.send(reply).await {
+        Ok(Flow::Continue) => Some(()),
+        Ok(Flow::Close) | Err(_) => None,
+    }
 }
 
 async fn failure_delay(broker: &Broker, shutdown: &CancellationToken) {

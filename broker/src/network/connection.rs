@@ -10,9 +10,11 @@
 //! first (bounded by `tls::HANDSHAKE_TIMEOUT`); on SASL listeners nothing but ApiVersions and
 //! the SASL exchange is served until the client has authenticated (`authenticate.rs`).
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use futures::FutureExt;
 use strata_protocol::kafka_protocol::messages::ApiKey;
 use strata_protocol::request::{decode_request, RequestError};
 use tokio::io::{AsyncRead, ReadHalf, WriteHalf};
@@ -24,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 use super::frames::{FrameReader, ReadReady};
 use super::writer::{Flow, ReplySink, ReplyWriter, MAX_COALESCED_REPLIES};
 use super::{authenticate, tls, ListenerContext};
-use crate::handlers::{self, RequestContext};
+use crate::handlers::{self, Reply, RequestContext};
 use crate::security::KafkaPrincipal;
 use crate::server::Broker;
 
@@ -182,29 +184,11 @@ async fn serve_requests(
                     received,
                 };
                 let handling = handlers::handle(broker, context, request.body);
-                tokio::pin!(handling);
-                // Replies already queued must not wait for a handler that waits (a Fetch
-                // long-polling, a JoinGroup): unless this one finishes at once, they are
-                // written while it runs.
-                let at_once = if replies.queued() == 0 {
-                    None
-                } else {
-                    tokio::select! {
-                        biased;
-                        reply = &mut handling => Some(reply),
-                        () = std::future::ready(()) => None,
-                    }
-                };
-                match at_once {
-                    Some(reply) => reply,
-                    None if replies.queued() == 0 => handling.await,
-                    None => {
-                        let (reply, written) = tokio::join!(handling, replies.flush());
-                        if let Err(e) = written {
-                            tracing::debug!(%peer, error = %e, "write failed");
-                            return;
-                        }
-                        reply
+                match handle_while_writing(handling, replies).await {
+                    Ok(reply) => reply,
+                    Err(e) => {
+                        tracing::debug!(%peer, error = %e, "write failed");
+                        return;
                     }
                 }
             }
@@ -242,4 +226,22 @@ async fn serve_requests(
             tracing::debug!(%peer, error = %e, "write failed");
         }
     }
+}
+
+/// Runs a request's handler. Replies already queued must not wait for a handler that waits
+/// (a Fetch long-polling, a JoinGroup): unless it finishes at once, they are written while
+/// it runs; if it does finish at once, they stay queued to go out with its reply.
+async fn handle_while_writing(
+    handling: impl Future<Output = Reply>,
+    replies: &mut ReplyWriter<impl ReplySink>,
+) -> std::io::Result<Reply> {
+    let mut handling = std::pin::pin!(handling);
+    if replies.queued() == 0 {
+        return Ok(handling.await);
+    }
+    if let Some(reply) = (&mut handling).now_or_never() {
+        return Ok(reply);
+    }
+    let (reply, written) = tokio::join!(handling, replies.flush());
+    written.map(|()| reply)
 }

@@ -15,7 +15,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 /// Bytes a read may take before the frame's size is known, and all a peer gets for a size
 /// it announced until it has sent that much: a peer that announces a large frame and sends
 /// nothing costs nothing.
-pub(super) const READ_CHUNK: usize = 64 * 1024;
+const READ_CHUNK: usize = 64 * 1024;
 
 /// A reading half that can wait for bytes without a buffer to put them in.
 pub(super) trait ReadReady {
