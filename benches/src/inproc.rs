@@ -35,6 +35,9 @@ impl InProcessBroker {
         let mut given = vec![
             ("listeners".to_owned(), format!("PLAINTEXT://{addr}")),
             ("log.dirs".to_owned(), dir.path().display().to_string()),
+            // No metrics endpoint unless asked for: its default port is fixed (9308), so a
+            // second broker in the process, or one already running, would fail to start.
+            ("metrics.listener".to_owned(), String::new()),
         ];
         given.extend(
             overrides

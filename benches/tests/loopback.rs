@@ -83,3 +83,43 @@ fn pipelined_produce_then_fetch_returns_every_record() {
     });
     drop(broker);
 }
+
+#[test]
+fn throughput_paces_requests_to_the_rate_asked_for() {
+    let runtime = Arc::new(tokio::runtime::Runtime::new().unwrap());
+    let broker = InProcessBroker::start(runtime.clone(), &[]).unwrap();
+    runtime.block_on(async {
+        let mut conn = KafkaConnection::connect(&broker.addr, "test")
+            .await
+            .unwrap();
+        let versions = ops::negotiate(&mut conn).await.unwrap();
+        ops::create_topic(&mut conn, &versions, "paced", 1)
+            .await
+            .unwrap();
+        let batch = BatchTemplate::new(10, 100, 1_700_000_000_000).unwrap();
+        // 11 requests of 10 records at 200 records/s: the last may leave 100 records, 0.5 s,
+        // after the first; unpaced, they would all be done in milliseconds.
+        let load = ProduceLoad {
+            topic: "paced".into(),
+            partitions: vec![0],
+            batch: batch.to_bytes(),
+            records_per_batch: 10,
+            acks: 1,
+            version: versions.produce,
+            requests: 11,
+            in_flight: 5,
+            throughput: Some(200.0),
+        };
+        let started = std::time::Instant::now();
+        let mut acknowledged = 0;
+        pipeline::produce(&mut conn, &load, |_, records| acknowledged += records)
+            .await
+            .unwrap();
+        let elapsed = started.elapsed();
+        assert_eq!(acknowledged, 110);
+        assert!(
+            elapsed >= Duration::from_millis(500),
+            "11 requests at 200 records/s took {elapsed:?}"
+        );
+    });
+}
