@@ -8,21 +8,29 @@ use std::time::Duration;
 use strata_benches::batch::BatchTemplate;
 use strata_benches::client::KafkaConnection;
 use strata_benches::inproc::InProcessBroker;
-use strata_benches::ops;
+use strata_benches::ops::{self, Versions};
 use strata_benches::pipeline::{self, FetchLoad, ProduceLoad};
+
+/// A connection to `addr` with versions negotiated and `topic` created.
+async fn connect_with_topic(
+    addr: &str,
+    topic: &str,
+    partitions: i32,
+) -> (KafkaConnection, Versions) {
+    let mut conn = KafkaConnection::connect(addr, "test").await.unwrap();
+    let versions = ops::negotiate(&mut conn).await.unwrap();
+    ops::create_topic(&mut conn, &versions, topic, partitions)
+        .await
+        .unwrap();
+    (conn, versions)
+}
 
 #[test]
 fn pipelined_produce_then_fetch_returns_every_record() {
     let runtime = Arc::new(tokio::runtime::Runtime::new().unwrap());
     let broker = InProcessBroker::start(runtime.clone(), &[]).unwrap();
     runtime.block_on(async {
-        let mut conn = KafkaConnection::connect(&broker.addr, "test")
-            .await
-            .unwrap();
-        let versions = ops::negotiate(&mut conn).await.unwrap();
-        ops::create_topic(&mut conn, &versions, "loop", 3)
-            .await
-            .unwrap();
+        let (mut conn, versions) = connect_with_topic(&broker.addr, "loop", 3).await;
         let layout = ops::describe_topic(&mut conn, &versions, "loop")
             .await
             .unwrap()
@@ -89,13 +97,7 @@ fn throughput_paces_requests_to_the_rate_asked_for() {
     let runtime = Arc::new(tokio::runtime::Runtime::new().unwrap());
     let broker = InProcessBroker::start(runtime.clone(), &[]).unwrap();
     runtime.block_on(async {
-        let mut conn = KafkaConnection::connect(&broker.addr, "test")
-            .await
-            .unwrap();
-        let versions = ops::negotiate(&mut conn).await.unwrap();
-        ops::create_topic(&mut conn, &versions, "paced", 1)
-            .await
-            .unwrap();
+        let (mut conn, versions) = connect_with_topic(&broker.addr, "paced", 1).await;
         let batch = BatchTemplate::new(10, 100, 1_700_000_000_000).unwrap();
         // 11 requests of 10 records at 200 records/s: the last may leave 100 records, 0.5 s,
         // after the first; unpaced, they would all be done in milliseconds.
