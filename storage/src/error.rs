@@ -27,6 +27,9 @@ pub enum LogError {
     Io { path: String, source: io::Error },
     #[error("corrupt file {path}: {reason}")]
     Corrupt { path: String, reason: String },
+    /// A caller broke the append protocol: another change while an append is in flight.
+    #[error("log {path}: expected no append in flight, found one (appends must be serialized)")]
+    AppendInFlight { path: String },
 }
 
 impl LogError {
@@ -37,6 +40,7 @@ impl LogError {
             LogError::RecordBatchTooLarge { .. } => 18, // RECORD_LIST_TOO_LARGE
             LogError::InvalidBatch { .. } => 87,    // INVALID_RECORD
             LogError::Corrupt { .. } => 2,          // CORRUPT_MESSAGE
+            LogError::AppendInFlight { .. } => -1,  // UNKNOWN_SERVER_ERROR
             LogError::StorageFailed { .. } | LogError::Io { .. } | LogError::DiskFull { .. } => 56, // KAFKA_STORAGE_ERROR
         }
     }

@@ -8,6 +8,7 @@
 //! [`Log::finish_flush`]); the log cleaner compacts the same way ([`Log::plan_compaction`] /
 //! [`CleanTask::run`] / [`Log::install_compaction`]).
 
+mod append;
 pub mod checkpoint;
 mod cleaner;
 mod config;
@@ -22,6 +23,7 @@ mod recovery;
 mod retention;
 mod segment;
 
+pub use append::PendingAppend;
 pub use cleaner::{
     validate_keyed_records, CleanTask, CleanedLog, CleanerStats, DEFAULT_DEDUPE_BUFFER_SIZE,
 };

@@ -10,8 +10,8 @@ use crate::error::{IoContext, LogError};
 use crate::leader_epoch::{LeaderEpochCache, LEADER_EPOCH_CHECKPOINT};
 pub use crate::recovery::RecoveryReport;
 use crate::recovery::{self, Loaded};
-use crate::segment::{segment_capacity, LogSegment};
-use crate::{LogConfig, TimestampType, TopicPartition};
+use crate::segment::LogSegment;
+use crate::{LogConfig, TopicPartition};
 use strata_protocol::record_batch::RecordBatchHeader;
 
 /// What an append assigned.
@@ -66,6 +66,9 @@ pub struct Log {
     pub(crate) pending_deletes: crate::retention::PendingDeletes,
     /// Which leader epoch began at which offset (`leader-epoch-checkpoint`).
     pub(crate) leader_epochs: LeaderEpochCache,
+    /// An append between `begin_append` and `finish_append`: its bytes may be landing past
+    /// the active segment's committed end, which nothing else may move meanwhile.
+    pub(crate) append_in_flight: bool,
 }
 
 impl Log {
@@ -114,6 +117,7 @@ impl Log {
             recovery_report: report,
             first_dirty_offset: log_start_offset,
             generation: 0,
+            append_in_flight: false,
             pending_deletes: Default::default(),
         };
         log.load_leader_epochs(leader_epochs)?;
@@ -250,94 +254,10 @@ impl Log {
         r
     }
 
-    /// Appends already-validated whole magic-2 batches, assigning offsets from the log end.
-    pub fn append(
-        &mut self,
-        batches: &[u8],
-        leader_epoch: i32,
-        now_ms: i64,
-    ) -> Result<AppendInfo, LogError> {
-        self.check_writable()?;
-        self.last_now_ms = now_ms;
-        let capacity = segment_capacity(&self.config);
-        if batches.len() > capacity {
-            return Err(LogError::RecordBatchTooLarge {
-                size: batches.len(),
-                segment_bytes: self.config.segment_bytes,
-            });
-        }
-        // One pass over headers (not records) to size the append.
-        let (mut pos, mut offsets, mut records, mut max_ts) = (0usize, 0i64, 0u64, -1i64);
-        while pos < batches.len() {
-            let rest = batches.get(pos..).unwrap_or_default();
-            let h = RecordBatchHeader::parse(rest).map_err(|e| LogError::InvalidBatch {
-                position: pos,
-                reason: e.to_string(),
-            })?;
-            if h.total_size() > rest.len() {
-                return Err(LogError::InvalidBatch {
-                    position: pos,
-                    reason: format!(
-                        "expected {} bytes of batch, found {}",
-                        h.total_size(),
-                        rest.len()
-                    ),
-                });
-            }
-            if h.last_offset_delta < 0 {
-                return Err(LogError::InvalidBatch {
-                    position: pos,
-                    reason: format!(
-                        "expected last_offset_delta >= 0, found {}",
-                        h.last_offset_delta
-                    ),
-                });
-            }
-            offsets += i64::from(h.last_offset_delta) + 1;
-            records += u64::try_from(h.records_count).unwrap_or(0);
-            max_ts = max_ts.max(h.max_timestamp);
-            pos += h.total_size();
-        }
-        if offsets == 0 {
-            return Err(LogError::InvalidBatch {
-                position: 0,
-                reason: "expected at least one record batch, found none".into(),
-            });
-        }
-        let log_append_time =
-            (self.config.message_timestamp_type == TimestampType::LogAppendTime).then_some(now_ms);
-        let first_offset = self.log_end_offset();
-        let last_offset = first_offset + offsets - 1;
-        if self.active.should_roll(
-            batches.len(),
-            log_append_time.unwrap_or(max_ts),
-            last_offset,
-            now_ms,
-            &self.config,
-        ) {
-            let r = self.roll(now_ms);
-            self.gate(r)?;
-        }
-        let r = self.active.append(batches, leader_epoch, log_append_time);
-        let appended = self.gate(r)?;
-        // Only a new epoch touches the checkpoint: once per leadership change, not per append.
-        if self.leader_epochs.assign(leader_epoch, first_offset) {
-            let r = self.leader_epochs.write();
-            self.gate(r)?;
-        }
-        Ok(AppendInfo {
-            first_offset,
-            last_offset: appended.last_offset,
-            log_append_time,
-            max_timestamp: appended.max_timestamp,
-            offset_of_max_timestamp: appended.offset_of_max_timestamp,
-            records,
-        })
-    }
-
     /// Seals the active segment and starts a new one at the log end offset.
     pub fn roll(&mut self, now_ms: i64) -> Result<(), LogError> {
         self.check_writable()?;
+        self.check_no_append_in_flight()?;
         let base = self.log_end_offset();
         if self.active.size() == 0 {
             return Ok(());
@@ -465,6 +385,7 @@ impl Log {
     /// the log end may land below `offset`). Used by replication to cut divergent tails.
     pub fn truncate_to(&mut self, offset: i64) -> Result<(), LogError> {
         self.check_writable()?;
+        self.check_no_append_in_flight()?;
         if offset >= self.log_end_offset() {
             return Ok(());
         }
@@ -527,6 +448,7 @@ impl Log {
 
     /// Flushes and trims the active segment to its real size.
     pub fn close(mut self) -> Result<(), LogError> {
+        self.check_no_append_in_flight()?;
         self.flush()?;
         let r = self.active.seal();
         self.gate(r)?;

@@ -129,53 +129,9 @@ mod tests {
 
     use std::sync::Arc;
 
-    use bytes::BytesMut;
-    use strata_protocol::kafka_protocol::records::{
-        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-    };
     use strata_protocol::record_batch::RecordBatchHeader;
-    use strata_storage::{Log, LogConfig, TopicPartition};
 
-    use crate::partition::Partition;
-
-    fn batch(i: i64) -> Vec<u8> {
-        let record = Record {
-            transactional: false,
-            control: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: 0,
-            sequence: -1,
-            timestamp: 1_000 + i,
-            key: Some(bytes::Bytes::from(format!("k{i}"))),
-            value: Some(bytes::Bytes::from_static(b"v")),
-            headers: Default::default(),
-            delete_horizon: false,
-        };
-        let mut buf = BytesMut::new();
-        RecordBatchEncoder::encode(
-            &mut buf,
-            [&record],
-            &RecordEncodeOptions {
-                version: 2,
-                compression: Compression::None,
-            },
-        )
-        .unwrap();
-        buf.to_vec()
-    }
-
-    fn partition(dir: &std::path::Path, flush_messages: u64) -> Arc<Partition> {
-        let tp = TopicPartition::new("durable", 0);
-        let config = LogConfig {
-            flush_interval_messages: flush_messages,
-            ..LogConfig::default()
-        };
-        let log = Log::open(dir.join("durable-0"), tp.clone(), config, 0, 0).unwrap();
-        Arc::new(Partition::new(tp, uuid::Uuid::nil(), log, 0))
-    }
+    use crate::partition::tests::{batch, partition};
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_producers_share_one_fsync() {

@@ -1,11 +1,16 @@
 //! Replica state of one partition on this broker: its log, the idempotent-producer state,
 //! leader epoch, log end offset and high watermark. One `Partition` per topic-partition,
-//! shared as `Arc`; appends and reads take its lock only to touch the log (a memcpy into
-//! the mapped segment, or slicing it), never across I/O waits.
+//! shared as `Arc`. Two locks: `writer` serializes whatever changes the log (appends,
+//! retention, cleaning, deletion); `local` guards its state and is held only briefly (to
+//! assign offsets, publish an append, or slice the mapping for a read), never while an
+//! append's records are copied into the file, so fetches do not wait for produces.
+//! Lock order: `writer`, then `local`.
 
 pub mod manager;
 
 pub mod durable;
+#[cfg(test)]
+mod tests;
 
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -30,6 +35,8 @@ pub struct Partition {
     pub tp: TopicPartition,
     pub topic_id: Uuid,
     local: Mutex<Option<LocalReplica>>,
+    /// Held by every change to the log, across an append's write (see the module docs).
+    writer: Mutex<()>,
     leader_epoch: AtomicI32,
     log_start_offset: AtomicI64,
     log_end_offset: AtomicI64,
@@ -88,6 +95,7 @@ impl Partition {
             tp,
             topic_id,
             local: Mutex::new(Some(LocalReplica { log, producers })),
+            writer: Mutex::new(()),
             leader_epoch: AtomicI32::new(leader_epoch),
             log_start_offset: AtomicI64::new(lso),
             log_end_offset: AtomicI64::new(leo),
@@ -130,7 +138,7 @@ impl Partition {
         self.compacted
             .store(config.cleanup_compact, Ordering::Release);
         self.durable.set_enabled(config.durable());
-        let _ = self.with_local(|local| {
+        let _ = self.with_log_writer(|local| {
             local.log.set_config(config);
             Ok(())
         });
@@ -168,7 +176,7 @@ impl Partition {
                 return;
             }
         };
-        let _ = self.with_local(|local| {
+        let _ = self.with_log_writer(|local| {
             match local.log.install_compaction(cleaned) {
                 Ok(stats) => tracing::info!(partition = %self.tp, ?stats, "log cleaned"),
                 Err(e) => tracing::error!(partition = %self.tp, error = %e, "installing cleaned segments failed"),
@@ -230,6 +238,15 @@ impl Partition {
         }
     }
 
+    /// `with_local` for changes to the log: holds `writer` too, so no append is in flight.
+    fn with_log_writer<T>(
+        &self,
+        f: impl FnOnce(&mut LocalReplica) -> Result<T, ErrorCode>,
+    ) -> Result<T, ErrorCode> {
+        let _writing = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        self.with_local(f)
+    }
+
     fn publish_offsets(&self, log: &Log) {
         self.log_start_offset
             .store(log.log_start_offset(), Ordering::Release);
@@ -248,25 +265,43 @@ impl Partition {
         now_ms: i64,
     ) -> Result<AppendOutcome, ErrorCode> {
         let epoch = self.leader_epoch();
-        let outcome = self.with_local(|local| {
+        let _writing = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        // Under `local`: the sequence check, offsets and room. The records are copied into
+        // the file without it (readers go on), then published under it again.
+        let mut pending = match self.with_local(|local| {
             if header.has_producer_id() {
                 match local.producers.check(header) {
                     Ok(SequenceCheck::Append) => {}
                     Ok(SequenceCheck::Duplicate(dup)) => {
-                        return Ok(AppendOutcome {
+                        return Ok(Err(AppendOutcome {
                             base_offset: dup.first_offset,
                             last_offset: dup.last_offset,
                             log_append_time: -1,
                             log_start_offset: local.log.log_start_offset(),
                             records: 0,
-                        })
+                        }))
                     }
                     Err(e) => return Err(crate::errors::from_code(e.kafka_error_code())),
                 }
             }
+            local
+                .log
+                .begin_append(batch, epoch, now_ms)
+                .map(Ok)
+                .map_err(|e| self.log_error(&e))
+        })? {
+            Ok(pending) => pending,
+            Err(duplicate) => return Ok(duplicate),
+        };
+        pending.write();
+        // Not `with_local`: the append must finish even if the log dir went offline meanwhile
+        // (its own failed write is reported by `finish_append`).
+        let outcome = {
+            let mut guard = self.local.lock().unwrap_or_else(|p| p.into_inner());
+            let local = guard.as_mut().ok_or(ErrorCode::UnknownTopicOrPartition)?;
             let info = local
                 .log
-                .append(batch, epoch, now_ms)
+                .finish_append(pending)
                 .map_err(|e| self.log_error(&e))?;
             if header.has_producer_id() {
                 local.producers.record(
@@ -277,14 +312,14 @@ impl Partition {
                 );
             }
             self.publish_offsets(&local.log);
-            Ok(AppendOutcome {
+            AppendOutcome {
                 base_offset: info.first_offset,
                 last_offset: info.last_offset,
                 log_append_time: info.log_append_time.unwrap_or(-1),
                 log_start_offset: local.log.log_start_offset(),
                 records: info.records,
-            })
-        })?;
+            }
+        };
         if outcome.records > 0 {
             self.appended.notify_waiters();
         }
@@ -346,7 +381,7 @@ impl Partition {
     }
 
     pub fn delete_records_before(&self, offset: i64) -> Result<i64, ErrorCode> {
-        self.with_local(|local| {
+        self.with_log_writer(|local| {
             if offset > self.high_watermark() {
                 return Err(ErrorCode::OffsetOutOfRange);
             }
@@ -380,7 +415,7 @@ impl Partition {
     /// Background maintenance: flush policy, retention, and removing the `.deleted` files of
     /// segments whose `file.delete.delay.ms` passed (unlinked after the log lock is released).
     pub fn maintain(&self, now_ms: i64, retention_due: bool) {
-        let due = self.with_local(|local| {
+        let due = self.with_log_writer(|local| {
             if let Err(e) = local.log.flush_if_due(now_ms) {
                 let _ = self.log_error(&e);
             }
@@ -409,6 +444,7 @@ impl Partition {
 
     /// Closes the log (flush + trim); the partition answers UNKNOWN_TOPIC_OR_PARTITION after.
     pub fn close(&self) {
+        let _writing = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let taken = self.local.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(local) = taken {
             if let Err(e) = local.log.close() {
@@ -420,6 +456,7 @@ impl Partition {
 
     /// Removes the partition's data for good (topic deletion).
     pub fn delete(&self) {
+        let _writing = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let taken = self.local.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(local) = taken {
             if let Err(e) = local.log.delete() {

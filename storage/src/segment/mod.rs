@@ -6,6 +6,7 @@
 
 mod load;
 mod writer;
+pub(crate) use writer::ReservedWrite;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};

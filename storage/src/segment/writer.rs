@@ -1,7 +1,7 @@
 //! The active segment's writer: appends, roll conditions, sealing, flushing and truncation.
 
 use std::fs::File;
-use std::io::{IoSlice, Write};
+use std::io::{self, IoSlice, Write};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -74,6 +74,87 @@ pub(crate) struct SegmentAppend {
     pub(crate) offset_of_max_timestamp: i64,
 }
 
+/// Room reserved past a segment's committed end for one append. Its bytes are written
+/// through a handle of the file, needing nothing else of the segment, so the log's lock need
+/// not be held for the copy: readers of committed bytes never wait for a write.
+#[derive(Debug)]
+pub(crate) struct ReservedWrite {
+    file: Arc<File>,
+    position: usize,
+    len: usize,
+    /// The offset the first batch gets.
+    next_offset: i64,
+}
+
+impl ReservedWrite {
+    /// Writes the batches with `pwritev`: each batch goes out as its header, patched on the
+    /// stack (offsets, leader epoch, LogAppendTime), and its records as the producer sent
+    /// them. Nothing is copied in user space and no page of the mapping is faulted for
+    /// writing: the kernel copies once into the page cache, which the read mapping shares.
+    /// `batches` must be the ones the reservation was made for; a batch that does not parse
+    /// (which validation rules out) fails as `InvalidData`.
+    pub(crate) fn write(
+        &self,
+        batches: &[u8],
+        leader_epoch: i32,
+        log_append_time: Option<i64>,
+    ) -> io::Result<()> {
+        let invalid = |at: usize| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("expected a whole record batch at byte {at} of an append"),
+            )
+        };
+        let len = batches.len();
+        if len != self.len {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("expected {} bytes of batches, found {len}", self.len),
+            ));
+        }
+        let mut headers = [[0u8; BATCH_HEADER_LEN]; BATCHES_PER_WRITE];
+        let mut records: [&[u8]; BATCHES_PER_WRITE] = [&[]; BATCHES_PER_WRITE];
+        let mut next = self.next_offset;
+        let mut at = 0usize;
+        while at < len {
+            let group_at = at;
+            let mut n = 0;
+            for (header, rest) in headers.iter_mut().zip(records.iter_mut()) {
+                if at >= len {
+                    break;
+                }
+                let batch = whole_batch(batches, at).map_err(|_| invalid(at))?;
+                let (h, body) = patch_header(batch, header, next, leader_epoch, log_append_time)
+                    .ok_or_else(|| invalid(at))?;
+                *rest = body;
+                next = h.last_offset() + 1;
+                at += h.total_size();
+                n += 1;
+            }
+            let mut slices: [IoSlice<'_>; 2 * BATCHES_PER_WRITE] =
+                [IoSlice::new(&[]); 2 * BATCHES_PER_WRITE];
+            for ((pair, header), body) in slices
+                .chunks_exact_mut(2)
+                .zip(&headers)
+                .zip(&records)
+                .take(n)
+            {
+                if let [h, b] = pair {
+                    *h = IoSlice::new(header);
+                    *b = IoSlice::new(body);
+                }
+            }
+            let slices = slices.get_mut(..2 * n).unwrap_or_default();
+            file_alloc::write_all_vectored_at(
+                &self.file,
+                slices,
+                (self.position + group_at) as u64,
+            )?;
+        }
+        Ok(())
+    }
+}
+
 impl LogSegment {
     /// Creates an empty active segment at `base_offset`, replacing leftovers of the same name.
     pub(crate) fn create(
@@ -119,21 +200,11 @@ impl LogSegment {
             || !self.writable
     }
 
-    /// Writes `batches` (validated, whole batches) at the end of the segment with `pwritev`:
-    /// each batch goes out as its header, patched on the stack (offsets, leader epoch,
-    /// LogAppendTime), and its records as the producer sent them. Nothing is copied in user
-    /// space and no page of the mapping is faulted for writing: the kernel copies once into
-    /// the page cache, which the read mapping shares. Indexes and offsets move only after
-    /// every byte is written, so a failed write leaves the segment as it was.
-    pub(crate) fn append(
-        &mut self,
-        batches: &[u8],
-        leader_epoch: i32,
-        log_append_time: Option<i64>,
-    ) -> Result<SegmentAppend, LogError> {
+    /// Reserves `len` bytes past the committed end (disk blocks included: a full disk fails
+    /// here, before anything is written). Nothing becomes visible to readers until `commit`.
+    pub(crate) fn reserve(&mut self, len: usize) -> Result<ReservedWrite, LogError> {
         // The path is for error messages only: built on failure, not per append.
         let path = || log_path(&self.dir, self.base_offset);
-        let len = batches.len();
         let end = self
             .size
             .checked_add(len)
@@ -146,7 +217,6 @@ impl LogSegment {
                 ),
             })?;
         if end > self.allocated {
-            // Blocks are reserved before anything is written: a full disk fails here, cleanly.
             let chunk = if self.preallocate_all() {
                 self.map.len()
             } else {
@@ -160,49 +230,35 @@ impl LogSegment {
                 .map_err(|e| LogError::io(&path(), e))?;
             self.allocated = target;
         }
-        let mut headers = [[0u8; BATCH_HEADER_LEN]; BATCHES_PER_WRITE];
-        let mut records: [&[u8]; BATCHES_PER_WRITE] = [&[]; BATCHES_PER_WRITE];
-        let mut next = self.next_offset;
-        let mut at = 0usize;
-        while at < len {
-            let group_at = at;
-            let mut n = 0;
-            for (header, rest) in headers.iter_mut().zip(records.iter_mut()) {
-                if at >= len {
-                    break;
-                }
-                let batch = whole_batch(batches, at)?;
-                let (h, body) = patch_header(batch, header, next, leader_epoch, log_append_time)
-                    .ok_or_else(|| LogError::InvalidBatch {
-                        position: at,
-                        reason: format!(
-                            "expected a batch of at least {BATCH_HEADER_LEN} bytes, found {}",
-                            batch.len()
-                        ),
-                    })?;
-                *rest = body;
-                next = h.last_offset() + 1;
-                at += h.total_size();
-                n += 1;
-            }
-            let mut slices: [IoSlice<'_>; 2 * BATCHES_PER_WRITE] =
-                [IoSlice::new(&[]); 2 * BATCHES_PER_WRITE];
-            for ((pair, header), body) in slices
-                .chunks_exact_mut(2)
-                .zip(&headers)
-                .zip(&records)
-                .take(n)
-            {
-                if let [h, b] = pair {
-                    *h = IoSlice::new(header);
-                    *b = IoSlice::new(body);
-                }
-            }
-            let slices = slices.get_mut(..2 * n).unwrap_or_default();
-            file_alloc::write_all_vectored_at(&self.file, slices, (self.size + group_at) as u64)
-                .map_err(|e| LogError::io(&path(), e))?;
+        Ok(ReservedWrite {
+            file: Arc::clone(&self.file),
+            position: self.size,
+            len,
+            next_offset: self.next_offset,
+        })
+    }
+
+    /// Publishes a reserved write whose bytes are all in the file: offsets, index entries and
+    /// the committed size move together. Refused when the segment moved on since `reserve`.
+    pub(crate) fn commit(
+        &mut self,
+        reserved: &ReservedWrite,
+        batches: &[u8],
+        log_append_time: Option<i64>,
+    ) -> Result<SegmentAppend, LogError> {
+        if reserved.position != self.size
+            || reserved.next_offset != self.next_offset
+            || reserved.len != batches.len()
+            || !Arc::ptr_eq(&reserved.file, &self.file)
+        {
+            return Err(LogError::Corrupt {
+                path: log_path(&self.dir, self.base_offset).display().to_string(),
+                reason: format!(
+                    "expected the write reserved at byte {} to be committed next, found the segment at byte {}",
+                    reserved.position, self.size
+                ),
+            });
         }
-        // Every byte is in the page cache: now publish offsets and index entries.
         let mut next = self.next_offset;
         let mut at = 0usize;
         let mut max_ts = (-1i64, -1i64);
@@ -222,7 +278,7 @@ impl LogSegment {
             next = h.last_offset() + 1;
             at += h.total_size();
         }
-        self.size = end;
+        self.size += reserved.len;
         self.next_offset = next;
         Ok(SegmentAppend {
             last_offset: next - 1,

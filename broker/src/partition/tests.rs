@@ -1,0 +1,95 @@
+//! Partition-level tests, and the helpers the partition's other test modules share.
+
+#![allow(clippy::unwrap_used)]
+
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use strata_protocol::kafka_protocol::records::{
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+use strata_protocol::record_batch::RecordBatchHeader;
+use strata_storage::{Log, LogConfig, TopicPartition};
+
+use crate::partition::Partition;
+
+pub(crate) fn batch(i: i64) -> Vec<u8> {
+    let record = Record {
+        transactional: false,
+        control: false,
+        partition_leader_epoch: 0,
+        producer_id: -1,
+        producer_epoch: -1,
+        timestamp_type: TimestampType::Creation,
+        offset: 0,
+        sequence: -1,
+        timestamp: 1_000 + i,
+        key: Some(bytes::Bytes::from(format!("k{i}"))),
+        value: Some(bytes::Bytes::from_static(b"v")),
+        headers: Default::default(),
+        delete_horizon: false,
+    };
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        [&record],
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .unwrap();
+    buf.to_vec()
+}
+
+pub(crate) fn partition(dir: &std::path::Path, flush_messages: u64) -> Arc<Partition> {
+    let tp = TopicPartition::new("durable", 0);
+    let config = LogConfig {
+        flush_interval_messages: flush_messages,
+        ..LogConfig::default()
+    };
+    let log = Log::open(dir.join("durable-0"), tp.clone(), config, 0, 0).unwrap();
+    Arc::new(Partition::new(tp, uuid::Uuid::nil(), log, 0))
+}
+
+/// An append copying its records holds `writer`, not `local`: reads go on meanwhile, while
+/// other appends wait their turn.
+#[test]
+fn reads_do_not_wait_for_an_append_in_flight() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = partition(dir.path(), u64::MAX);
+    let b = batch(0);
+    let h = RecordBatchHeader::parse(&b).unwrap();
+    p.append_as_leader(&b, &h, 0).unwrap();
+
+    let writing = p.writer.lock().unwrap();
+    let (read_tx, read_rx) = mpsc::channel();
+    let reader = Arc::clone(&p);
+    std::thread::spawn(move || {
+        let _ = read_tx.send(reader.read(0, 1 << 20, true).map(|r| r.records.len()));
+    });
+    let read = read_rx.recv_timeout(Duration::from_secs(10));
+    assert_eq!(
+        read,
+        Ok(Ok(b.len())),
+        "a read should complete while an append holds the writer lock"
+    );
+
+    let (append_tx, append_rx) = mpsc::channel();
+    let appender = Arc::clone(&p);
+    std::thread::spawn(move || {
+        let b = batch(1);
+        let h = RecordBatchHeader::parse(&b).unwrap();
+        let _ = append_tx.send(appender.append_as_leader(&b, &h, 0).map(|o| o.base_offset));
+    });
+    assert!(
+        append_rx.recv_timeout(Duration::from_millis(200)).is_err(),
+        "a second append must wait for the one in flight"
+    );
+    drop(writing);
+    let appended = append_rx.recv_timeout(Duration::from_secs(10));
+    assert_eq!(appended, Ok(Ok(1)));
+    assert_eq!(p.high_watermark(), 2);
+}

@@ -1,0 +1,207 @@
+//! Appends in three steps, so that the copy of the records into the file needs no lock:
+//! [`Log::begin_append`] assigns offsets and reserves room past the committed end (under the
+//! caller's lock, briefly), [`PendingAppend::write`] copies the bytes (without it), and
+//! [`Log::finish_append`] publishes offsets and index entries (under it again). Readers see
+//! committed bytes only, so a fetch never waits for a produce's copy (Kafka's reads do not
+//! take its log lock either). Appends themselves stay serialized: one may be in flight.
+
+use crate::error::LogError;
+use crate::log::{AppendInfo, Log};
+use crate::segment::{log_path, segment_capacity, ReservedWrite};
+use crate::TimestampType;
+use strata_protocol::record_batch::RecordBatchHeader;
+
+/// An append whose offsets are assigned and whose room is reserved: [`PendingAppend::write`]
+/// it without holding the log, then hand it to [`Log::finish_append`].
+#[derive(Debug)]
+pub struct PendingAppend<'a> {
+    batches: &'a [u8],
+    leader_epoch: i32,
+    log_append_time: Option<i64>,
+    first_offset: i64,
+    records: u64,
+    segment_base: i64,
+    reserved: ReservedWrite,
+    written: Option<std::io::Result<()>>,
+}
+
+impl PendingAppend<'_> {
+    /// The offset the first record gets.
+    pub fn first_offset(&self) -> i64 {
+        self.first_offset
+    }
+
+    /// Copies the batches into the segment file (the kernel's copy into the page cache).
+    /// Needs no access to the log; a failure is reported by `finish_append`.
+    pub fn write(&mut self) {
+        self.written = Some(self.reserved.write(
+            self.batches,
+            self.leader_epoch,
+            self.log_append_time,
+        ));
+    }
+}
+
+impl Log {
+    /// Appends already-validated whole magic-2 batches, assigning offsets from the log end
+    /// (the three steps at once, for a caller that holds the log throughout).
+    pub fn append(
+        &mut self,
+        batches: &[u8],
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendInfo, LogError> {
+        let pending = self.begin_append(batches, leader_epoch, now_ms)?;
+        self.finish_append(pending)
+    }
+
+    /// Sizes the append from its batch headers (not its records), rolls the segment if Kafka's
+    /// roll conditions say so, and reserves room for it. Until `finish_append`, no other
+    /// append, roll, truncation or close is accepted.
+    pub fn begin_append<'a>(
+        &mut self,
+        batches: &'a [u8],
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<PendingAppend<'a>, LogError> {
+        self.check_writable()?;
+        self.check_no_append_in_flight()?;
+        self.last_now_ms = now_ms;
+        let capacity = segment_capacity(&self.config);
+        if batches.len() > capacity {
+            return Err(LogError::RecordBatchTooLarge {
+                size: batches.len(),
+                segment_bytes: self.config.segment_bytes,
+            });
+        }
+        let (offsets, records, max_ts) = size_batches(batches)?;
+        let log_append_time =
+            (self.config.message_timestamp_type == TimestampType::LogAppendTime).then_some(now_ms);
+        let first_offset = self.log_end_offset();
+        let last_offset = first_offset + offsets - 1;
+        if self.active.should_roll(
+            batches.len(),
+            log_append_time.unwrap_or(max_ts),
+            last_offset,
+            now_ms,
+            &self.config,
+        ) {
+            let r = self.roll(now_ms);
+            self.gate(r)?;
+        }
+        let r = self.active.reserve(batches.len());
+        let reserved = self.gate(r)?;
+        self.append_in_flight = true;
+        Ok(PendingAppend {
+            batches,
+            leader_epoch,
+            log_append_time,
+            first_offset,
+            records,
+            segment_base: self.active.base_offset(),
+            reserved,
+            written: None,
+        })
+    }
+
+    /// Publishes a written append (writing it first if the caller did not). A failed write
+    /// closes the fsync gate, as any failed write does.
+    pub fn finish_append(
+        &mut self,
+        mut pending: PendingAppend<'_>,
+    ) -> Result<AppendInfo, LogError> {
+        self.append_in_flight = false;
+        if pending.segment_base != self.active.base_offset() {
+            return Err(LogError::Corrupt {
+                path: self.dir.display().to_string(),
+                reason: format!(
+                    "expected the append reserved in segment {} to finish there, found segment {} active",
+                    pending.segment_base,
+                    self.active.base_offset()
+                ),
+            });
+        }
+        let written = match pending.written.take() {
+            Some(written) => written,
+            None => pending.reserved.write(
+                pending.batches,
+                pending.leader_epoch,
+                pending.log_append_time,
+            ),
+        };
+        let written =
+            written.map_err(|e| LogError::io(&log_path(&self.dir, pending.segment_base), e));
+        self.gate(written)?;
+        let r = self
+            .active
+            .commit(&pending.reserved, pending.batches, pending.log_append_time);
+        let appended = self.gate(r)?;
+        // Only a new epoch touches the checkpoint: once per leadership change, not per append.
+        if self
+            .leader_epochs
+            .assign(pending.leader_epoch, pending.first_offset)
+        {
+            let r = self.leader_epochs.write();
+            self.gate(r)?;
+        }
+        Ok(AppendInfo {
+            first_offset: pending.first_offset,
+            last_offset: appended.last_offset,
+            log_append_time: pending.log_append_time,
+            max_timestamp: appended.max_timestamp,
+            offset_of_max_timestamp: appended.offset_of_max_timestamp,
+            records: pending.records,
+        })
+    }
+
+    pub(crate) fn check_no_append_in_flight(&self) -> Result<(), LogError> {
+        if self.append_in_flight {
+            return Err(LogError::AppendInFlight {
+                path: self.dir.display().to_string(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// One pass over the batch headers: (offsets, records, max timestamp).
+fn size_batches(batches: &[u8]) -> Result<(i64, u64, i64), LogError> {
+    let (mut pos, mut offsets, mut records, mut max_ts) = (0usize, 0i64, 0u64, -1i64);
+    while pos < batches.len() {
+        let rest = batches.get(pos..).unwrap_or_default();
+        let h = RecordBatchHeader::parse(rest).map_err(|e| LogError::InvalidBatch {
+            position: pos,
+            reason: e.to_string(),
+        })?;
+        if h.total_size() > rest.len() {
+            return Err(LogError::InvalidBatch {
+                position: pos,
+                reason: format!(
+                    "expected {} bytes of batch, found {}",
+                    h.total_size(),
+                    rest.len()
+                ),
+            });
+        }
+        if h.last_offset_delta < 0 {
+            return Err(LogError::InvalidBatch {
+                position: pos,
+                reason: format!(
+                    "expected last_offset_delta >= 0, found {}",
+                    h.last_offset_delta
+                ),
+            });
+        }
+        offsets += i64::from(h.last_offset_delta) + 1;
+        records += u64::try_from(h.records_count).unwrap_or(0);
+        max_ts = max_ts.max(h.max_timestamp);
+        pos += h.total_size();
+    }
+    if offsets == 0 {
+        return Err(LogError::InvalidBatch {
+            position: 0,
+            reason: "expected at least one record batch, found none".into(),
+        });
+    }
+    Ok((offsets, records, max_ts))
+}
