@@ -370,15 +370,24 @@ impl Log {
 
     /// Flushes when `flush.messages` or `flush.ms` say so.
     pub fn flush_if_due(&mut self, now_ms: i64) -> Result<(), LogError> {
+        if self.claim_due_flush(now_ms) {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Whether `flush.messages` or `flush.ms` call for a flush now. When they do, the
+    /// `flush.ms` interval restarts from `now_ms`: the caller flushes, with [`Log::flush`] or
+    /// without holding the log ([`Log::begin_flush`]).
+    pub fn claim_due_flush(&mut self, now_ms: i64) -> bool {
         let unflushed = u64::try_from(self.log_end_offset() - self.recovery_point).unwrap_or(0);
         let due_by_count = unflushed >= self.config.flush_interval_messages.max(1);
         let due_by_time = unflushed > 0
             && now_ms.saturating_sub(self.last_flush_ms) >= self.config.flush_interval_ms;
         if due_by_count || due_by_time {
-            self.flush()?;
             self.last_flush_ms = now_ms;
         }
-        Ok(())
+        due_by_count || due_by_time
     }
 
     /// Drops every offset >= `offset` (whole batches: a batch containing `offset` goes too, so

@@ -111,15 +111,7 @@ impl Partition {
     /// One group commit: snapshot under the lock, fsync without it, publish under it.
     fn sync_once(&self) -> Result<i64, ErrorCode> {
         let _ = self.durable.syncs.fetch_add(1, Ordering::Relaxed);
-        let pending =
-            self.with_local(|local| local.log.begin_flush().map_err(|e| self.log_error(&e)))?;
-        let synced = pending.sync();
-        self.with_local(|local| {
-            local
-                .log
-                .finish_flush(pending, synced)
-                .map_err(|e| self.log_error(&e))
-        })
+        self.flush_without_locks()
     }
 }
 

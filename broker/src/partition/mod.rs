@@ -415,10 +415,14 @@ impl Partition {
     /// Background maintenance: flush policy, retention, and removing the `.deleted` files of
     /// segments whose `file.delete.delay.ms` passed (unlinked after the log lock is released).
     pub fn maintain(&self, now_ms: i64, retention_due: bool) {
+        // `flush.messages` / `flush.ms`: the fsync runs without the partition's locks, so
+        // produce and fetch go on while it waits for the disk (failures are logged by
+        // `log_error` and close the log for writes).
+        let flush_due = self.with_local(|local| Ok(local.log.claim_due_flush(now_ms)));
+        if flush_due == Ok(true) {
+            let _ = self.flush_without_locks();
+        }
         let due = self.with_log_writer(|local| {
-            if let Err(e) = local.log.flush_if_due(now_ms) {
-                let _ = self.log_error(&e);
-            }
             if retention_due {
                 match local.log.apply_retention(now_ms) {
                     Ok(0) => {}
@@ -436,6 +440,21 @@ impl Partition {
                 tracing::error!(partition = %self.tp, error = %e, "removing deleted segments failed");
             }
         }
+    }
+
+    /// Flushes what is appended so far: the unflushed segments' handles are taken under the
+    /// state lock, synced without it, and the recovery point advanced under it again.
+    /// Returns the offset below which everything is on disk.
+    fn flush_without_locks(&self) -> Result<i64, ErrorCode> {
+        let pending =
+            self.with_local(|local| local.log.begin_flush().map_err(|e| self.log_error(&e)))?;
+        let synced = pending.sync();
+        self.with_local(|local| {
+            local
+                .log
+                .finish_flush(pending, synced)
+                .map_err(|e| self.log_error(&e))
+        })
     }
 
     pub fn flush(&self) -> Result<(), ErrorCode> {

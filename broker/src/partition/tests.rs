@@ -93,3 +93,44 @@ fn reads_do_not_wait_for_an_append_in_flight() {
     assert_eq!(appended, Ok(Ok(1)));
     assert_eq!(p.high_watermark(), 2);
 }
+
+/// `flush.messages` above one and `flush.ms` flush from the maintenance pass (the fsync runs
+/// without the partition's locks): the recovery point follows.
+#[test]
+fn maintenance_flushes_when_flush_messages_or_flush_ms_say_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let by_count = partition(dir.path(), 3);
+    assert!(!by_count.is_durable());
+    for i in 0..2 {
+        let b = batch(i);
+        let h = RecordBatchHeader::parse(&b).unwrap();
+        by_count.append_as_leader(&b, &h, 0).unwrap();
+    }
+    by_count.maintain(0, false);
+    assert_eq!(
+        by_count.recovery_point(),
+        Some(0),
+        "2 of 3 messages: not due"
+    );
+    let b = batch(2);
+    let h = RecordBatchHeader::parse(&b).unwrap();
+    by_count.append_as_leader(&b, &h, 0).unwrap();
+    by_count.maintain(0, false);
+    assert_eq!(by_count.recovery_point(), Some(3));
+
+    let dir = tempfile::tempdir().unwrap();
+    let tp = TopicPartition::new("timed", 0);
+    let config = LogConfig {
+        flush_interval_ms: 100,
+        ..LogConfig::default()
+    };
+    let log = Log::open(dir.path().join("timed-0"), tp.clone(), config, 0, 0).unwrap();
+    let by_time = Partition::new(tp, uuid::Uuid::nil(), log, 0);
+    let b = batch(0);
+    let h = RecordBatchHeader::parse(&b).unwrap();
+    by_time.append_as_leader(&b, &h, 10).unwrap();
+    by_time.maintain(50, false);
+    assert_eq!(by_time.recovery_point(), Some(0), "50 ms of 100: not due");
+    by_time.maintain(150, false);
+    assert_eq!(by_time.recovery_point(), Some(1));
+}
