@@ -273,8 +273,29 @@ impl Drop for Broker {
     }
 }
 
-/// A port that was free a moment ago (the OS picks it; we release it for the broker).
+/// A port that was free a moment ago, below the ephemeral range where it can be (see below).
 pub fn free_port() -> u16 {
+    // Below the kernel's ephemeral range: a port from that range, free when we look, can be
+    // handed to any `bind(:0)` or outgoing connection before the broker binds it; a restarted
+    // broker's own metrics endpoint (bound first, on port 0) once took its Kafka port so.
+    let first_ephemeral = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    const LOWEST: u16 = 10_000;
+    if first_ephemeral > LOWEST + 1_000 {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let span = u32::from(first_ephemeral - LOWEST);
+        // Spread test processes over the range (pid), then walk it.
+        let start = std::process::id().wrapping_mul(2_654_435_761) % span;
+        for _ in 0..span {
+            let step = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let candidate = LOWEST + u16::try_from((start + step * 7) % span).unwrap_or(0);
+            if TcpListener::bind(("127.0.0.1", candidate)).is_ok() {
+                return candidate;
+            }
+        }
+    }
     let listener = TcpListener::bind("127.0.0.1:0")
         .unwrap_or_else(|e| panic!("cannot bind an ephemeral port: {e}"));
     listener
@@ -297,4 +318,24 @@ pub fn write_file(path: &Path, contents: &str) {
         File::create(path).unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()));
     file.write_all(contents.as_bytes())
         .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+}
+
+#[cfg(test)]
+mod port_tests {
+    #[test]
+    fn free_ports_are_below_the_ephemeral_range_and_bindable() {
+        let first_ephemeral: u16 =
+            std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+                .ok()
+                .and_then(|range| range.split_whitespace().next()?.parse().ok())
+                .unwrap_or(32768);
+        for _ in 0..20 {
+            let port = super::free_port();
+            assert!(
+                first_ephemeral <= 11_000 || port < first_ephemeral,
+                "port {port} is in the ephemeral range (from {first_ephemeral})"
+            );
+            assert!(std::net::TcpListener::bind(("127.0.0.1", port)).is_ok());
+        }
+    }
 }
