@@ -84,6 +84,8 @@ pub(crate) struct ReservedWrite {
     len: usize,
     /// The offset the first batch gets.
     next_offset: i64,
+    /// Disk blocks to reserve first: [from, to) of the file.
+    allocate: Option<(usize, usize)>,
 }
 
 impl ReservedWrite {
@@ -111,6 +113,9 @@ impl ReservedWrite {
                 io::ErrorKind::InvalidInput,
                 format!("expected {} bytes of batches, found {len}", self.len),
             ));
+        }
+        if let Some((from, to)) = self.allocate {
+            file_alloc::allocate(&self.file, from as u64, to as u64)?;
         }
         let mut headers = [[0u8; BATCH_HEADER_LEN]; BATCHES_PER_WRITE];
         let mut records: [&[u8]; BATCHES_PER_WRITE] = [&[]; BATCHES_PER_WRITE];
@@ -200,8 +205,8 @@ impl LogSegment {
             || !self.writable
     }
 
-    /// Reserves `len` bytes past the committed end (disk blocks included: a full disk fails
-    /// here, before anything is written). Nothing becomes visible to readers until `commit`.
+    /// Reserves `len` bytes past the committed end (the disk blocks are allocated by the
+    /// write). Nothing becomes visible to readers until `commit`.
     pub(crate) fn reserve(&mut self, len: usize) -> Result<ReservedWrite, LogError> {
         // The path is for error messages only: built on failure, not per append.
         let path = || log_path(&self.dir, self.base_offset);
@@ -216,7 +221,9 @@ impl LogSegment {
                     self.size
                 ),
             })?;
-        if end > self.allocated {
+        // Blocks past the allocated end are reserved by the write, before its first byte (a
+        // full disk fails there, cleanly), so the state lock is not held for `fallocate`.
+        let allocate = (end > self.allocated).then(|| {
             let chunk = if self.preallocate_all() {
                 self.map.len()
             } else {
@@ -226,15 +233,14 @@ impl LogSegment {
                 .div_ceil(chunk)
                 .saturating_mul(chunk)
                 .min(self.map.len());
-            file_alloc::allocate(&self.file, self.allocated as u64, target as u64)
-                .map_err(|e| LogError::io(&path(), e))?;
-            self.allocated = target;
-        }
+            (self.allocated, target)
+        });
         Ok(ReservedWrite {
             file: Arc::clone(&self.file),
             position: self.size,
             len,
             next_offset: self.next_offset,
+            allocate,
         })
     }
 
@@ -280,6 +286,9 @@ impl LogSegment {
         }
         self.size += reserved.len;
         self.next_offset = next;
+        if let Some((_, to)) = reserved.allocate {
+            self.allocated = self.allocated.max(to);
+        }
         Ok(SegmentAppend {
             last_offset: next - 1,
             max_timestamp: max_ts.1,
