@@ -20,6 +20,7 @@ pub struct PendingAppend<'a> {
     log_append_time: Option<i64>,
     first_offset: i64,
     records: u64,
+    /// The segment written to, for error messages.
     segment_base: i64,
     reserved: ReservedWrite,
     written: Option<std::io::Result<()>>,
@@ -34,11 +35,12 @@ impl PendingAppend<'_> {
     /// Copies the batches into the segment file (the kernel's copy into the page cache).
     /// Needs no access to the log; a failure is reported by `finish_append`.
     pub fn write(&mut self) {
-        self.written = Some(self.reserved.write(
-            self.batches,
-            self.leader_epoch,
-            self.log_append_time,
-        ));
+        self.written = Some(self.copy());
+    }
+
+    fn copy(&self) -> std::io::Result<()> {
+        self.reserved
+            .write(self.batches, self.leader_epoch, self.log_append_time)
     }
 }
 
@@ -111,27 +113,13 @@ impl Log {
         mut pending: PendingAppend<'_>,
     ) -> Result<AppendInfo, LogError> {
         self.append_in_flight = false;
-        if pending.segment_base != self.active.base_offset() {
-            return Err(LogError::Corrupt {
-                path: self.dir.display().to_string(),
-                reason: format!(
-                    "expected the append reserved in segment {} to finish there, found segment {} active",
-                    pending.segment_base,
-                    self.active.base_offset()
-                ),
-            });
-        }
-        let written = match pending.written.take() {
-            Some(written) => written,
-            None => pending.reserved.write(
-                pending.batches,
-                pending.leader_epoch,
-                pending.log_append_time,
-            ),
-        };
-        let written =
-            written.map_err(|e| LogError::io(&log_path(&self.dir, pending.segment_base), e));
+        let written = pending
+            .written
+            .take()
+            .unwrap_or_else(|| pending.copy())
+            .map_err(|e| LogError::io(&log_path(&self.dir, pending.segment_base), e));
         self.gate(written)?;
+        // `commit` refuses a reservation that is not the active segment's next write.
         let r = self
             .active
             .commit(&pending.reserved, pending.batches, pending.log_append_time);

@@ -12,6 +12,7 @@ pub mod durable;
 #[cfg(test)]
 mod tests;
 
+use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -273,7 +274,7 @@ impl Partition {
                 match local.producers.check(header) {
                     Ok(SequenceCheck::Append) => {}
                     Ok(SequenceCheck::Duplicate(dup)) => {
-                        return Ok(Err(AppendOutcome {
+                        return Ok(ControlFlow::Break(AppendOutcome {
                             base_offset: dup.first_offset,
                             last_offset: dup.last_offset,
                             log_append_time: -1,
@@ -287,11 +288,12 @@ impl Partition {
             local
                 .log
                 .begin_append(batch, epoch, now_ms)
-                .map(Ok)
+                .map(ControlFlow::Continue)
                 .map_err(|e| self.log_error(&e))
         })? {
-            Ok(pending) => pending,
-            Err(duplicate) => return Ok(duplicate),
+            ControlFlow::Continue(pending) => pending,
+            // A retried idempotent batch: its original offsets, nothing written.
+            ControlFlow::Break(duplicate) => return Ok(duplicate),
         };
         pending.write();
         // Not `with_local`: the append must finish even if the log dir went offline meanwhile

@@ -45,12 +45,12 @@ pub(crate) fn batch(i: i64) -> Vec<u8> {
 }
 
 pub(crate) fn partition(dir: &std::path::Path, flush_messages: u64) -> Arc<Partition> {
-    let tp = TopicPartition::new("durable", 0);
+    let tp = TopicPartition::new("p", 0);
     let config = LogConfig {
         flush_interval_messages: flush_messages,
         ..LogConfig::default()
     };
-    let log = Log::open(dir.join("durable-0"), tp.clone(), config, 0, 0).unwrap();
+    let log = Log::open(dir.join("p-0"), tp.clone(), config, 0, 0).unwrap();
     Arc::new(Partition::new(tp, uuid::Uuid::nil(), log, 0))
 }
 
