@@ -1,4 +1,5 @@
-//! Durable mode's flush, done without the log lock: under the lock a [`PendingFlush`] takes
+//! A flush done without the log lock (durable mode's group commit, and `flush.messages` /
+//! `flush.ms` flushes): under the lock a [`PendingFlush`] takes
 //! duplicates of the unflushed segments' handles and the log end offset; the fsyncs run
 //! unlocked (appends continue, and every append that lands meanwhile rides the next sync:
 //! group commit); under the lock again the recovery point advances.

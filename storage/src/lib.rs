@@ -1,12 +1,14 @@
 //! Strata log storage: one partition's log in Kafka's on-disk layout
-//! (`<topic>-<partition>/<20-digit base offset>.log|.index|.timeindex`), written through
-//! memory mappings, recovered on start, trimmed by retention.
+//! (`<topic>-<partition>/<20-digit base offset>.log|.index|.timeindex`), appended with
+//! positioned vectored writes, read through memory mappings, recovered on start, trimmed by
+//! retention.
 //!
 //! The broker owns one [`Log`] per partition (behind a mutex); [`checkpoint`] reads and writes
 //! Kafka's offset checkpoint files and [`LogDirs`] finds and places partition directories.
-//! Durable mode flushes without the log lock ([`Log::begin_flush`] / [`PendingFlush::sync`] /
-//! [`Log::finish_flush`]); the log cleaner compacts the same way ([`Log::plan_compaction`] /
-//! [`CleanTask::run`] / [`Log::install_compaction`]).
+//! The slow parts run without the log lock, between a brief step under it before and after:
+//! appends ([`Log::begin_append`] / [`PendingAppend::write`] / [`Log::finish_append`]),
+//! flushes ([`Log::begin_flush`] / [`PendingFlush::sync`] / [`Log::finish_flush`]) and
+//! compaction ([`Log::plan_compaction`] / [`CleanTask::run`] / [`Log::install_compaction`]).
 
 mod append;
 pub mod checkpoint;
