@@ -1,6 +1,7 @@
 //! Storage benches on `strata_storage::Log` alone: appends of 100 B and 1 KiB records in
 //! 16 KiB batches (buffered, and durable with flush.messages=1), sequential reads of 1 MiB, single-batch reads at random offsets (the
-//! offset-index lookup), and recovery of a 256 MiB log from offset 0 (reported in bytes/s).
+//! offset-index lookup), rolling to a new segment, and recovery of a 256 MiB log from offset 0
+//! (reported in bytes/s).
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
@@ -142,6 +143,68 @@ fn read(c: &mut Criterion) {
     group.finish();
 }
 
+/// One roll: the next segment's log and index files created and mapped, the old segment
+/// trimmed and sealed (`roll_inline`, all of it under the partition's state lock before
+/// the roll was split), and the part of a split roll that still holds that lock
+/// (`roll_under_lock`: `plan_roll` and `install_segment`; the file work is untimed). Appends
+/// wait for all of it once per `segment.bytes`; fetches only for the second.
+fn roll(c: &mut Criterion) {
+    let mut group = c.benchmark_group("storage_roll");
+    group.measurement_time(Duration::from_secs(5));
+    let batch = fixtures::batch(1024).unwrap().to_bytes();
+    group.throughput(Throughput::Elements(1));
+    for split in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        // Room for one batch a segment: every next append must roll.
+        let config = LogConfig {
+            segment_bytes: (batch.len() * 3 / 2) as u64,
+            ..bench_log_config()
+        };
+        let mut log = Log::open(
+            dir.path().join("bench-0"),
+            TopicPartition::new("bench", 0),
+            config,
+            0,
+            now_ms(),
+        )
+        .unwrap();
+        let name = if split {
+            "roll_under_lock"
+        } else {
+            "roll_inline"
+        };
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let mut timed = Duration::ZERO;
+                for i in 0..iters {
+                    log.append(&batch, 0, now_ms()).unwrap();
+                    if split {
+                        let start = Instant::now();
+                        let plan = log.plan_roll(&batch, now_ms()).unwrap().unwrap();
+                        timed += start.elapsed();
+                        let created = plan.create();
+                        let start = Instant::now();
+                        let seal = log.install_segment(created).unwrap();
+                        timed += start.elapsed();
+                        seal.run().unwrap();
+                    } else {
+                        let start = Instant::now();
+                        log.roll(now_ms()).unwrap();
+                        timed += start.elapsed();
+                    }
+                    // Keep the number of open segments (files, mappings) bounded.
+                    if i % 256 == 255 {
+                        log.truncate_to(0).unwrap();
+                    }
+                }
+                timed
+            })
+        });
+        log.close().unwrap();
+    }
+    group.finish();
+}
+
 fn recovery(c: &mut Criterion) {
     let mut group = c.benchmark_group("storage_recovery");
     group.sample_size(10);
@@ -164,5 +227,5 @@ fn recovery(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, append, read, recovery);
+criterion_group!(benches, append, read, roll, recovery);
 criterion_main!(benches);

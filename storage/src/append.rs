@@ -77,17 +77,11 @@ impl Log {
             });
         }
         let (offsets, records, max_ts) = size_batches(batches)?;
-        let log_append_time =
-            (self.config.message_timestamp_type == TimestampType::LogAppendTime).then_some(now_ms);
+        let log_append_time = self.log_append_time(now_ms);
         let first_offset = self.log_end_offset();
-        let last_offset = first_offset + offsets - 1;
-        if self.active.should_roll(
-            batches.len(),
-            log_append_time.unwrap_or(max_ts),
-            last_offset,
-            now_ms,
-            &self.config,
-        ) {
+        // A caller that wants the roll's file work outside its lock asks `plan_roll` first;
+        // here the roll runs inline.
+        if self.roll_due(batches.len(), offsets, max_ts, now_ms) {
             let r = self.roll(now_ms);
             self.gate(r)?;
         }
@@ -140,6 +134,30 @@ impl Log {
             offset_of_max_timestamp: appended.offset_of_max_timestamp,
             records: pending.records,
         })
+    }
+
+    /// The broker time stamped on appended batches, when the topic uses LogAppendTime.
+    fn log_append_time(&self, now_ms: i64) -> Option<i64> {
+        (self.config.message_timestamp_type == TimestampType::LogAppendTime).then_some(now_ms)
+    }
+
+    /// Kafka's roll conditions for appending `len` bytes holding `offsets` offsets whose
+    /// largest timestamp is `max_ts`.
+    fn roll_due(&self, len: usize, offsets: i64, max_ts: i64, now_ms: i64) -> bool {
+        let last_offset = self.log_end_offset() + offsets - 1;
+        self.active.should_roll(
+            len,
+            self.log_append_time(now_ms).unwrap_or(max_ts),
+            last_offset,
+            now_ms,
+            &self.config,
+        )
+    }
+
+    /// Whether appending `batches` now must first roll to a new segment.
+    pub(crate) fn roll_due_for(&self, batches: &[u8], now_ms: i64) -> Result<bool, LogError> {
+        let (offsets, _, max_ts) = size_batches(batches)?;
+        Ok(self.roll_due(batches.len(), offsets, max_ts, now_ms))
     }
 
     pub(crate) fn check_no_append_in_flight(&self) -> Result<(), LogError> {

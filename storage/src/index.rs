@@ -4,17 +4,19 @@
 
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use memmap2::{Advice, MmapMut, MmapOptions};
 
 use crate::error::{IoContext, LogError};
 use crate::file_alloc;
+use crate::segment::TrimFile;
 
 /// One mapped index file holding `entries` fixed-size entries, with room for `capacity`.
 #[derive(Debug)]
 struct MappedIndex {
     path: PathBuf,
-    file: File,
+    file: Arc<File>,
     map: MmapMut,
     entry_size: usize,
     entries: usize,
@@ -68,7 +70,7 @@ impl MappedIndex {
         }
         Ok(MappedIndex {
             path: path.to_owned(),
-            file,
+            file: Arc::new(file),
             map,
             entry_size,
             entries,
@@ -128,13 +130,15 @@ impl MappedIndex {
         self.entries >= self.capacity
     }
 
-    /// Shrinks the file to its entries; the index is sealed afterwards.
-    fn trim(&mut self) -> Result<(), LogError> {
-        self.file
-            .set_len((self.entries * self.entry_size) as u64)
-            .at(&self.path)?;
+    /// Takes no more entries; the returned trim shrinks the file to those it holds (no
+    /// lookup reads past them, so it may run later, without the log's lock).
+    fn seal(&mut self) -> TrimFile {
         self.capacity = self.entries;
-        Ok(())
+        TrimFile {
+            file: Arc::clone(&self.file),
+            len: (self.entries * self.entry_size) as u64,
+            path: self.path.clone(),
+        }
     }
 
     fn flush(&self) -> Result<(), LogError> {
@@ -223,8 +227,13 @@ impl OffsetIndex {
         self.inner.is_full()
     }
 
+    pub(crate) fn seal(&mut self) -> TrimFile {
+        self.inner.seal()
+    }
+
+    /// Seals and trims at once.
     pub(crate) fn trim(&mut self) -> Result<(), LogError> {
-        self.inner.trim()
+        self.inner.seal().cut()
     }
 
     pub(crate) fn flush(&self) -> Result<(), LogError> {
@@ -321,8 +330,13 @@ impl TimeIndex {
         self.inner.is_full()
     }
 
+    pub(crate) fn seal(&mut self) -> TrimFile {
+        self.inner.seal()
+    }
+
+    /// Seals and trims at once.
     pub(crate) fn trim(&mut self) -> Result<(), LogError> {
-        self.inner.trim()
+        self.inner.seal().cut()
     }
 
     pub(crate) fn flush(&self) -> Result<(), LogError> {

@@ -130,12 +130,32 @@ impl LeaderEpochCache {
 
     /// Writes the checkpoint: temp file, fsync, rename, fsync the directory.
     pub(crate) fn write(&self) -> Result<(), LogError> {
-        let lines: Vec<String> = self
-            .entries
-            .iter()
-            .map(|(epoch, start)| format!("{epoch} {start}"))
-            .collect();
-        checkpoint::write_entries(&self.path, &lines).at(&self.path)
+        self.snapshot().write()
+    }
+
+    /// The checkpoint as it stands, to write later (without the log's lock).
+    pub(crate) fn snapshot(&self) -> EpochCheckpoint {
+        EpochCheckpoint {
+            path: self.path.clone(),
+            lines: self
+                .entries
+                .iter()
+                .map(|(epoch, start)| format!("{epoch} {start}"))
+                .collect(),
+        }
+    }
+}
+
+/// A leader-epoch checkpoint's contents, taken under the log's lock and written without it.
+#[derive(Debug)]
+pub(crate) struct EpochCheckpoint {
+    path: PathBuf,
+    lines: Vec<String>,
+}
+
+impl EpochCheckpoint {
+    pub(crate) fn write(&self) -> Result<(), LogError> {
+        checkpoint::write_entries(&self.path, &self.lines).at(&self.path)
     }
 }
 

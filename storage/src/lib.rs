@@ -8,7 +8,9 @@
 //! The slow parts run without the log lock, between a brief step under it before and after:
 //! appends ([`Log::begin_append`] / [`PendingAppend::write`] / [`Log::finish_append`]),
 //! flushes ([`Log::begin_flush`] / [`PendingFlush::sync`] / [`Log::finish_flush`]) and
-//! compaction ([`Log::plan_compaction`] / [`CleanTask::run`] / [`Log::install_compaction`]).
+//! compaction ([`Log::plan_compaction`] / [`CleanTask::run`] / [`Log::install_compaction`])
+//! and rolls ([`Log::plan_roll`] / [`SegmentPlan::create`] / [`Log::install_segment`] /
+//! [`SealWork::run`]).
 
 mod append;
 pub mod checkpoint;
@@ -23,6 +25,7 @@ mod log;
 mod log_dirs;
 mod recovery;
 mod retention;
+mod roll;
 mod segment;
 
 pub use append::PendingAppend;
@@ -38,8 +41,9 @@ pub use log_dirs::{
     LogDirUsage, LogDirs, CLEANER_OFFSET_CHECKPOINT, LOG_START_OFFSET_CHECKPOINT,
     RECOVERY_POINT_CHECKPOINT,
 };
-pub use retention::remove_deleted_files;
-pub use segment::FileRegion;
+pub use retention::{remove_deleted_files, RetentionWork};
+pub use roll::{NewSegment, SegmentPlan};
+pub use segment::{FileRegion, SealWork};
 pub use strata_protocol::record_batch::RecordBatchHeader;
 
 // The broker moves logs between tasks behind a mutex.

@@ -164,14 +164,19 @@ impl Log {
     /// Re-aligns the leader-epoch cache after the log start or end moved, rewriting its
     /// checkpoint when it changed.
     pub(crate) fn trim_leader_epochs(&mut self) -> Result<(), LogError> {
-        let mut changed = self.leader_epochs.truncate_from_end(self.log_end_offset());
-        changed |= self
-            .leader_epochs
-            .truncate_from_start(self.log_start_offset);
-        if changed {
+        if self.trim_leader_epochs_in_memory() {
             self.leader_epochs.write()?;
         }
         Ok(())
+    }
+
+    /// Drops leader-epoch entries outside [log start, log end); true when the checkpoint
+    /// must be rewritten.
+    pub(crate) fn trim_leader_epochs_in_memory(&mut self) -> bool {
+        let changed = self.leader_epochs.truncate_from_end(self.log_end_offset());
+        self.leader_epochs
+            .truncate_from_start(self.log_start_offset)
+            || changed
     }
 
     pub fn recovery_report(&self) -> &RecoveryReport {
@@ -252,23 +257,6 @@ impl Log {
             self.failed = Some(e.to_string());
         }
         r
-    }
-
-    /// Seals the active segment and starts a new one at the log end offset.
-    pub fn roll(&mut self, now_ms: i64) -> Result<(), LogError> {
-        self.check_writable()?;
-        self.check_no_append_in_flight()?;
-        let base = self.log_end_offset();
-        if self.active.size() == 0 {
-            return Ok(());
-        }
-        let new_active = LogSegment::create(&self.dir, base, &self.config, now_ms)?;
-        let mut old = std::mem::replace(&mut self.active, new_active);
-        old.seal()?;
-        self.sealed.insert(old.base_offset(), old);
-        self.dir_dirty = true;
-        tracing::debug!(partition = %self.tp, base_offset = base, "rolled segment");
-        Ok(())
     }
 
     fn segment_for(&self, offset: i64) -> Option<&LogSegment> {

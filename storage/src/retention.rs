@@ -1,11 +1,19 @@
 //! Retention, DeleteRecords and the delayed deletion of segments, as Kafka does it: a doomed
-//! segment's files are renamed `.deleted` at once (so a restart never loads them again) and
-//! unlinked after `file.delete.delay.ms`, outside the log lock, so that readers still holding
-//! the old mapping finish and a large unlink never stalls appends.
+//! segment's files are renamed `.deleted` (so a restart never loads them again) and unlinked
+//! after `file.delete.delay.ms`, so that readers still holding the old mapping finish.
+//!
+//! The file work runs without the log's lock: [`Log::begin_retention`] (or
+//! [`Log::begin_delete_records`]) drops the doomed segments from the log under it, so
+//! readers stop finding them; [`RetentionWork::run`] renames their files and rewrites the
+//! leader-epoch checkpoint (two fsyncs) without it; [`Log::finish_retention`] schedules the
+//! unlinks under it again, and [`remove_deleted_files`] unlinks without it. The caller keeps
+//! other changes to the log out meanwhile (the broker's per-partition writer lock). A crash
+//! before the renames leaves the segments on disk, to be deleted again after the restart.
 
 use std::path::{Path, PathBuf};
 
 use crate::error::LogError;
+use crate::leader_epoch::EpochCheckpoint;
 use crate::log::Log;
 use crate::segment::{self, LogSegment};
 
@@ -17,17 +25,9 @@ pub(crate) struct PendingDeletes {
 }
 
 impl PendingDeletes {
-    /// Renames the segment's `.log`, `.index` and `.timeindex` to `<name>.deleted` and
-    /// remembers to remove them at `due_ms`.
-    pub(crate) fn schedule(
-        &mut self,
-        dir: &Path,
-        base_offset: i64,
-        due_ms: i64,
-    ) -> Result<(), LogError> {
-        segment::rename_to_deleted(dir, base_offset)?;
+    /// Remembers to remove the `.deleted` files of a segment at `due_ms`.
+    fn schedule(&mut self, base_offset: i64, due_ms: i64) {
         self.due.push((due_ms, base_offset));
-        Ok(())
     }
 
     fn take_due(&mut self, dir: &Path, now_ms: i64) -> Vec<PathBuf> {
@@ -40,6 +40,36 @@ impl PendingDeletes {
             false
         });
         paths
+    }
+}
+
+/// What retention or DeleteRecords left to do on disk; see [`RetentionWork::run`].
+#[derive(Debug)]
+#[must_use = "the segments are gone from the log but their files stay until this runs and finish_retention schedules the unlinks"]
+pub struct RetentionWork {
+    dir: PathBuf,
+    /// (base offset, when its `.deleted` files may go): segments dropped from the log.
+    doomed: Vec<(i64, i64)>,
+    /// The leader-epoch checkpoint, when its entries changed.
+    epochs: Option<EpochCheckpoint>,
+}
+
+impl RetentionWork {
+    /// How many segments were dropped from the log.
+    pub fn segments(&self) -> usize {
+        self.doomed.len()
+    }
+
+    /// Renames the dropped segments' files `.deleted` and writes the leader-epoch checkpoint.
+    /// Needs no access to the log; hand the outcome to [`Log::finish_retention`].
+    pub fn run(&self) -> Result<(), LogError> {
+        for &(base, _) in &self.doomed {
+            segment::rename_to_deleted(&self.dir, base)?;
+        }
+        if let Some(epochs) = &self.epochs {
+            epochs.write()?;
+        }
+        Ok(())
     }
 }
 
@@ -61,9 +91,20 @@ impl Log {
         self.pending_deletes.due.len()
     }
 
-    /// DeleteRecords: raises the log start offset to `offset` and deletes whole segments below it.
+    /// DeleteRecords (the steps at once, for a caller that holds the log throughout): raises
+    /// the log start offset to `offset` and deletes whole segments below it.
     pub fn delete_records_before(&mut self, offset: i64) -> Result<i64, LogError> {
+        let work = self.begin_delete_records(offset)?;
+        let ran = work.run();
+        self.finish_retention(work, ran)?;
+        Ok(self.log_start_offset)
+    }
+
+    /// DeleteRecords' change to the log: the log start offset raised to `offset`, whole
+    /// segments below it dropped (their files are `RetentionWork::run`'s).
+    pub fn begin_delete_records(&mut self, offset: i64) -> Result<RetentionWork, LogError> {
         self.check_writable()?;
+        self.check_no_append_in_flight()?;
         let end = self.log_end_offset();
         if offset > end {
             return Err(LogError::OffsetOutOfRange {
@@ -72,8 +113,9 @@ impl Log {
                 log_end_offset: end,
             });
         }
+        let mut work = self.retention_work();
         if offset <= self.log_start_offset {
-            return Ok(self.log_start_offset);
+            return Ok(work);
         }
         self.log_start_offset = offset;
         if self.active.size() > 0 && self.active.next_offset() <= offset {
@@ -82,53 +124,85 @@ impl Log {
             let r = self.roll(now);
             self.gate(r)?;
         }
-        let r = self.delete_segments_while(|seg, _| seg.next_offset() <= offset);
-        self.gate(r)?;
-        Ok(self.log_start_offset)
+        self.drop_segments_while(&mut work, |seg, _| seg.next_offset() <= offset);
+        self.finish_drop(&mut work);
+        Ok(work)
     }
 
-    /// retention.ms and retention.bytes, by whole sealed segments from the oldest; also drops
-    /// segments wholly below the log start offset. Returns how many segments were deleted.
+    /// retention.ms and retention.bytes (the steps at once, for a caller that holds the log
+    /// throughout). Returns how many segments were deleted.
     pub fn apply_retention(&mut self, now_ms: i64) -> Result<usize, LogError> {
+        let work = self.begin_retention(now_ms)?;
+        let ran = work.run();
+        self.finish_retention(work, ran)
+    }
+
+    /// Retention's change to the log: by whole sealed segments from the oldest, those past
+    /// retention.ms or beyond retention.bytes are dropped, and those wholly below the log
+    /// start offset (their files are `RetentionWork::run`'s).
+    pub fn begin_retention(&mut self, now_ms: i64) -> Result<RetentionWork, LogError> {
         self.check_writable()?;
+        self.check_no_append_in_flight()?;
         self.last_now_ms = now_ms;
+        let mut work = self.retention_work();
         let start = self.log_start_offset;
-        let mut deleted = self.delete_segments_while(|seg, _| seg.next_offset() <= start);
+        self.drop_segments_while(&mut work, |seg, _| seg.next_offset() <= start);
         // retention.ms / retention.bytes belong to the `delete` policy; a compact-only log keeps
         // every segment (only DeleteRecords moves its start).
         if self.config.cleanup_delete {
             let retention_ms = self.config.retention_ms;
             let retention_bytes = self.config.retention_bytes;
-            deleted = deleted
-                .and_then(|n| {
-                    let by_time = self.delete_segments_while(|seg, _| {
-                        retention_ms >= 0
-                            && now_ms.saturating_sub(seg.max_timestamp().map_or(-1, |(_, ts)| ts))
-                                > retention_ms
-                    })?;
-                    Ok(n + by_time)
-                })
-                .and_then(|n| {
-                    let by_size = self.delete_segments_while(|seg, total| {
-                        retention_bytes >= 0
-                            && total.saturating_sub(seg.size() as u64) >= retention_bytes as u64
-                    })?;
-                    Ok(n + by_size)
-                });
+            self.drop_segments_while(&mut work, |seg, _| {
+                retention_ms >= 0
+                    && now_ms.saturating_sub(seg.max_timestamp().map_or(-1, |(_, ts)| ts))
+                        > retention_ms
+            });
+            self.drop_segments_while(&mut work, |seg, total| {
+                retention_bytes >= 0
+                    && total.saturating_sub(seg.size() as u64) >= retention_bytes as u64
+            });
         }
-        let deleted = self.gate(deleted)?;
+        self.finish_drop(&mut work);
+        Ok(work)
+    }
+
+    /// Schedules the unlinks of what `work` renamed (after `file.delete.delay.ms`); a failed
+    /// run is recorded as any failed write is (the log refuses writes until restart).
+    /// Returns how many segments were deleted.
+    pub fn finish_retention(
+        &mut self,
+        work: RetentionWork,
+        ran: Result<(), LogError>,
+    ) -> Result<usize, LogError> {
+        self.gate(ran)?;
+        for &(base, due) in &work.doomed {
+            self.pending_deletes.schedule(base, due);
+        }
+        let deleted = work.doomed.len();
         if deleted > 0 {
-            tracing::info!(partition = %self.topic_partition(), deleted, log_start_offset = self.log_start_offset, "retention deleted segments");
+            tracing::info!(partition = %self.topic_partition(), deleted, log_start_offset = self.log_start_offset, "deleted segments");
         }
         Ok(deleted)
     }
 
-    /// Deletes the oldest sealed segments while `pred(segment, total log bytes)` holds.
-    fn delete_segments_while(
+    fn retention_work(&self) -> RetentionWork {
+        RetentionWork {
+            dir: self.dir.clone(),
+            doomed: Vec::new(),
+            epochs: None,
+        }
+    }
+
+    /// Drops the oldest sealed segments from the log while `pred(segment, total log bytes)`
+    /// holds, adding them to `work`.
+    fn drop_segments_while(
         &mut self,
+        work: &mut RetentionWork,
         pred: impl Fn(&LogSegment, u64) -> bool,
-    ) -> Result<usize, LogError> {
-        let mut deleted = 0;
+    ) {
+        let due = self
+            .last_now_ms
+            .saturating_add(self.config.file_delete_delay_ms.max(0));
         loop {
             let total = self.size_bytes();
             let Some(entry) = self.sealed.first_entry() else {
@@ -137,15 +211,15 @@ impl Log {
             if !pred(entry.get(), total) {
                 break;
             }
-            let due = self
-                .last_now_ms
-                .saturating_add(self.config.file_delete_delay_ms.max(0));
             let seg = entry.remove();
-            self.pending_deletes
-                .schedule(&self.dir, seg.base_offset(), due)?;
-            deleted += 1;
+            work.doomed.push((seg.base_offset(), due));
             self.dir_dirty = true;
         }
+    }
+
+    /// After dropping segments: the log start offset is at least the first one left, and
+    /// the leader-epoch entries before it go (the checkpoint is rewritten by `work`).
+    fn finish_drop(&mut self, work: &mut RetentionWork) {
         let first_base = self
             .sealed
             .values()
@@ -153,7 +227,8 @@ impl Log {
             .unwrap_or(&self.active)
             .base_offset();
         self.log_start_offset = self.log_start_offset.max(first_base);
-        self.trim_leader_epochs()?;
-        Ok(deleted)
+        if self.trim_leader_epochs_in_memory() {
+            work.epochs = Some(self.leader_epochs.snapshot());
+        }
     }
 }

@@ -12,13 +12,14 @@ pub mod durable;
 #[cfg(test)]
 mod tests;
 
-use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use strata_protocol::record_batch::RecordBatchHeader;
-use strata_storage::{Log, LogConfig, LogError, TopicPartition};
+use strata_storage::{
+    Log, LogConfig, LogError, PendingAppend, RetentionWork, SegmentPlan, TopicPartition,
+};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
@@ -61,6 +62,16 @@ pub struct AppendOutcome {
     pub log_append_time: i64,
     pub log_start_offset: i64,
     pub records: u64,
+}
+
+/// What `append_as_leader` does next, decided under the state lock.
+enum AppendStep<'a> {
+    /// A retried idempotent batch: answered with its original offsets.
+    Duplicate(AppendOutcome),
+    /// The segment must roll first.
+    Roll(SegmentPlan),
+    /// Offsets assigned, room reserved: copy the records.
+    Write(PendingAppend<'a>),
 }
 
 /// A fetch-side read: zero-copy record bytes plus the partition's offsets at read time.
@@ -268,32 +279,43 @@ impl Partition {
         let epoch = self.leader_epoch();
         let _writing = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         // Under `local`: the sequence check, offsets and room. The records are copied into
-        // the file without it (readers go on), then published under it again.
-        let mut pending = match self.with_local(|local| {
-            if header.has_producer_id() {
-                match local.producers.check(header) {
-                    Ok(SequenceCheck::Append) => {}
-                    Ok(SequenceCheck::Duplicate(dup)) => {
-                        return Ok(ControlFlow::Break(AppendOutcome {
-                            base_offset: dup.first_offset,
-                            last_offset: dup.last_offset,
-                            log_append_time: -1,
-                            log_start_offset: local.log.log_start_offset(),
-                            records: 0,
-                        }))
+        // the file without it (readers go on), then published under it again; so is a roll's
+        // file work.
+        let mut pending = loop {
+            let step = self.with_local(|local| {
+                if header.has_producer_id() {
+                    match local.producers.check(header) {
+                        Ok(SequenceCheck::Append) => {}
+                        Ok(SequenceCheck::Duplicate(dup)) => {
+                            return Ok(AppendStep::Duplicate(AppendOutcome {
+                                base_offset: dup.first_offset,
+                                last_offset: dup.last_offset,
+                                log_append_time: -1,
+                                log_start_offset: local.log.log_start_offset(),
+                                records: 0,
+                            }))
+                        }
+                        Err(e) => return Err(crate::errors::from_code(e.kafka_error_code())),
                     }
-                    Err(e) => return Err(crate::errors::from_code(e.kafka_error_code())),
                 }
+                let log = &mut local.log;
+                if let Some(plan) = log
+                    .plan_roll(batch, now_ms)
+                    .map_err(|e| self.log_error(&e))?
+                {
+                    return Ok(AppendStep::Roll(plan));
+                }
+                log.begin_append(batch, epoch, now_ms)
+                    .map(AppendStep::Write)
+                    .map_err(|e| self.log_error(&e))
+            })?;
+            match step {
+                AppendStep::Write(pending) => break pending,
+                // A retried idempotent batch: its original offsets, nothing written.
+                AppendStep::Duplicate(duplicate) => return Ok(duplicate),
+                // Then the sequence check and the room again, on the new segment.
+                AppendStep::Roll(plan) => self.roll(plan)?,
             }
-            local
-                .log
-                .begin_append(batch, epoch, now_ms)
-                .map(ControlFlow::Continue)
-                .map_err(|e| self.log_error(&e))
-        })? {
-            ControlFlow::Continue(pending) => pending,
-            // A retried idempotent batch: its original offsets, nothing written.
-            ControlFlow::Break(duplicate) => return Ok(duplicate),
         };
         pending.write();
         // Not `with_local`: the append must finish even if the log dir went offline meanwhile
@@ -326,6 +348,19 @@ impl Partition {
             self.appended.notify_waiters();
         }
         Ok(outcome)
+    }
+
+    /// A planned roll: the next segment's files are created, and the old segment's trimmed,
+    /// without `local` (fetches go on). The caller holds `writer`, as `install_segment` needs.
+    fn roll(&self, plan: SegmentPlan) -> Result<(), ErrorCode> {
+        let created = plan.create();
+        let seal = self.with_local(|local| {
+            local
+                .log
+                .install_segment(created)
+                .map_err(|e| self.log_error(&e))
+        })?;
+        seal.run().map_err(|e| self.log_error(&e))
     }
 
     /// Reads whole batches from `offset` up to the high watermark.
@@ -382,17 +417,34 @@ impl Partition {
         })
     }
 
+    /// DeleteRecords: the log start offset moves under the state lock; the dropped segments'
+    /// renames and the leader-epoch checkpoint's fsyncs run without it (fetches go on).
     pub fn delete_records_before(&self, offset: i64) -> Result<i64, ErrorCode> {
-        self.with_log_writer(|local| {
+        let _writing = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let work = self.with_local(|local| {
             if offset > self.high_watermark() {
                 return Err(ErrorCode::OffsetOutOfRange);
             }
-            let start = local
+            let work = local
                 .log
-                .delete_records_before(offset)
+                .begin_delete_records(offset)
                 .map_err(|e| self.log_error(&e))?;
             self.publish_offsets(&local.log);
-            Ok(start)
+            Ok(work)
+        })?;
+        self.finish_retention(work)
+    }
+
+    /// Runs a retention step's file work without the state lock and records its outcome;
+    /// returns the log start offset. The caller holds `writer`.
+    fn finish_retention(&self, work: RetentionWork) -> Result<i64, ErrorCode> {
+        let ran = work.run();
+        self.with_local(|local| {
+            local
+                .log
+                .finish_retention(work, ran)
+                .map_err(|e| self.log_error(&e))?;
+            Ok(local.log.log_start_offset())
         })
     }
 
@@ -424,19 +476,24 @@ impl Partition {
         if flush_due == Ok(true) {
             let _ = self.flush_without_locks();
         }
-        let due = self.with_log_writer(|local| {
-            if retention_due {
-                match local.log.apply_retention(now_ms) {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(partition = %self.tp, segments = n, "retention deleted segments"),
-                    Err(e) => {
-                        let _ = self.log_error(&e);
-                    }
-                }
+        let writing = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        if retention_due {
+            // Segments leave the log under the state lock; their renames and the leader-epoch
+            // checkpoint's fsyncs run without it. Failures are logged by `log_error`.
+            let work = self.with_local(|local| {
+                let work = local
+                    .log
+                    .begin_retention(now_ms)
+                    .map_err(|e| self.log_error(&e));
                 self.publish_offsets(&local.log);
+                work
+            });
+            if let Ok(work) = work {
+                let _ = self.finish_retention(work);
             }
-            Ok(local.log.take_due_deletions(now_ms))
-        });
+        }
+        let due = self.with_local(|local| Ok(local.log.take_due_deletions(now_ms)));
+        drop(writing);
         if let Ok(paths) = due {
             if let Err(e) = strata_storage::remove_deleted_files(&paths) {
                 tracing::error!(partition = %self.tp, error = %e, "removing deleted segments failed");

@@ -140,12 +140,35 @@ fn maintenance_flushes_when_flush_messages_or_flush_ms_say_so() {
 /// watermark it reported, and the log ends with every append in it exactly once.
 #[test]
 fn concurrent_appends_and_reads_see_only_whole_committed_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    concurrent_appends_and_reads(partition(dir.path(), u64::MAX));
+}
+
+/// The same with 4 KiB segments: appends roll every ~50 batches, the roll's file work
+/// running beside the readers.
+#[test]
+fn concurrent_appends_rolling_segments_and_reads_see_only_whole_committed_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let tp = TopicPartition::new("p", 0);
+    let config = LogConfig {
+        segment_bytes: 4096,
+        ..LogConfig::default()
+    };
+    let log = Log::open(dir.path().join("p-0"), tp.clone(), config, 0, 0).unwrap();
+    let p = Arc::new(Partition::new(tp, uuid::Uuid::nil(), log, 0));
+    concurrent_appends_and_reads(Arc::clone(&p));
+    let segments = p.with_local(|l| Ok(l.log.segment_count())).unwrap();
+    assert!(
+        segments > 10,
+        "expected many rolls, found {segments} segments"
+    );
+}
+
+fn concurrent_appends_and_reads(p: Arc<Partition>) {
     use strata_protocol::record_batch::{verify_crc, BatchIter};
 
     const WRITERS: i64 = 4;
     const APPENDS: i64 = 300;
-    let dir = tempfile::tempdir().unwrap();
-    let p = partition(dir.path(), u64::MAX);
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let readers: Vec<_> = (0..2)
         .map(|_| {
@@ -154,16 +177,22 @@ fn concurrent_appends_and_reads_see_only_whole_committed_batches() {
                 let mut reads = 0u64;
                 loop {
                     let finished = done.load(std::sync::atomic::Ordering::Acquire);
-                    let read = p.read(0, 1 << 20, true).unwrap();
+                    // From the start to the end, one segment a read.
                     let mut next = 0i64;
-                    let mut iter = BatchIter::new(&read.records);
-                    for batch in iter.by_ref() {
-                        verify_crc(batch.bytes).unwrap();
-                        assert_eq!(batch.header.base_offset, next, "offsets must be dense");
-                        next = batch.header.last_offset() + 1;
+                    loop {
+                        let read = p.read(next, 1 << 20, true).unwrap();
+                        if read.records.is_empty() {
+                            break;
+                        }
+                        let mut iter = BatchIter::new(&read.records);
+                        for batch in iter.by_ref() {
+                            verify_crc(batch.bytes).unwrap();
+                            assert_eq!(batch.header.base_offset, next, "offsets must be dense");
+                            next = batch.header.last_offset() + 1;
+                        }
+                        assert!(iter.stop_reason().is_none(), "a partial batch was read");
+                        assert!(next <= read.high_watermark, "read past the high watermark");
                     }
-                    assert!(iter.stop_reason().is_none(), "a partial batch was read");
-                    assert!(next <= read.high_watermark, "read past the high watermark");
                     reads += 1;
                     if finished {
                         return (reads, next);

@@ -69,20 +69,23 @@ impl LogSegment {
                 TimeIndex::open(&tidx_path, config.max_index_bytes, keep, room)?,
             ))
         };
-        // A corrupt (odd-sized) index file is treated like a missing one.
-        let (mut offset_index, mut time_index, mut rebuild) =
-            match open_indexes(had_indexes, mode.writable || recovering) {
-                Ok((o, t)) => (o, t, !had_indexes),
+        // A corrupt (odd-sized) index file is treated like a missing one. `fresh_with_room`:
+        // the indexes just opened are new and can take the rebuild's entries as they are (a
+        // new segment's indexes are created once, not twice).
+        let room = mode.writable || recovering;
+        let (mut offset_index, mut time_index, mut rebuild, fresh_with_room) =
+            match open_indexes(had_indexes, room) {
+                Ok((o, t)) => (o, t, !had_indexes, !had_indexes && room),
                 Err(LogError::Corrupt { .. }) => {
                     let (o, t) = open_indexes(false, true)?;
-                    (o, t, true)
+                    (o, t, true, true)
                 }
                 Err(e) => return Err(e),
             };
         if !rebuild && (!offset_index.is_sane(file_len) || !time_index.is_sane(u32::MAX)) {
             rebuild = true;
         }
-        if rebuild {
+        if rebuild && !fresh_with_room {
             let (o, t) = open_indexes(false, true)?;
             offset_index = o;
             time_index = t;

@@ -6,7 +6,8 @@
 
 mod load;
 mod writer;
-pub(crate) use writer::ReservedWrite;
+pub use writer::SealWork;
+pub(crate) use writer::{ReservedWrite, TrimFile};
 
 use std::fs::File;
 use std::path::{Path, PathBuf};

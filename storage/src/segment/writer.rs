@@ -168,8 +168,35 @@ impl LogSegment {
         config: &LogConfig,
         now_ms: i64,
     ) -> Result<Self, LogError> {
+        Self::create_with(dir, base_offset, config, now_ms, false)
+    }
+
+    /// As `create`, but refusing to replace an existing segment file: a roll planned under
+    /// a lock and carried out without it can never truncate a live segment.
+    pub(crate) fn create_new(
+        dir: &Path,
+        base_offset: i64,
+        config: &LogConfig,
+        now_ms: i64,
+    ) -> Result<Self, LogError> {
+        Self::create_with(dir, base_offset, config, now_ms, true)
+    }
+
+    fn create_with(
+        dir: &Path,
+        base_offset: i64,
+        config: &LogConfig,
+        now_ms: i64,
+        exclusive: bool,
+    ) -> Result<Self, LogError> {
         let path = log_path(dir, base_offset);
-        File::create(&path).at(&path)?;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(!exclusive)
+            .create_new(exclusive)
+            .open(&path)
+            .at(&path)?;
         let _ = std::fs::remove_file(index_path(dir, base_offset));
         let _ = std::fs::remove_file(time_index_path(dir, base_offset));
         let mode = LoadMode {
@@ -302,19 +329,30 @@ impl LogSegment {
 
     /// Makes the segment read-only: trims the file and indexes to their real sizes.
     pub(crate) fn seal(&mut self) -> Result<(), LogError> {
+        self.seal_in_memory().run()
+    }
+
+    /// The in-memory half of `seal`: no more appends, sizes fixed. The returned work trims
+    /// the files; it needs no access to the segment, and no reader looks past the bytes kept.
+    pub(crate) fn seal_in_memory(&mut self) -> SealWork {
         if !self.writable {
-            return Ok(());
+            return SealWork::default();
         }
-        let path = log_path(&self.dir, self.base_offset);
-        // Only bytes past `size` go, which no reader slice covers.
-        self.file.set_len(self.size as u64).at(&path)?;
-        self.allocated = self.size;
-        self.offset_index.trim()?;
-        self.time_index.trim()?;
         self.writable = false;
+        self.allocated = self.size;
         self.index_dirty = true;
-        super::advise_sealed(&self.map);
-        Ok(())
+        SealWork {
+            trims: vec![
+                TrimFile {
+                    file: Arc::clone(&self.file),
+                    len: self.size as u64,
+                    path: log_path(&self.dir, self.base_offset),
+                },
+                self.offset_index.seal(),
+                self.time_index.seal(),
+            ],
+            map: Some(Arc::clone(&self.map)),
+        }
     }
 
     /// What a lock-free flush must sync: a duplicate of the file handle and the unflushed byte
@@ -400,4 +438,40 @@ fn jitter_ms(base_offset: i64, jitter_ms: i64) -> i64 {
     x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
     x ^= x >> 33;
     (x % jitter_ms as u64) as i64
+}
+
+/// A file to cut to `len` bytes.
+#[derive(Debug)]
+pub(crate) struct TrimFile {
+    pub(crate) file: Arc<File>,
+    pub(crate) len: u64,
+    pub(crate) path: std::path::PathBuf,
+}
+
+impl TrimFile {
+    pub(crate) fn cut(&self) -> Result<(), LogError> {
+        self.file.set_len(self.len).at(&self.path)
+    }
+}
+
+/// Trimming a sealed segment's files to what they hold (their preallocated tails go) and
+/// advising the kernel of its read pattern; see [`LogSegment::seal_in_memory`].
+#[derive(Debug, Default)]
+#[must_use = "the sealed segment's files keep their preallocated tails until this runs"]
+pub struct SealWork {
+    trims: Vec<TrimFile>,
+    map: Option<Arc<memmap2::MmapRaw>>,
+}
+
+impl SealWork {
+    /// Cuts the files. A failure leaves a zero tail that recovery cuts on the next start.
+    pub fn run(self) -> Result<(), LogError> {
+        for trim in &self.trims {
+            trim.cut()?;
+        }
+        if let Some(map) = &self.map {
+            super::advise_sealed(map);
+        }
+        Ok(())
+    }
 }
