@@ -1,5 +1,5 @@
 //! Durable mode's lock-free flush (begin / sync / finish) and a full disk: refused appends
-//! that damage nothing and succeed again once space returns.
+//! and rolls that damage nothing and succeed again once space returns.
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
 mod common;
@@ -161,4 +161,51 @@ fn a_full_disk_refuses_appends_damages_nothing_and_recovers() {
     let log = strata_storage::Log::open(dir, tp(), config, 0, 0).unwrap();
     assert_eq!(log.log_end_offset(), acked.len() as i64 + 1);
     assert_eq!(log.recovery_report().truncated_bytes, 0);
+}
+
+/// A roll that finds the disk full (the new segment's index preallocation fails) leaves no
+/// file behind and no closed gate: once space returns the same roll succeeds.
+#[test]
+fn a_roll_on_a_full_disk_leaves_nothing_behind_and_succeeds_later() {
+    use std::io::Write;
+
+    let mnt = tempfile::tempdir().unwrap();
+    if !mount_tmpfs(mnt.path(), "8m") {
+        return;
+    }
+    let _unmount = Unmount(mnt.path());
+    let dir = mnt.path().join("t-0");
+    let config = LogConfig {
+        segment_bytes: 256 * 1024,
+        max_index_bytes: 1 << 20,
+        ..small_config()
+    };
+    let mut log = strata_storage::Log::open(dir.clone(), tp(), config, 0, 0).unwrap();
+    let next = sized_batch(0, 100 * 1024, 0);
+    while log.plan_roll(&next, 0).unwrap().is_none() {
+        log.append(&next, 0, 0).unwrap();
+    }
+    // Fill what is left of the filesystem.
+    let mut filler = std::fs::File::create(mnt.path().join("filler")).unwrap();
+    while filler.write_all(&[1u8; 64 * 1024]).is_ok() {}
+    drop(filler);
+
+    let plan = log.plan_roll(&next, 0).unwrap().unwrap();
+    let created = plan.create();
+    assert!(created.is_err(), "the index preallocation needs space");
+    assert_eq!(segment_files(&dir, "log").len(), 1, "no file left behind");
+    assert_eq!(segment_files(&dir, "index").len(), 1);
+    let err = log.install_segment(created).unwrap_err();
+    assert!(matches!(err, LogError::DiskFull { .. }), "{err}");
+    assert!(
+        !log.is_failed(),
+        "a full disk must not close the fsync gate"
+    );
+
+    std::fs::remove_file(mnt.path().join("filler")).unwrap();
+    let plan = log.plan_roll(&next, 0).unwrap().unwrap();
+    log.install_segment(plan.create()).unwrap().run().unwrap();
+    assert_eq!(log.segment_count(), 2);
+    let end = log.log_end_offset();
+    assert_eq!(log.append(&next, 0, 0).unwrap().first_offset, end);
 }

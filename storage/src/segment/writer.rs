@@ -203,10 +203,22 @@ impl LogSegment {
             crc_from_offset: i64::MAX,
             writable: true,
         };
-        let (mut seg, _) = Self::load(dir, base_offset, config, mode, now_ms)?;
-        seg.created_ms = now_ms;
-        Ok(seg)
+        match Self::load(dir, base_offset, config, mode, now_ms) {
+            Ok((mut seg, _)) => {
+                seg.created_ms = now_ms;
+                Ok(seg)
+            }
+            Err(e) => {
+                // Created exclusively, the files are ours: leave none behind (a full disk
+                // fails in `load`'s fallocate), so the retry finds the name free.
+                if exclusive {
+                    let _ = super::delete_files(dir, base_offset);
+                }
+                Err(e)
+            }
+        }
     }
+
     /// Kafka's roll conditions for an append of `len` bytes ending at `last_offset`.
     pub(crate) fn should_roll(
         &self,
