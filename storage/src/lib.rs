@@ -8,7 +8,8 @@
 //! The slow parts run without the log lock, between a brief step under it before and after:
 //! appends ([`Log::begin_append`] / [`PendingAppend::write`] / [`Log::finish_append`]),
 //! flushes ([`Log::begin_flush`] / [`PendingFlush::sync`] / [`Log::finish_flush`]) and
-//! compaction ([`Log::plan_compaction`] / [`CleanTask::run`] / [`Log::install_compaction`])
+//! compaction ([`Log::plan_compaction`] / [`CleanTask::run`], then [`Log::begin_install`] /
+//! [`CleanInstall::run`] / [`Log::finish_install`])
 //! and rolls ([`Log::plan_roll`] / [`SegmentPlan::create`] / [`Log::install_segment`] /
 //! [`SealWork::run`]).
 
@@ -30,7 +31,8 @@ mod segment;
 
 pub use append::PendingAppend;
 pub use cleaner::{
-    validate_keyed_records, CleanTask, CleanedLog, CleanerStats, DEFAULT_DEDUPE_BUFFER_SIZE,
+    validate_keyed_records, CleanInstall, CleanTask, CleanedLog, CleanerStats, InstalledClean,
+    DEFAULT_DEDUPE_BUFFER_SIZE,
 };
 pub use config::{LogConfig, TimestampType, TopicPartition};
 pub use error::LogError;

@@ -247,14 +247,19 @@ impl Log {
         }
     }
 
+    /// Refuses further writes until restart, as after a failed write.
+    pub(crate) fn fail(&mut self, e: &LogError) {
+        tracing::error!(partition = %self.tp, error = %e, "log write failed; refusing further writes");
+        self.failed = Some(e.to_string());
+    }
+
     /// Closes the fsync gate on I/O failure: after it, nothing on disk can be trusted to match.
     pub(crate) fn gate<T>(&mut self, r: Result<T, LogError>) -> Result<T, LogError> {
         // A full disk is refused before anything is written (blocks are reserved ahead of
         // mapped writes), so the log stays sound and writable once space returns.
         let r = r.map_err(LogError::classify_no_space);
         if let Err(e @ LogError::Io { .. }) = &r {
-            tracing::error!(partition = %self.tp, error = %e, "log write failed; refusing further writes");
-            self.failed = Some(e.to_string());
+            self.fail(e);
         }
         r
     }

@@ -1,6 +1,7 @@
 //! The log cleaner: newest value per key, tombstone expiry, dirty ratio and lag gates,
-//! compressed batches, reopen after cleaning, appends between plan and install, keyless
-//! records on compacted topics, and a proptest of the core invariant.
+//! compressed batches, reopen after cleaning, appends between plan and install, the install's
+//! file work outside the log, keyless records on compacted topics, and a proptest of the core
+//! invariant.
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
 mod common;
@@ -56,15 +57,7 @@ fn kv(k: &str, v: &str) -> (Option<&'static [u8]>, Option<&'static [u8]>) {
 #[test]
 fn compaction_keeps_newest_value_per_key_and_leaves_offset_gaps() {
     let dir = tempfile::tempdir().unwrap();
-    let mut log = open(dir.path(), compact_config(), 0);
-    log.append(&keyed_batch(&[kv("a", "1"), kv("b", "1")], 1000), 0, 0)
-        .unwrap();
-    log.append(&keyed_batch(&[kv("a", "2"), kv("c", "1")], 1000), 0, 0)
-        .unwrap();
-    log.roll(0).unwrap();
-    log.append(&keyed_batch(&[kv("b", "2")], 1000), 0, 0)
-        .unwrap();
-    log.roll(0).unwrap();
+    let mut log = log_with_superseded_records(dir.path());
     let leo = log.log_end_offset();
     let stats = log.compact(2000).unwrap().expect("a clean was due");
     assert_eq!(stats.records_removed, 2, "{stats:?}");
@@ -491,3 +484,80 @@ fn cleaner_progress_restored_from_its_checkpoint_skips_cleaned_data() {
 
 /// Well past every batch timestamp (1000) and min.compaction.lag.ms.
 const NOW: i64 = 100_000;
+
+/// Two sealed segments where a@0, b@1 are superseded by a@2, b@4.
+fn log_with_superseded_records(dir: &std::path::Path) -> Log {
+    let mut log = open(dir, compact_config(), 0);
+    log.append(&keyed_batch(&[kv("a", "1"), kv("b", "1")], 1000), 0, 0)
+        .unwrap();
+    log.append(&keyed_batch(&[kv("a", "2"), kv("c", "1")], 1000), 0, 0)
+        .unwrap();
+    log.roll(0).unwrap();
+    log.append(&keyed_batch(&[kv("b", "2")], 1000), 0, 0)
+        .unwrap();
+    log.roll(0).unwrap();
+    log
+}
+
+#[test]
+fn a_clean_is_installed_with_its_file_work_outside_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = log_with_superseded_records(dir.path());
+    let cleaned = log.plan_compaction(2000).unwrap().run(2000).unwrap();
+    assert_eq!(segment_files(dir.path(), "cleaned").len(), 1);
+    let install = log.begin_install(cleaned).unwrap();
+    let first = dir.path().join(format!("{:020}.log", 0));
+    let size_before = std::fs::metadata(&first).unwrap().len();
+
+    // The renames and reloads need nothing of the log, which serves the old segments meanwhile.
+    let installed = install.run();
+    assert!(std::fs::metadata(&first).unwrap().len() < size_before);
+    assert!(segment_files(dir.path(), "cleaned").is_empty());
+    let offsets = |log: &Log| records(log).iter().map(|r| r.0).collect::<Vec<_>>();
+    assert_eq!(
+        offsets(&log),
+        [0, 1, 2, 3, 4],
+        "old segments until the swap"
+    );
+
+    let stats = log.finish_install(installed).unwrap();
+    assert_eq!(stats.segments_cleaned, 1);
+    assert_eq!(offsets(&log), [2, 3, 4]);
+    drop(log);
+    let log = open(dir.path(), compact_config(), 0);
+    assert_eq!(offsets(&log), [2, 3, 4]);
+}
+
+#[test]
+fn a_failed_install_refuses_writes_and_keeps_serving_the_old_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = log_with_superseded_records(dir.path());
+    let cleaned = log.plan_compaction(2000).unwrap().run(2000).unwrap();
+    let _install = log.begin_install(cleaned).unwrap();
+    let failure = Err(strata_storage::LogError::Io {
+        path: dir.path().display().to_string(),
+        source: std::io::Error::other("injected"),
+    });
+    assert!(log.finish_install(failure).is_err());
+    assert!(log.is_failed());
+    assert_eq!(records(&log).len(), 5);
+}
+
+#[test]
+fn a_clean_planned_before_a_truncation_installs_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = log_with_superseded_records(dir.path());
+    let first_dirty = log.first_dirty_offset();
+    let cleaned = log.plan_compaction(2000).unwrap().run(2000).unwrap();
+    assert_eq!(segment_files(dir.path(), "cleaned").len(), 1);
+    log.truncate_to(4).unwrap();
+    let install = log.begin_install(cleaned).unwrap();
+    assert!(
+        segment_files(dir.path(), "cleaned").is_empty(),
+        "the voided clean's files are discarded"
+    );
+    let stats = log.finish_install(install.run()).unwrap();
+    assert_eq!(stats.segments_cleaned, 0);
+    assert_eq!(log.first_dirty_offset(), first_dirty);
+    assert_eq!(records(&log).len(), 4);
+}

@@ -188,8 +188,21 @@ impl Partition {
                 return;
             }
         };
-        let _ = self.with_log_writer(|local| {
-            match local.log.install_compaction(cleaned) {
+        // The renames and reloads run without the state lock (fetches go on); only the swap
+        // takes it. `writer` keeps truncation and retention out meanwhile.
+        let _writing = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let install = self.with_local(|local| {
+            local.log.begin_install(cleaned).map_err(|e| {
+                tracing::error!(partition = %self.tp, error = %e, "installing cleaned segments refused");
+                ErrorCode::KafkaStorageError
+            })
+        });
+        let Ok(install) = install else {
+            return;
+        };
+        let installed = install.run();
+        let _ = self.with_local(|local| {
+            match local.log.finish_install(installed) {
                 Ok(stats) => tracing::info!(partition = %self.tp, ?stats, "log cleaned"),
                 Err(e) => tracing::error!(partition = %self.tp, error = %e, "installing cleaned segments failed"),
             }

@@ -2,8 +2,9 @@
 //! record per key, dropping tombstones older than `delete.retention.ms`. Offsets never move:
 //! removed records leave gaps. Three phases so appends never wait on a clean: plan (under the
 //! log lock, cheap), run (no lock: decode, dedupe, write `.log.cleaned` files, fsync), install
-//! (under the lock: rename each cleaned file over its segment and reload it).
+//! (the renames and reloads without the lock, the swap under it: see `install`).
 
+mod install;
 mod records;
 
 use std::collections::HashMap;
@@ -14,11 +15,12 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use strata_protocol::record_batch::{RecordBatchHeader, BATCH_HEADER_LEN};
 
+pub use install::{CleanInstall, InstalledClean};
 pub use records::validate_keyed_records;
 
 use crate::error::{IoContext, LogError};
-use crate::log::{sync_dir, Log};
-use crate::segment::{self, LoadMode, LogSegment};
+use crate::log::Log;
+use crate::segment;
 use crate::LogConfig;
 
 /// What one cleaning pass did.
@@ -150,68 +152,6 @@ impl Log {
                 .collect(),
             dedupe_buffer_size: DEFAULT_DEDUPE_BUFFER_SIZE,
         })
-    }
-
-    /// Swaps cleaned segments in. A segment changed since the plan (deleted by retention,
-    /// truncated) keeps its current bytes and its cleaned copy is discarded.
-    pub fn install_compaction(&mut self, cleaned: CleanedLog) -> Result<CleanerStats, LogError> {
-        let CleanedLog {
-            generation,
-            end_offset,
-            segments,
-            mut stats,
-        } = cleaned;
-        if let Err(e) = self.check_writable() {
-            discard(&segments);
-            return Err(e);
-        }
-        if generation != self.generation {
-            discard(&segments);
-            stats.segments_cleaned = 0;
-            stats.first_dirty_offset = self.first_dirty_offset();
-            return Ok(stats);
-        }
-        let r = self.swap_in(segments, &mut stats);
-        self.gate(r)?;
-        self.first_dirty_offset = self.first_dirty_offset.max(end_offset);
-        stats.first_dirty_offset = self.first_dirty_offset();
-        Ok(stats)
-    }
-
-    fn swap_in(
-        &mut self,
-        segments: Vec<CleanedSegment>,
-        stats: &mut CleanerStats,
-    ) -> Result<(), LogError> {
-        let mut installed = 0;
-        for cs in segments {
-            let unchanged = self
-                .sealed
-                .get(&cs.base)
-                .is_some_and(|s| s.size() == cs.old_size && s.next_offset() == cs.old_next_offset);
-            if !unchanged {
-                let _ = std::fs::remove_file(&cs.path);
-                continue;
-            }
-            // Indexes go first: a crash after the rename then finds no stale index to trust.
-            segment::delete_index_files(&self.dir, cs.base)?;
-            let log_path = segment::log_path(&self.dir, cs.base);
-            std::fs::rename(&cs.path, &log_path).at(&log_path)?;
-            let mode = LoadMode {
-                crc_from_offset: i64::MAX,
-                writable: false,
-            };
-            let (seg, _) =
-                LogSegment::load(&self.dir, cs.base, &self.config, mode, self.last_now_ms)?;
-            // Readers of the old segment keep its mapping (and the unlinked inode) alive.
-            drop(self.sealed.insert(cs.base, seg));
-            installed += 1;
-        }
-        stats.segments_cleaned = installed;
-        if installed > 0 {
-            sync_dir(&self.dir)?;
-        }
-        Ok(())
     }
 
     /// Plans, runs and installs one clean while holding the log (tests, tools). The broker

@@ -1,0 +1,166 @@
+//! Installing a clean in three steps, so readers never wait for its file work:
+//! [`Log::begin_install`] (under the log's lock: keep the cleaned segments whose originals
+//! are unchanged), [`CleanInstall::run`] (without it: each cleaned file renamed over its
+//! segment and reloaded, indexes rebuilt, the directory synced) and [`Log::finish_install`]
+//! (under it again: the reloaded segments replace the old ones). Until the swap, readers keep
+//! the old segments' mappings, whose bytes stay valid after the rename (the inode lives on
+//! while mapped); the cleaned files hold the same offsets minus superseded records, so a
+//! crash between the steps leaves a consistent log either way.
+//!
+//! The caller keeps other changes to the log out from `begin_install` to `finish_install`
+//! (the broker's per-partition writer lock): nothing may truncate or delete a segment whose
+//! file is being replaced.
+
+use std::path::PathBuf;
+
+use super::{discard, CleanedLog, CleanedSegment, CleanerStats};
+use crate::error::{IoContext, LogError};
+use crate::log::{sync_dir, Log};
+use crate::segment::{self, LoadMode, LogSegment};
+use crate::LogConfig;
+
+/// Cleaned segments whose originals the log still holds unchanged; see [`Log::begin_install`].
+#[derive(Debug)]
+#[must_use = "the cleaned files are left on disk until this runs"]
+pub struct CleanInstall {
+    dir: PathBuf,
+    config: LogConfig,
+    now_ms: i64,
+    /// False when the log moved on since the plan (a truncation): nothing is installed and
+    /// the cleaner's progress stays where it was.
+    current: bool,
+    end_offset: i64,
+    segments: Vec<CleanedSegment>,
+    stats: CleanerStats,
+}
+
+/// Cleaned segments in place on disk and loaded, for [`Log::finish_install`].
+#[derive(Debug)]
+pub struct InstalledClean {
+    current: bool,
+    end_offset: i64,
+    /// (reloaded segment, the original's size and next offset).
+    segments: Vec<(LogSegment, usize, i64)>,
+    stats: CleanerStats,
+}
+
+impl CleanInstall {
+    /// Renames each cleaned file over its segment (index files first: a crash after the
+    /// rename then finds no stale index to trust), reloads it and syncs the directory.
+    /// Needs no access to the log; hand the outcome to [`Log::finish_install`].
+    pub fn run(self) -> Result<InstalledClean, LogError> {
+        let mut loaded = Vec::with_capacity(self.segments.len());
+        for cs in &self.segments {
+            segment::delete_index_files(&self.dir, cs.base)?;
+            let log_path = segment::log_path(&self.dir, cs.base);
+            std::fs::rename(&cs.path, &log_path).at(&log_path)?;
+            let mode = LoadMode {
+                crc_from_offset: i64::MAX,
+                writable: false,
+            };
+            let (seg, _) = LogSegment::load(&self.dir, cs.base, &self.config, mode, self.now_ms)?;
+            loaded.push((seg, cs.old_size, cs.old_next_offset));
+        }
+        if !loaded.is_empty() {
+            sync_dir(&self.dir)?;
+        }
+        Ok(InstalledClean {
+            current: self.current,
+            end_offset: self.end_offset,
+            segments: loaded,
+            stats: self.stats,
+        })
+    }
+}
+
+impl Log {
+    /// Keeps the cleaned segments whose originals are unchanged since the plan (deleted by
+    /// retention, truncated: their cleaned copies are discarded), or none when the log was
+    /// truncated meanwhile. Refused, discarding everything, when the log refuses writes.
+    pub fn begin_install(&self, cleaned: CleanedLog) -> Result<CleanInstall, LogError> {
+        let CleanedLog {
+            generation,
+            end_offset,
+            mut segments,
+            stats,
+        } = cleaned;
+        if let Err(e) = self.check_writable() {
+            discard(&segments);
+            return Err(e);
+        }
+        let current = generation == self.generation;
+        segments.retain(|cs| {
+            let unchanged = current
+                && self.sealed.get(&cs.base).is_some_and(|s| {
+                    s.size() == cs.old_size && s.next_offset() == cs.old_next_offset
+                });
+            if !unchanged {
+                discard(std::slice::from_ref(cs));
+            }
+            unchanged
+        });
+        Ok(CleanInstall {
+            dir: self.dir.clone(),
+            config: self.config.clone(),
+            now_ms: self.last_now_ms,
+            current,
+            end_offset,
+            segments,
+            stats,
+        })
+    }
+
+    /// Swaps the reloaded segments in and records the cleaner's progress. A failed run is
+    /// recorded as any failed write is (the log refuses writes until restart; reads go on
+    /// from the old segments, which hold the same offsets).
+    pub fn finish_install(
+        &mut self,
+        installed: Result<InstalledClean, LogError>,
+    ) -> Result<CleanerStats, LogError> {
+        let InstalledClean {
+            current,
+            end_offset,
+            segments,
+            mut stats,
+        } = self.gate(installed)?;
+        if !current {
+            stats.segments_cleaned = 0;
+            stats.first_dirty_offset = self.first_dirty_offset();
+            return Ok(stats);
+        }
+        let mut installed = 0;
+        for (seg, old_size, old_next_offset) in segments {
+            let base = seg.base_offset();
+            let unchanged = self
+                .sealed
+                .get(&base)
+                .is_some_and(|s| s.size() == old_size && s.next_offset() == old_next_offset);
+            if !unchanged {
+                // Its file is already replaced: only a change the caller's lock rules out
+                // gets here. Refuse writes until a restart reloads what is on disk.
+                let e = LogError::Corrupt {
+                    path: segment::log_path(&self.dir, base).display().to_string(),
+                    reason: "expected the cleaned segment's original unchanged until the swap"
+                        .to_owned(),
+                };
+                self.fail(&e);
+                return Err(e);
+            }
+            // Readers of the old segment keep its mapping (and the unlinked inode) alive.
+            drop(self.sealed.insert(base, seg));
+            installed += 1;
+        }
+        stats.segments_cleaned = installed;
+        self.first_dirty_offset = self.first_dirty_offset.max(end_offset);
+        stats.first_dirty_offset = self.first_dirty_offset();
+        Ok(stats)
+    }
+
+    /// Swaps cleaned segments in (the steps at once, for a caller that holds the log
+    /// throughout).
+    pub fn install_compaction(&mut self, cleaned: CleanedLog) -> Result<CleanerStats, LogError> {
+        let install = self.begin_install(cleaned)?;
+        let installed = install.run();
+        self.finish_install(installed)
+    }
+}
