@@ -124,7 +124,7 @@ impl Log {
             let r = self.roll(now);
             self.gate(r)?;
         }
-        self.drop_segments_while(&mut work, |seg, _| seg.next_offset() <= offset);
+        self.drop_segments_while(&mut work, |_, next_base, _| next_base <= offset);
         self.finish_drop(&mut work);
         Ok(work)
     }
@@ -146,18 +146,16 @@ impl Log {
         self.last_now_ms = now_ms;
         let mut work = self.retention_work();
         let start = self.log_start_offset;
-        self.drop_segments_while(&mut work, |seg, _| seg.next_offset() <= start);
+        self.drop_segments_while(&mut work, |_, next_base, _| next_base <= start);
         // retention.ms / retention.bytes belong to the `delete` policy; a compact-only log keeps
         // every segment (only DeleteRecords moves its start).
         if self.config.cleanup_delete {
             let retention_ms = self.config.retention_ms;
             let retention_bytes = self.config.retention_bytes;
-            self.drop_segments_while(&mut work, |seg, _| {
-                retention_ms >= 0
-                    && now_ms.saturating_sub(seg.max_timestamp().map_or(-1, |(_, ts)| ts))
-                        > retention_ms
+            self.drop_segments_while(&mut work, |seg, _, _| {
+                retention_ms >= 0 && now_ms.saturating_sub(seg.largest_timestamp()) > retention_ms
             });
-            self.drop_segments_while(&mut work, |seg, total| {
+            self.drop_segments_while(&mut work, |seg, _, total| {
                 retention_bytes >= 0
                     && total.saturating_sub(seg.size() as u64) >= retention_bytes as u64
             });
@@ -193,25 +191,34 @@ impl Log {
         }
     }
 
-    /// Drops the oldest sealed segments from the log while `pred(segment, total log bytes)`
-    /// holds, adding them to `work`.
+    /// Drops the oldest sealed segments from the log while `pred(segment, the next segment's
+    /// base offset, total log bytes)` holds, adding them to `work`. Below the log start means
+    /// the next segment starts at or below it (Kafka's test): a segment the cleaner emptied
+    /// still covers its offsets, so it does not move the log start offset.
     fn drop_segments_while(
         &mut self,
         work: &mut RetentionWork,
-        pred: impl Fn(&LogSegment, u64) -> bool,
+        pred: impl Fn(&LogSegment, i64, u64) -> bool,
     ) {
         let due = self
             .last_now_ms
             .saturating_add(self.config.file_delete_delay_ms.max(0));
         loop {
             let total = self.size_bytes();
-            let Some(entry) = self.sealed.first_entry() else {
+            let mut bases = self.sealed.keys().copied();
+            let (Some(first), next_base) = (bases.next(), bases.next()) else {
                 break;
             };
-            if !pred(entry.get(), total) {
+            let next_base = next_base.unwrap_or_else(|| self.active.base_offset());
+            let Some(seg) = self.sealed.get(&first) else {
+                break;
+            };
+            if !pred(seg, next_base, total) {
                 break;
             }
-            let seg = entry.remove();
+            let Some(seg) = self.sealed.remove(&first) else {
+                break;
+            };
             work.doomed.push((seg.base_offset(), due));
             self.dir_dirty = true;
         }

@@ -561,3 +561,55 @@ fn a_clean_planned_before_a_truncation_installs_nothing() {
     assert_eq!(log.first_dirty_offset(), first_dirty);
     assert_eq!(records(&log).len(), 4);
 }
+
+/// Four time-rolled segments of 5 versions of 200 keys each: the cleaner empties every
+/// sealed segment (the newest versions are in the active one), yet the log start offset
+/// stays at 0, as Kafka's does: retention's "below the log start" test looks at where the
+/// next segment starts, so an emptied segment still covers its offsets. A consumer at any
+/// offset reads on from the next record instead of being reset.
+#[test]
+fn compaction_never_moves_the_log_start_offset_even_when_it_empties_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        segment_ms: 500,
+        segment_bytes: 1 << 20,
+        retention_ms: 3_600_000,
+        ..compact_config()
+    };
+    for cleanup_delete in [false, true] {
+        let dir = dir.path().join(format!("delete-{cleanup_delete}"));
+        let config = LogConfig {
+            cleanup_delete,
+            ..config.clone()
+        };
+        let mut log = open(&dir, config.clone(), 0);
+        let mut now = 1_000_000i64;
+        for round in 0..4 {
+            for version in 0..5 {
+                for k in 0..200 {
+                    let (key, value) = (format!("k{k}"), format!("v{round}.{version}"));
+                    let b = keyed_batch(&[(Some(key.as_bytes()), Some(value.as_bytes()))], now);
+                    log.append(&b, 0, now).unwrap();
+                }
+            }
+            now += 1000;
+            log.compact(now).unwrap();
+            assert_eq!(log.apply_retention(now).unwrap(), 0, "round {round}");
+            assert_eq!(log.log_start_offset(), 0, "round {round}");
+        }
+        assert!(log.segment_count() >= 4);
+        // Read from 0, the log goes on to the records left: the newest version of every key.
+        let got = records(&log);
+        assert!(got.first().unwrap().0 > 0);
+        let newest: BTreeMap<Vec<u8>, Vec<u8>> = got
+            .iter()
+            .map(|(_, k, v)| (k.clone().unwrap(), v.clone().unwrap()))
+            .collect();
+        assert_eq!(newest.len(), 200);
+        assert!(newest.values().all(|v| v == b"v3.4"));
+        drop(log);
+        let log = open(&dir, config, 0);
+        assert_eq!(log.log_start_offset(), 0);
+        assert_eq!(records(&log), got);
+    }
+}

@@ -178,6 +178,13 @@ impl LogSegment {
             .then_some((self.offset_of_max_timestamp, self.max_timestamp))
     }
 
+    /// What time-based retention ages the segment by: its largest record timestamp, or for a
+    /// segment with no records (emptied by the cleaner) when it was created or loaded, as
+    /// Kafka falls back to the file's modification time.
+    pub(crate) fn largest_timestamp(&self) -> i64 {
+        self.max_timestamp().map_or(self.created_ms, |(_, ts)| ts)
+    }
+
     /// A zero-copy view of every committed byte (the cleaner reads it without the log lock).
     pub(crate) fn snapshot(&self) -> Bytes {
         if self.size == 0 {
