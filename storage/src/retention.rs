@@ -26,7 +26,7 @@ pub(crate) struct PendingDeletes {
 
 impl PendingDeletes {
     /// Remembers to remove the `.deleted` files of a segment at `due_ms`.
-    fn schedule(&mut self, base_offset: i64, due_ms: i64) {
+    pub(crate) fn schedule(&mut self, base_offset: i64, due_ms: i64) {
         self.due.push((due_ms, base_offset));
     }
 

@@ -7,6 +7,12 @@
 //! while mapped); the cleaned files hold the same offsets minus superseded records, so a
 //! crash between the steps leaves a consistent log either way.
 //!
+//! A segment the clean left without records goes instead (renamed `.deleted`, unlinked after
+//! `file.delete.delay.ms`, as retention does), unless it is the log's first: its offsets
+//! become a gap, which reads step over, and a compacted topic whose old values are all
+//! superseded does not keep one empty segment per roll. The first stays, so the log start
+//! offset never moves (Kafka's cleaner merges such segments into their neighbours instead).
+//!
 //! The caller keeps other changes to the log out from `begin_install` to `finish_install`
 //! (the broker's per-partition writer lock): nothing may truncate or delete a segment whose
 //! file is being replaced.
@@ -31,6 +37,10 @@ pub struct CleanInstall {
     current: bool,
     end_offset: i64,
     segments: Vec<CleanedSegment>,
+    /// Segments left without records, to be removed.
+    emptied: Vec<CleanedSegment>,
+    /// When the removed segments' `.deleted` files may be unlinked.
+    delete_due_ms: i64,
     stats: CleanerStats,
 }
 
@@ -41,6 +51,9 @@ pub struct InstalledClean {
     end_offset: i64,
     /// (reloaded segment, the original's size and next offset).
     segments: Vec<(LogSegment, usize, i64)>,
+    /// (base offset, the original's size and next offset) of segments renamed `.deleted`.
+    emptied: Vec<(i64, usize, i64)>,
+    delete_due_ms: i64,
     stats: CleanerStats,
 }
 
@@ -50,10 +63,17 @@ impl CleanInstall {
     /// Needs no access to the log; hand the outcome to [`Log::finish_install`].
     pub fn run(self) -> Result<InstalledClean, LogError> {
         let mut loaded = Vec::with_capacity(self.segments.len());
+        for cs in &self.emptied {
+            discard(std::slice::from_ref(cs));
+            segment::rename_to_deleted(&self.dir, cs.base)?;
+        }
         for cs in &self.segments {
+            let Some(cleaned) = &cs.path else {
+                continue;
+            };
             segment::delete_index_files(&self.dir, cs.base)?;
             let log_path = segment::log_path(&self.dir, cs.base);
-            std::fs::rename(&cs.path, &log_path).at(&log_path)?;
+            std::fs::rename(cleaned, &log_path).at(&log_path)?;
             let mode = LoadMode {
                 crc_from_offset: i64::MAX,
                 writable: false,
@@ -61,13 +81,19 @@ impl CleanInstall {
             let (seg, _) = LogSegment::load(&self.dir, cs.base, &self.config, mode, self.now_ms)?;
             loaded.push((seg, cs.old_size, cs.old_next_offset));
         }
-        if !loaded.is_empty() {
+        if !loaded.is_empty() || !self.emptied.is_empty() {
             sync_dir(&self.dir)?;
         }
         Ok(InstalledClean {
             current: self.current,
             end_offset: self.end_offset,
             segments: loaded,
+            emptied: self
+                .emptied
+                .iter()
+                .map(|cs| (cs.base, cs.old_size, cs.old_next_offset))
+                .collect(),
+            delete_due_ms: self.delete_due_ms,
             stats: self.stats,
         })
     }
@@ -99,6 +125,10 @@ impl Log {
             }
             unchanged
         });
+        let first = self.sealed.keys().next().copied();
+        let (emptied, segments): (Vec<_>, Vec<_>) = segments
+            .into_iter()
+            .partition(|cs| cs.empty && Some(cs.base) != first);
         Ok(CleanInstall {
             dir: self.dir.clone(),
             config: self.config.clone(),
@@ -106,6 +136,10 @@ impl Log {
             current,
             end_offset,
             segments,
+            emptied,
+            delete_due_ms: self
+                .last_now_ms
+                .saturating_add(self.config.file_delete_delay_ms.max(0)),
             stats,
         })
     }
@@ -121,6 +155,8 @@ impl Log {
             current,
             end_offset,
             segments,
+            emptied,
+            delete_due_ms,
             mut stats,
         } = self.gate(installed)?;
         if !current {
@@ -131,29 +167,46 @@ impl Log {
         let mut installed = 0;
         for (seg, old_size, old_next_offset) in segments {
             let base = seg.base_offset();
-            let unchanged = self
-                .sealed
-                .get(&base)
-                .is_some_and(|s| s.size() == old_size && s.next_offset() == old_next_offset);
-            if !unchanged {
-                // Its file is already replaced: only a change the caller's lock rules out
-                // gets here. Refuse writes until a restart reloads what is on disk.
-                let e = LogError::Corrupt {
-                    path: segment::log_path(&self.dir, base).display().to_string(),
-                    reason: "expected the cleaned segment's original unchanged until the swap"
-                        .to_owned(),
-                };
-                self.fail(&e);
-                return Err(e);
-            }
+            self.check_unchanged(base, old_size, old_next_offset)?;
             // Readers of the old segment keep its mapping (and the unlinked inode) alive.
             drop(self.sealed.insert(base, seg));
             installed += 1;
         }
+        for &(base, old_size, old_next_offset) in &emptied {
+            self.check_unchanged(base, old_size, old_next_offset)?;
+            drop(self.sealed.remove(&base));
+            self.pending_deletes.schedule(base, delete_due_ms);
+            self.dir_dirty = true;
+        }
         stats.segments_cleaned = installed;
+        stats.empty_segments_removed = emptied.len();
         self.first_dirty_offset = self.first_dirty_offset.max(end_offset);
         stats.first_dirty_offset = self.first_dirty_offset();
         Ok(stats)
+    }
+
+    /// A segment whose files were already replaced must be as the clean found it: only a
+    /// change the caller's lock rules out fails this, and then writes are refused until a
+    /// restart reloads what is on disk.
+    fn check_unchanged(
+        &mut self,
+        base: i64,
+        old_size: usize,
+        old_next_offset: i64,
+    ) -> Result<(), LogError> {
+        let unchanged = self
+            .sealed
+            .get(&base)
+            .is_some_and(|s| s.size() == old_size && s.next_offset() == old_next_offset);
+        if unchanged {
+            return Ok(());
+        }
+        let e = LogError::Corrupt {
+            path: segment::log_path(&self.dir, base).display().to_string(),
+            reason: "expected the cleaned segment's original unchanged until the swap".to_owned(),
+        };
+        self.fail(&e);
+        Err(e)
     }
 
     /// Swaps cleaned segments in (the steps at once, for a caller that holds the log

@@ -29,6 +29,9 @@ use crate::LogConfig;
 pub struct CleanerStats {
     /// Segments rewritten (a segment from which nothing could be removed is left as is).
     pub segments_cleaned: usize,
+    /// Segments left without records and removed (their offsets become a gap that reads
+    /// step over); never the log's first, which holds the log start offset.
+    pub empty_segments_removed: usize,
     pub bytes_before: u64,
     pub bytes_after: u64,
     pub records_kept: u64,
@@ -69,7 +72,11 @@ struct CleanedSegment {
     base: i64,
     old_size: usize,
     old_next_offset: i64,
-    path: PathBuf,
+    /// The rewritten file; None when there was nothing to rewrite (an empty segment).
+    path: Option<PathBuf>,
+    /// No record is left: the segment can go, unless it is the log's first (which holds the
+    /// log start offset) — see `install`.
+    empty: bool,
 }
 
 /// A finished clean, waiting to be installed by [`Log::install_compaction`].
@@ -166,8 +173,8 @@ impl Log {
 }
 
 fn discard(segments: &[CleanedSegment]) {
-    for cs in segments {
-        let _ = std::fs::remove_file(&cs.path);
+    for path in segments.iter().filter_map(|cs| cs.path.as_ref()) {
+        let _ = std::fs::remove_file(path);
     }
 }
 
@@ -274,18 +281,25 @@ impl CleanTask {
             }
             stats.bytes_before += seg.data.len() as u64;
             stats.bytes_after += out.len() as u64;
-            if !changed {
+            let empty = out.is_empty();
+            if !changed && !empty {
                 continue;
             }
-            let path = cleaned_path(&self.dir, seg.base);
-            let mut file = File::create(&path).at(&path)?;
-            file.write_all(&out).at(&path)?;
-            file.sync_all().at(&path)?;
+            let path = if changed {
+                let path = cleaned_path(&self.dir, seg.base);
+                let mut file = File::create(&path).at(&path)?;
+                file.write_all(&out).at(&path)?;
+                file.sync_all().at(&path)?;
+                Some(path)
+            } else {
+                None
+            };
             cleaned.push(CleanedSegment {
                 base: seg.base,
                 old_size: seg.data.len(),
                 old_next_offset: seg.next_offset,
                 path,
+                empty,
             });
         }
         Ok(CleanedLog {
