@@ -1,16 +1,17 @@
-//! A minimal pipelined Kafka client on `kafka-protocol`'s client side: one TCP connection,
-//! requests written back to back, responses read by a separate task so the broker is never
-//! blocked on us. Enough for load generation against any Kafka-compatible broker.
+//! A minimal pipelined Kafka client on `kafka-protocol`'s client side: one connection (TCP,
+//! or TLS and SASL: see `security`), requests written back to back, responses read by a
+//! separate task so the broker is never blocked on us. Enough for load generation against
+//! any Kafka-compatible broker.
 
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::OwnedWriteHalf;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, WriteHalf};
 use tokio::sync::mpsc;
+
+use crate::security::{ClientSecurity, Stream};
 
 /// Largest response frame accepted: responses are network input too.
 pub const MAX_RESPONSE_FRAME: usize = 256 * 1024 * 1024;
@@ -28,6 +29,12 @@ pub enum ClientError {
     },
     #[error("socket error: {0}")]
     Io(#[from] std::io::Error),
+    #[error("SASL {mechanism} authentication with {addr} failed: {reason}")]
+    Authentication {
+        addr: String,
+        mechanism: &'static str,
+        reason: String,
+    },
     #[error(
         "expected a response frame of at most {MAX_RESPONSE_FRAME} bytes, found a size of {size}"
     )]
@@ -125,26 +132,38 @@ pub fn response_correlation_id(frame: &[u8]) -> Option<i32> {
 }
 
 /// One pipelined connection.
-#[derive(Debug)]
 pub struct KafkaConnection {
-    writer: OwnedWriteHalf,
+    writer: WriteHalf<Box<dyn Stream>>,
     frames: mpsc::UnboundedReceiver<Result<Bytes, ClientError>>,
     next_correlation_id: i32,
     client_id: String,
     outstanding: usize,
 }
 
+impl std::fmt::Debug for KafkaConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaConnection")
+            .field("client_id", &self.client_id)
+            .field("outstanding", &self.outstanding)
+            .finish()
+    }
+}
+
 impl KafkaConnection {
-    /// Connects and starts the response reader task (on the current tokio runtime).
+    /// Connects over plain TCP and starts the response reader task (on the current tokio
+    /// runtime).
     pub async fn connect(addr: &str, client_id: &str) -> Result<Self, ClientError> {
-        let stream = TcpStream::connect(addr)
-            .await
-            .map_err(|source| ClientError::Connect {
-                addr: addr.to_owned(),
-                source,
-            })?;
-        stream.set_nodelay(true)?;
-        let (mut reader, writer) = stream.into_split();
+        Self::connect_with(addr, client_id, &ClientSecurity::plaintext()).await
+    }
+
+    /// Connects with TLS and SASL as `security` says, then starts the response reader task.
+    pub async fn connect_with(
+        addr: &str,
+        client_id: &str,
+        security: &ClientSecurity,
+    ) -> Result<Self, ClientError> {
+        let stream = security.connect(addr).await?;
+        let (mut reader, writer) = tokio::io::split(stream);
         let (tx, frames) = mpsc::unbounded_channel();
         tokio::spawn(async move {
             loop {
@@ -240,7 +259,8 @@ impl KafkaConnection {
     }
 }
 
-async fn read_frame(reader: &mut tokio::net::tcp::OwnedReadHalf) -> Result<Bytes, ClientError> {
+/// Reads one size-prefixed response frame, bounded by [`MAX_RESPONSE_FRAME`].
+pub(crate) async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R) -> Result<Bytes, ClientError> {
     let size = match reader.read_i32().await {
         Ok(size) => size,
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {

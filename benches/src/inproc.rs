@@ -28,12 +28,43 @@ impl InProcessBroker {
         overrides: &[(&str, &str)],
     ) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir().context("creating the broker's log dir")?;
-        // Ask the OS for a free port, then hand it to the broker. Another process could take
-        // it in between; on a bench machine that is unlikely and shows as a bind error.
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let addr = format!("127.0.0.1:{port}");
+        let addr = free_addr()?;
+        let listeners = format!("PLAINTEXT://{addr}");
+        Self::start_in(runtime, dir, addr, listeners, overrides)
+    }
+
+    /// A broker with the quickstart's SASL_SSL listener (generated CA and server certificate,
+    /// the admin's SCRAM-SHA-512 credentials; PLAIN enabled as well) beside its PLAINTEXT one. Returns it with the
+    /// SASL_SSL address and the client properties file for it.
+    pub fn start_secure(
+        runtime: Arc<tokio::runtime::Runtime>,
+    ) -> anyhow::Result<(Self, String, std::path::PathBuf)> {
+        let dir = tempfile::tempdir().context("creating the broker's log dir")?;
+        let quickstart = strata_broker::security::quickstart::prepare(dir.path())?;
+        let (addr, secure) = (free_addr()?, free_addr()?);
+        let listeners = format!("PLAINTEXT://{addr},SASL_SSL://{secure}");
+        let mechanisms = "listener.name.sasl_ssl.sasl.enabled.mechanisms";
+        let mut overrides: Vec<(&str, &str)> = quickstart
+            .overrides
+            .iter()
+            .filter(|(k, _)| k != "listeners" && k != mechanisms)
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        // PLAIN too (checked against the admin's SCRAM credentials), for the client's tests.
+        overrides.push((mechanisms, "SCRAM-SHA-512,SCRAM-SHA-256,PLAIN"));
+        let broker = Self::start_in(runtime, dir, addr, listeners, &overrides)?;
+        Ok((broker, secure, quickstart.client_properties))
+    }
+
+    fn start_in(
+        runtime: Arc<tokio::runtime::Runtime>,
+        dir: tempfile::TempDir,
+        addr: String,
+        listeners: String,
+        overrides: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
         let mut given = vec![
-            ("listeners".to_owned(), format!("PLAINTEXT://{addr}")),
+            ("listeners".to_owned(), listeners),
             ("log.dirs".to_owned(), dir.path().display().to_string()),
             // No metrics endpoint unless asked for: its default port is fixed (9308), so a
             // second broker in the process, or one already running, would fail to start.
@@ -71,6 +102,13 @@ impl InProcessBroker {
             _dir: dir,
         })
     }
+}
+
+/// Asks the OS for a free port, to hand to the broker. Another process could take it in
+/// between; on a bench machine that is unlikely and shows as a bind error.
+fn free_addr() -> anyhow::Result<String> {
+    let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    Ok(format!("127.0.0.1:{port}"))
 }
 
 impl Drop for InProcessBroker {

@@ -8,3 +8,4 @@ pub mod fixtures;
 pub mod inproc;
 pub mod ops;
 pub mod pipeline;
+pub mod security;

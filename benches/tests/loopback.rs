@@ -125,3 +125,109 @@ fn throughput_paces_requests_to_the_rate_asked_for() {
         );
     });
 }
+
+/// The load client over SASL_SSL with SCRAM-SHA-512 and PLAIN, from the client properties
+/// file the broker's quickstart writes (as a managed cluster's users have): what it produces
+/// comes back.
+/// A wrong password, and a truststore that does not hold the broker's CA, are refused.
+#[test]
+fn produce_and_fetch_over_sasl_ssl_from_a_client_properties_file() {
+    use strata_benches::client::ClientError;
+    use strata_benches::security::ClientSecurity;
+
+    let runtime = Arc::new(tokio::runtime::Runtime::new().unwrap());
+    let (broker, secure, properties) = InProcessBroker::start_secure(runtime.clone()).unwrap();
+    let text = std::fs::read_to_string(&properties).unwrap();
+    let security = ClientSecurity::from_properties(&text).unwrap();
+    runtime.block_on(async {
+        let mut conn = KafkaConnection::connect_with(&secure, "test", &security)
+            .await
+            .unwrap();
+        let versions = ops::negotiate(&mut conn).await.unwrap();
+        ops::create_topic(&mut conn, &versions, "secured", 1)
+            .await
+            .unwrap();
+        let batch = BatchTemplate::new(5, 100, 1_700_000_000_000).unwrap();
+        let load = ProduceLoad {
+            topic: "secured".into(),
+            partitions: vec![0],
+            batch: batch.to_bytes(),
+            records_per_batch: 5,
+            acks: -1,
+            version: versions.produce,
+            requests: 20,
+            in_flight: 4,
+            throughput: None,
+        };
+        let mut acknowledged = 0;
+        pipeline::produce(&mut conn, &load, |_, records| acknowledged += records)
+            .await
+            .unwrap();
+        assert_eq!(acknowledged, 100);
+        let load = FetchLoad {
+            topic: "secured".into(),
+            offsets: vec![(0, 0)],
+            version: versions.fetch,
+            max_wait_ms: 100,
+            max_bytes: 1 << 20,
+            partition_max_bytes: 1 << 20,
+            records: 100,
+            idle_timeout: Duration::from_secs(5),
+        };
+        let total = pipeline::consume(&mut conn, &load, |_, _, _| {})
+            .await
+            .unwrap();
+        assert_eq!(total, 100);
+
+        // PLAIN with the same credentials (the broker checks them against the SCRAM ones).
+        let plain = text.replace("sasl.mechanism=SCRAM-SHA-512", "sasl.mechanism=PLAIN");
+        let mut conn = KafkaConnection::connect_with(
+            &secure,
+            "test",
+            &ClientSecurity::from_properties(&plain).unwrap(),
+        )
+        .await
+        .unwrap();
+        let offsets = ops::earliest_offsets(&mut conn, &versions, "secured", &[0])
+            .await
+            .unwrap();
+        assert_eq!(offsets, [(0, 0)]);
+
+        let wrong = text
+            .lines()
+            .map(|l| {
+                if l.starts_with("sasl.jaas.config") {
+                    "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username=\"admin\" password=\"wrong\";".to_owned()
+                } else {
+                    l.to_owned()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let refused = KafkaConnection::connect_with(
+            &secure,
+            "test",
+            &ClientSecurity::from_properties(&wrong).unwrap(),
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(refused, ClientError::Authentication { .. }),
+            "{refused}"
+        );
+
+        // The system's CAs (no truststore line) do not include the quickstart's own CA.
+        let untrusted: String = text
+            .lines()
+            .filter(|l| !l.starts_with("ssl.truststore"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        if let Ok(security) = ClientSecurity::from_properties(&untrusted) {
+            let refused = KafkaConnection::connect_with(&secure, "test", &security)
+                .await
+                .unwrap_err();
+            assert!(refused.to_string().contains("certificate"), "{refused}");
+        }
+    });
+    drop(broker);
+}

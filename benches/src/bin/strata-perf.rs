@@ -17,6 +17,7 @@ use strata_benches::client::KafkaConnection;
 use strata_benches::fixtures::now_ms;
 use strata_benches::ops::{self, TopicLayout, Versions};
 use strata_benches::pipeline::{self, FetchLoad, ProduceLoad};
+use strata_benches::security::ClientSecurity;
 
 const CLIENT_ID: &str = "strata-perf";
 
@@ -49,6 +50,21 @@ struct Common {
     /// No progress bar (for logs and scripts).
     #[arg(long)]
     quiet: bool,
+    /// A Kafka client properties file for TLS and SASL (security.protocol, sasl.mechanism
+    /// PLAIN / SCRAM-SHA-256 / SCRAM-SHA-512, sasl.jaas.config, a PEM truststore), as the
+    /// Kafka tools' --producer.config / --consumer.config / --command-config.
+    #[arg(long, visible_aliases = ["producer.config", "consumer.config"])]
+    command_config: Option<std::path::PathBuf>,
+}
+
+impl Common {
+    fn security(&self) -> anyhow::Result<ClientSecurity> {
+        match &self.command_config {
+            None => Ok(ClientSecurity::plaintext()),
+            Some(path) => ClientSecurity::from_properties_file(path)
+                .with_context(|| format!("client config {}", path.display())),
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -129,7 +145,8 @@ fn main() -> std::process::ExitCode {
 
 /// Connects to the bootstrap broker and finds (or, when `create` is given, creates) the topic.
 async fn discover(common: &Common, create: Option<i32>) -> anyhow::Result<(Versions, TopicLayout)> {
-    let mut conn = KafkaConnection::connect(&common.bootstrap, CLIENT_ID).await?;
+    let mut conn =
+        KafkaConnection::connect_with(&common.bootstrap, CLIENT_ID, &common.security()?).await?;
     let versions = ops::negotiate(&mut conn).await?;
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut created = false;
@@ -190,6 +207,7 @@ async fn produce(args: ProduceArgs) -> anyhow::Result<()> {
         bail!("--records must be at least 1");
     }
     let (versions, layout) = discover(common, Some(args.partitions)).await?;
+    let security = common.security()?;
     let leaders = by_leader(&layout)?;
     let per_batch = BatchTemplate::records_per_batch(args.batch_size, args.record_size)
         .min(usize::try_from(common.records).unwrap_or(usize::MAX));
@@ -237,8 +255,9 @@ async fn produce(args: ProduceArgs) -> anyhow::Result<()> {
             ..load.clone()
         });
         let (addr, bar, wire_bytes) = (addr.clone(), bar.clone(), wire_bytes.clone());
+        let security = security.clone();
         tasks.spawn(async move {
-            let mut conn = KafkaConnection::connect(&addr, CLIENT_ID).await?;
+            let mut conn = KafkaConnection::connect_with(&addr, CLIENT_ID, &security).await?;
             let mut histogram = new_histogram()?;
             for load in std::iter::once(&load).chain(tail_load.as_ref()) {
                 let batch_len = load.batch.len() as u64;
@@ -280,6 +299,7 @@ async fn produce(args: ProduceArgs) -> anyhow::Result<()> {
 async fn consume(args: ConsumeArgs) -> anyhow::Result<()> {
     let common = &args.common;
     let (versions, layout) = discover(common, None).await?;
+    let security = common.security()?;
     let leaders = by_leader(&layout)?;
     let bar = progress(common.records, common.quiet);
     let total = Arc::new(AtomicU64::new(0));
@@ -292,8 +312,9 @@ async fn consume(args: ConsumeArgs) -> anyhow::Result<()> {
         let target = common.records;
         let idle_timeout = Duration::from_secs(args.idle_timeout_secs);
         let (max_bytes, partition_max_bytes) = (args.fetch_max_bytes, args.partition_max_bytes);
+        let security = security.clone();
         tasks.spawn(async move {
-            let mut conn = KafkaConnection::connect(&addr, CLIENT_ID).await?;
+            let mut conn = KafkaConnection::connect_with(&addr, CLIENT_ID, &security).await?;
             let offsets = ops::earliest_offsets(&mut conn, &versions, &topic, &partitions).await?;
             let mut load = FetchLoad {
                 topic,

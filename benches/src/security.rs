@@ -1,0 +1,514 @@
+//! Client security for the load tool, read from the same client properties file the Kafka
+//! tools take (`--producer.config`): TLS for `SSL` and `SASL_SSL`, and SASL PLAIN,
+//! SCRAM-SHA-256 and SCRAM-SHA-512 for `SASL_PLAINTEXT` and `SASL_SSL` — what managed Kafka
+//! services ask for. Keys understood: `security.protocol`, `sasl.mechanism`,
+//! `sasl.jaas.config` (its `username` and `password`) or librdkafka's `sasl.username` /
+//! `sasl.password`, and a PEM truststore (`ssl.truststore.location` with
+//! `ssl.truststore.type=PEM`, or librdkafka's `ssl.ca.location`); without one the system's
+//! CAs are trusted. Broker host names are verified.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use base64::Engine;
+use bytes::Bytes;
+use kafka_protocol::messages::{
+    ApiKey, SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest,
+    SaslHandshakeResponse,
+};
+use kafka_protocol::protocol::StrBytes;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+
+use crate::client::{decode_response, encode_frame, read_frame, ClientError};
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
+/// How to secure a connection.
+#[derive(Clone, Default)]
+pub struct ClientSecurity {
+    tls: Option<Arc<rustls::ClientConfig>>,
+    sasl: Option<Sasl>,
+}
+
+impl std::fmt::Debug for ClientSecurity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientSecurity")
+            .field("tls", &self.tls.is_some())
+            .field("sasl", &self.sasl.as_ref().map(|s| s.mechanism))
+            .finish()
+    }
+}
+
+#[derive(Clone)]
+struct Sasl {
+    mechanism: Mechanism,
+    username: String,
+    password: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mechanism {
+    Plain,
+    ScramSha256,
+    ScramSha512,
+}
+
+impl Mechanism {
+    fn name(self) -> &'static str {
+        match self {
+            Mechanism::Plain => "PLAIN",
+            Mechanism::ScramSha256 => "SCRAM-SHA-256",
+            Mechanism::ScramSha512 => "SCRAM-SHA-512",
+        }
+    }
+}
+
+/// Why a client properties file cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SecurityConfigError {
+    #[error("reading {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{key}: {reason}")]
+    Invalid { key: &'static str, reason: String },
+}
+
+fn invalid(key: &'static str, reason: impl Into<String>) -> SecurityConfigError {
+    SecurityConfigError::Invalid {
+        key,
+        reason: reason.into(),
+    }
+}
+
+impl ClientSecurity {
+    /// Plain TCP, no authentication.
+    pub fn plaintext() -> Self {
+        Self::default()
+    }
+
+    /// Reads a Kafka client properties file.
+    pub fn from_properties_file(path: &Path) -> Result<Self, SecurityConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| SecurityConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_properties(&text)
+    }
+
+    /// Parses Kafka client properties (`key=value` or `key: value` lines, `#`/`!` comments).
+    pub fn from_properties(text: &str) -> Result<Self, SecurityConfigError> {
+        let props = Properties::parse(text);
+        let protocol = props
+            .get("security.protocol")
+            .unwrap_or("PLAINTEXT")
+            .to_ascii_uppercase();
+        let (tls, sasl) = match protocol.as_str() {
+            "PLAINTEXT" => (false, false),
+            "SSL" => (true, false),
+            "SASL_PLAINTEXT" => (false, true),
+            "SASL_SSL" => (true, true),
+            other => {
+                return Err(invalid(
+                    "security.protocol",
+                    format!("expected PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL, found {other}"),
+                ))
+            }
+        };
+        let tls = tls.then(|| tls_config(&props)).transpose()?;
+        let sasl = sasl.then(|| sasl_config(&props)).transpose()?;
+        Ok(ClientSecurity { tls, sasl })
+    }
+
+    /// Connects to `addr` (host:port), with TLS and SASL as configured.
+    pub async fn connect(&self, addr: &str) -> Result<Box<dyn Stream>, ClientError> {
+        let connect_err = |source| ClientError::Connect {
+            addr: addr.to_owned(),
+            source,
+        };
+        let tcp = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(connect_err)?;
+        tcp.set_nodelay(true)?;
+        let mut stream: Box<dyn Stream> = match &self.tls {
+            None => Box::new(tcp),
+            Some(config) => {
+                let host = addr.rsplit_once(':').map_or(addr, |(host, _)| host);
+                let host = host.trim_start_matches('[').trim_end_matches(']');
+                let name =
+                    rustls_pki_types::ServerName::try_from(host.to_owned()).map_err(|e| {
+                        connect_err(std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
+                    })?;
+                let tls = tokio_rustls::TlsConnector::from(Arc::clone(config))
+                    .connect(name, tcp)
+                    .await
+                    .map_err(connect_err)?;
+                Box::new(tls)
+            }
+        };
+        if let Some(sasl) = &self.sasl {
+            authenticate(&mut stream, sasl).await.map_err(|reason| {
+                ClientError::Authentication {
+                    addr: addr.to_owned(),
+                    mechanism: sasl.mechanism.name(),
+                    reason,
+                }
+            })?;
+        }
+        Ok(stream)
+    }
+}
+
+/// A connection's byte stream: TCP, or TLS over TCP.
+pub trait Stream: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Stream for T {}
+
+/// Java properties, as far as client configs use them; the last of a repeated key wins.
+struct Properties(Vec<(String, String)>);
+
+impl Properties {
+    fn parse(text: &str) -> Self {
+        Properties(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with('!'))
+                .filter_map(|l| {
+                    let at = l.find(['=', ':'])?;
+                    let (k, v) = (l.get(..at)?, l.get(at + 1..)?);
+                    Some((k.trim().to_owned(), v.trim().to_owned()))
+                })
+                .collect(),
+        )
+    }
+
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+fn tls_config(props: &Properties) -> Result<Arc<rustls::ClientConfig>, SecurityConfigError> {
+    let get = |key| props.get(key);
+    let mut roots = rustls::RootCertStore::empty();
+    let truststore = get("ssl.truststore.location").or_else(|| get("ssl.ca.location"));
+    match truststore {
+        Some(path) => {
+            let kind = get("ssl.truststore.type").unwrap_or("PEM");
+            if get("ssl.truststore.location").is_some() && !kind.eq_ignore_ascii_case("PEM") {
+                return Err(invalid(
+                    "ssl.truststore.type",
+                    format!("only PEM truststores are read here, found {kind} (export the CA certificates as PEM)"),
+                ));
+            }
+            use rustls_pki_types::pem::PemObject;
+            let certs = rustls_pki_types::CertificateDer::pem_file_iter(path)
+                .map_err(|e| invalid("ssl.truststore.location", format!("{path}: {e}")))?;
+            for cert in certs {
+                let cert =
+                    cert.map_err(|e| invalid("ssl.truststore.location", format!("{path}: {e}")))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| invalid("ssl.truststore.location", format!("{path}: {e}")))?;
+            }
+        }
+        None => {
+            let found = rustls_native_certs::load_native_certs();
+            let (added, _) = roots.add_parsable_certificates(found.certs);
+            if added == 0 {
+                return Err(invalid(
+                    "ssl.truststore.location",
+                    "no truststore given and no system CA certificates found",
+                ));
+            }
+        }
+    }
+    if get("ssl.endpoint.identification.algorithm").is_some_and(str::is_empty) {
+        return Err(invalid(
+            "ssl.endpoint.identification.algorithm",
+            "turning host name verification off is not supported",
+        ));
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| invalid("security.protocol", e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+fn sasl_config(props: &Properties) -> Result<Sasl, SecurityConfigError> {
+    let get = |key| props.get(key);
+    let mechanism = match get("sasl.mechanism")
+        .or_else(|| get("sasl.mechanisms"))
+        .map(str::to_ascii_uppercase)
+        .as_deref()
+    {
+        Some("PLAIN") => Mechanism::Plain,
+        Some("SCRAM-SHA-256") => Mechanism::ScramSha256,
+        Some("SCRAM-SHA-512") => Mechanism::ScramSha512,
+        other => {
+            return Err(invalid(
+                "sasl.mechanism",
+                format!(
+                    "expected PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, found {}",
+                    other.unwrap_or("none (GSSAPI, the clients' default, is not supported)")
+                ),
+            ))
+        }
+    };
+    let jaas = get("sasl.jaas.config").unwrap_or_default();
+    let username = jaas_option(jaas, "username")
+        .or_else(|| get("sasl.username").map(str::to_owned))
+        .ok_or_else(|| invalid("sasl.jaas.config", "expected username=\"...\""))?;
+    let password = jaas_option(jaas, "password")
+        .or_else(|| get("sasl.password").map(str::to_owned))
+        .ok_or_else(|| invalid("sasl.jaas.config", "expected password=\"...\""))?;
+    Ok(Sasl {
+        mechanism,
+        username,
+        password,
+    })
+}
+
+/// `name="value"` (or unquoted up to whitespace or `;`) from a JAAS config line.
+fn jaas_option(jaas: &str, name: &str) -> Option<String> {
+    let mut rest = jaas;
+    while let Some(at) = rest.find(name) {
+        let before_ok = rest
+            .get(..at)
+            .and_then(|b| b.chars().last())
+            .is_none_or(char::is_whitespace);
+        let after = rest.get(at + name.len()..)?.trim_start();
+        if before_ok {
+            if let Some(value) = after.strip_prefix('=') {
+                let value = value.trim_start();
+                if let Some(quoted) = value.strip_prefix('"') {
+                    let mut out = String::new();
+                    let mut chars = quoted.chars();
+                    while let Some(c) = chars.next() {
+                        match c {
+                            '\\' => out.push(chars.next()?),
+                            '"' => return Some(out),
+                            c => out.push(c),
+                        }
+                    }
+                    return None;
+                }
+                let end = value
+                    .find(|c: char| c.is_whitespace() || c == ';')
+                    .unwrap_or(value.len());
+                return value.get(..end).map(str::to_owned);
+            }
+        }
+        rest = rest.get(at + name.len()..)?;
+    }
+    None
+}
+
+/// SaslHandshake v1, then SaslAuthenticate v2 rounds for the mechanism.
+async fn authenticate(stream: &mut Box<dyn Stream>, sasl: &Sasl) -> Result<(), String> {
+    let handshake = SaslHandshakeRequest::default()
+        .with_mechanism(StrBytes::from_static_str(sasl.mechanism.name()));
+    let response: SaslHandshakeResponse = call(stream, ApiKey::SaslHandshake, 1, 1, &handshake)
+        .await
+        .map_err(|e| e.to_string())?;
+    if response.error_code != 0 {
+        let offered: Vec<&str> = response.mechanisms.iter().map(|m| m.as_str()).collect();
+        return Err(format!(
+            "the broker refused the mechanism (error {}); it offers {offered:?}",
+            response.error_code
+        ));
+    }
+    match sasl.mechanism {
+        Mechanism::Plain => {
+            let token = format!("\0{}\0{}", sasl.username, sasl.password);
+            exchange(stream, 2, token.into_bytes()).await?;
+            Ok(())
+        }
+        Mechanism::ScramSha256 => scram(stream, sasl, &SCRAM_SHA256).await,
+        Mechanism::ScramSha512 => scram(stream, sasl, &SCRAM_SHA512).await,
+    }
+}
+
+/// One SaslAuthenticate round: the server's bytes, or its error message.
+async fn exchange(
+    stream: &mut Box<dyn Stream>,
+    correlation_id: i32,
+    token: Vec<u8>,
+) -> Result<Bytes, String> {
+    let request = SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(token));
+    let response: SaslAuthenticateResponse = call(
+        stream,
+        ApiKey::SaslAuthenticate,
+        2,
+        correlation_id,
+        &request,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    if response.error_code != 0 {
+        return Err(format!(
+            "error {}: {}",
+            response.error_code,
+            response.error_message.as_deref().unwrap_or("")
+        ));
+    }
+    Ok(response.auth_bytes)
+}
+
+async fn call<Req, Resp>(
+    stream: &mut Box<dyn Stream>,
+    api_key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    request: &Req,
+) -> Result<Resp, ClientError>
+where
+    Req: kafka_protocol::protocol::Encodable,
+    Resp: kafka_protocol::protocol::Decodable,
+{
+    let frame = encode_frame(api_key, version, correlation_id, "strata-perf", request)?;
+    stream.write_all(&frame).await?;
+    stream.flush().await?;
+    let frame = read_frame(stream).await?;
+    decode_response(api_key, version, correlation_id, frame)
+}
+
+struct ScramHash {
+    hmac: ring::hmac::Algorithm,
+    pbkdf2: ring::pbkdf2::Algorithm,
+    digest: &'static ring::digest::Algorithm,
+}
+
+static SCRAM_SHA256: ScramHash = ScramHash {
+    hmac: ring::hmac::HMAC_SHA256,
+    pbkdf2: ring::pbkdf2::PBKDF2_HMAC_SHA256,
+    digest: &ring::digest::SHA256,
+};
+
+static SCRAM_SHA512: ScramHash = ScramHash {
+    hmac: ring::hmac::HMAC_SHA512,
+    pbkdf2: ring::pbkdf2::PBKDF2_HMAC_SHA512,
+    digest: &ring::digest::SHA512,
+};
+
+/// Iterations a server may ask for: RFC 7677's minimum is 4096; a huge count would make the
+/// client spin (Kafka's own bound is 16384 for credentials it stores).
+const MAX_SCRAM_ITERATIONS: u32 = 100_000;
+
+/// RFC 5802 client side: client-first, server-first, client-final with the proof, and the
+/// server's signature checked.
+async fn scram(stream: &mut Box<dyn Stream>, sasl: &Sasl, hash: &ScramHash) -> Result<(), String> {
+    let mut nonce_bytes = [0u8; 24];
+    rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut nonce_bytes);
+    let client_nonce = B64.encode(nonce_bytes);
+    let user = sasl.username.replace('=', "=3D").replace(',', "=2C");
+    let client_first_bare = format!("n={user},r={client_nonce}");
+    let server_first = exchange(stream, 2, format!("n,,{client_first_bare}").into_bytes()).await?;
+    let server_first =
+        std::str::from_utf8(&server_first).map_err(|_| "server-first is not UTF-8".to_owned())?;
+    let attr = |name: char| {
+        server_first
+            .split(',')
+            .find_map(|a| a.strip_prefix(name).and_then(|a| a.strip_prefix('=')))
+    };
+    let nonce = attr('r').ok_or("server-first has no nonce")?;
+    if !nonce.starts_with(&client_nonce) || nonce.len() <= client_nonce.len() {
+        return Err("server-first's nonce does not extend ours".to_owned());
+    }
+    let salt = attr('s')
+        .and_then(|s| B64.decode(s).ok())
+        .ok_or("server-first has no valid salt")?;
+    let iterations = attr('i')
+        .and_then(|i| i.parse::<u32>().ok())
+        .filter(|i| (1..=MAX_SCRAM_ITERATIONS).contains(i))
+        .and_then(std::num::NonZeroU32::new)
+        .ok_or("server-first has no acceptable iteration count")?;
+
+    let mut salted = vec![0u8; hash.digest.output_len()];
+    ring::pbkdf2::derive(
+        hash.pbkdf2,
+        iterations,
+        &salt,
+        sasl.password.as_bytes(),
+        &mut salted,
+    );
+    let salted_key = ring::hmac::Key::new(hash.hmac, &salted);
+    let client_key = ring::hmac::sign(&salted_key, b"Client Key");
+    let stored_key = ring::digest::digest(hash.digest, client_key.as_ref());
+    let without_proof = format!("c=biws,r={nonce}");
+    let auth_message = format!("{client_first_bare},{server_first},{without_proof}");
+    let client_signature = ring::hmac::sign(
+        &ring::hmac::Key::new(hash.hmac, stored_key.as_ref()),
+        auth_message.as_bytes(),
+    );
+    let proof: Vec<u8> = client_key
+        .as_ref()
+        .iter()
+        .zip(client_signature.as_ref())
+        .map(|(k, s)| k ^ s)
+        .collect();
+    let client_final = format!("{without_proof},p={}", B64.encode(proof));
+    let server_final = exchange(stream, 3, client_final.into_bytes()).await?;
+    let server_final =
+        std::str::from_utf8(&server_final).map_err(|_| "server-final is not UTF-8".to_owned())?;
+    if let Some(e) = server_final.strip_prefix("e=") {
+        return Err(format!("the broker refused the proof: {e}"));
+    }
+    let verifier = server_final
+        .strip_prefix("v=")
+        .and_then(|v| B64.decode(v).ok())
+        .ok_or("server-final has no verifier")?;
+    let server_key = ring::hmac::sign(&salted_key, b"Server Key");
+    ring::hmac::verify(
+        &ring::hmac::Key::new(hash.hmac, server_key.as_ref()),
+        auth_message.as_bytes(),
+        &verifier,
+    )
+    .map_err(|_| {
+        "the broker's SCRAM signature does not match: not the server we share the password with"
+            .to_owned()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jaas_options_are_read_quoted_or_bare() {
+        let line = r#"org.apache.kafka.common.security.scram.ScramLoginModule required username="al\"ice" password=s3cr=t;"#;
+        assert_eq!(jaas_option(line, "username").as_deref(), Some("al\"ice"));
+        assert_eq!(jaas_option(line, "password").as_deref(), Some("s3cr=t"));
+        assert_eq!(jaas_option("xusername=\"a\"", "username"), None);
+    }
+
+    #[test]
+    fn properties_pick_protocol_mechanism_and_credentials() {
+        let sec = ClientSecurity::from_properties(
+            "# comment\nsecurity.protocol=SASL_PLAINTEXT\nsasl.mechanism: PLAIN\nsasl.username=u\nsasl.password=p\n",
+        )
+        .unwrap();
+        assert!(sec.tls.is_none());
+        let sasl = sec.sasl.unwrap();
+        assert_eq!(
+            (
+                sasl.mechanism,
+                sasl.username.as_str(),
+                sasl.password.as_str()
+            ),
+            (Mechanism::Plain, "u", "p")
+        );
+        let err =
+            ClientSecurity::from_properties("security.protocol=SASL_PLAINTEXT\n").unwrap_err();
+        assert!(err.to_string().contains("GSSAPI"), "{err}");
+        let err = ClientSecurity::from_properties("security.protocol=KERBEROS\n").unwrap_err();
+        assert!(err.to_string().contains("security.protocol"), "{err}");
+    }
+}
