@@ -15,7 +15,7 @@ use std::path::PathBuf;
 
 use crate::error::LogError;
 use crate::log::Log;
-use crate::segment::{LogSegment, SealWork};
+use crate::segment::{segment_capacity, LogSegment, SealWork};
 use crate::LogConfig;
 
 /// Where and how the next segment is to be created; see [`Log::plan_roll`].
@@ -55,7 +55,8 @@ impl Log {
     pub fn plan_roll(&self, batches: &[u8], now_ms: i64) -> Result<Option<SegmentPlan>, LogError> {
         self.check_writable()?;
         self.check_no_append_in_flight()?;
-        if !self.roll_due_for(batches, now_ms)? {
+        // Too large for any segment: `begin_append` refuses it, with nothing rolled for it.
+        if batches.len() > segment_capacity(&self.config) || !self.roll_due_for(batches, now_ms)? {
             return Ok(None);
         }
         Ok(Some(self.segment_plan(now_ms)))

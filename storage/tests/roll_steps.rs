@@ -126,3 +126,17 @@ fn a_stale_plan_never_truncates_a_live_segment() {
     assert_eq!(seen.len(), 1);
     assert_eq!(payload(&seen[0].1), payload(&next));
 }
+
+#[test]
+fn a_batch_too_large_for_any_segment_rolls_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path(), small_config(), 0);
+    log.append(&sized_batch(0, 600, 0), 0, 0).unwrap();
+    let huge = sized_batch(1, 8192, 1);
+    assert!(log.plan_roll(&huge, 0).unwrap().is_none());
+    assert!(matches!(
+        log.begin_append(&huge, 0, 0),
+        Err(LogError::RecordBatchTooLarge { .. })
+    ));
+    assert_eq!(log.segment_count(), 1);
+}
