@@ -7,9 +7,19 @@
 
 use crate::error::LogError;
 use crate::log::{AppendInfo, Log};
+use crate::roll::SegmentPlan;
 use crate::segment::{log_path, segment_capacity, ReservedWrite};
 use crate::TimestampType;
 use strata_protocol::record_batch::RecordBatchHeader;
+
+/// What [`Log::start_append`] found.
+#[derive(Debug)]
+pub enum AppendStart<'a> {
+    /// Offsets assigned and room reserved: write it, then finish it.
+    Ready(PendingAppend<'a>),
+    /// The active segment must roll first: create this segment, install it, ask again.
+    RollFirst(SegmentPlan),
+}
 
 /// An append whose offsets are assigned and whose room is reserved: [`PendingAppend::write`]
 /// it without holding the log, then hand it to [`Log::finish_append`].
@@ -66,6 +76,30 @@ impl Log {
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<PendingAppend<'a>, LogError> {
+        if let AppendStart::Ready(pending) = self.start_append(batches, leader_epoch, now_ms)? {
+            return Ok(pending);
+        }
+        let r = self.roll(now_ms);
+        self.gate(r)?;
+        match self.start_append(batches, leader_epoch, now_ms)? {
+            AppendStart::Ready(pending) => Ok(pending),
+            AppendStart::RollFirst(_) => Err(LogError::Corrupt {
+                path: self.dir.display().to_string(),
+                reason: "expected a new segment to take the append".to_owned(),
+            }),
+        }
+    }
+
+    /// `begin_append` for a caller that rolls with the file work outside its lock: the same
+    /// checks and one pass over the batch headers, then either room reserved or, when Kafka's
+    /// roll conditions say so, the segment to create first ([`SegmentPlan::create`],
+    /// [`Log::install_segment`]), after which the caller asks again.
+    pub fn start_append<'a>(
+        &mut self,
+        batches: &'a [u8],
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendStart<'a>, LogError> {
         self.check_writable()?;
         self.check_no_append_in_flight()?;
         self.last_now_ms = now_ms;
@@ -77,27 +111,22 @@ impl Log {
             });
         }
         let (offsets, records, max_ts) = size_batches(batches)?;
-        let log_append_time = self.log_append_time(now_ms);
-        let first_offset = self.log_end_offset();
-        // A caller that wants the roll's file work outside its lock asks `plan_roll` first;
-        // here the roll runs inline.
         if self.roll_due(batches.len(), offsets, max_ts, now_ms) {
-            let r = self.roll(now_ms);
-            self.gate(r)?;
+            return Ok(AppendStart::RollFirst(self.segment_plan(now_ms)));
         }
         let r = self.active.reserve(batches.len());
         let reserved = self.gate(r)?;
         self.append_in_flight = true;
-        Ok(PendingAppend {
+        Ok(AppendStart::Ready(PendingAppend {
             batches,
             leader_epoch,
-            log_append_time,
-            first_offset,
+            log_append_time: self.log_append_time(now_ms),
+            first_offset: self.log_end_offset(),
             records,
             segment_base: self.active.base_offset(),
             reserved,
             written: None,
-        })
+        }))
     }
 
     /// Publishes a written append (writing it first if the caller did not). A failed write

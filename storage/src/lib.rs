@@ -29,7 +29,7 @@ mod retention;
 mod roll;
 mod segment;
 
-pub use append::PendingAppend;
+pub use append::{AppendStart, PendingAppend};
 pub use cleaner::{
     validate_keyed_records, CleanInstall, CleanTask, CleanedLog, CleanerStats, InstalledClean,
     DEFAULT_DEDUPE_BUFFER_SIZE,

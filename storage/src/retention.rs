@@ -210,16 +210,15 @@ impl Log {
                 break;
             };
             let next_base = next_base.unwrap_or_else(|| self.active.base_offset());
-            let Some(seg) = self.sealed.get(&first) else {
-                break;
-            };
-            if !pred(seg, next_base, total) {
+            if !self
+                .sealed
+                .get(&first)
+                .is_some_and(|seg| pred(seg, next_base, total))
+            {
                 break;
             }
-            let Some(seg) = self.sealed.remove(&first) else {
-                break;
-            };
-            work.doomed.push((seg.base_offset(), due));
+            drop(self.sealed.remove(&first));
+            work.doomed.push((first, due));
             self.dir_dirty = true;
         }
     }

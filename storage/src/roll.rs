@@ -1,5 +1,6 @@
 //! Rolling to a new segment with its file work outside the log's lock: [`Log::plan_roll`]
-//! (under the caller's lock: must the next append roll, and at which offset),
+//! or [`Log::start_append`] (under the caller's lock: must the next append roll, and at
+//! which offset),
 //! [`SegmentPlan::create`] (the new segment's log and index files created and mapped,
 //! without it), [`Log::install_segment`] (under it again: the new segment becomes the active
 //! one and the old one stops taking appends) and [`SealWork::run`] (the old segment's files
@@ -62,7 +63,7 @@ impl Log {
         Ok(Some(self.segment_plan(now_ms)))
     }
 
-    fn segment_plan(&self, now_ms: i64) -> SegmentPlan {
+    pub(crate) fn segment_plan(&self, now_ms: i64) -> SegmentPlan {
         SegmentPlan {
             dir: self.dir.clone(),
             base_offset: self.log_end_offset(),

@@ -12,13 +12,14 @@ pub mod durable;
 #[cfg(test)]
 mod tests;
 
+use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use strata_protocol::record_batch::RecordBatchHeader;
 use strata_storage::{
-    Log, LogConfig, LogError, PendingAppend, RetentionWork, SegmentPlan, TopicPartition,
+    AppendStart, Log, LogConfig, LogError, RetentionWork, SegmentPlan, TopicPartition,
 };
 use tokio::sync::Notify;
 use uuid::Uuid;
@@ -62,16 +63,6 @@ pub struct AppendOutcome {
     pub log_append_time: i64,
     pub log_start_offset: i64,
     pub records: u64,
-}
-
-/// What `append_as_leader` does next, decided under the state lock.
-enum AppendStep<'a> {
-    /// A retried idempotent batch: answered with its original offsets.
-    Duplicate(AppendOutcome),
-    /// The segment must roll first.
-    Roll(SegmentPlan),
-    /// Offsets assigned, room reserved: copy the records.
-    Write(PendingAppend<'a>),
 }
 
 /// A fetch-side read: zero-copy record bytes plus the partition's offsets at read time.
@@ -300,7 +291,7 @@ impl Partition {
                     match local.producers.check(header) {
                         Ok(SequenceCheck::Append) => {}
                         Ok(SequenceCheck::Duplicate(dup)) => {
-                            return Ok(AppendStep::Duplicate(AppendOutcome {
+                            return Ok(ControlFlow::Break(AppendOutcome {
                                 base_offset: dup.first_offset,
                                 last_offset: dup.last_offset,
                                 log_append_time: -1,
@@ -311,23 +302,18 @@ impl Partition {
                         Err(e) => return Err(crate::errors::from_code(e.kafka_error_code())),
                     }
                 }
-                let log = &mut local.log;
-                if let Some(plan) = log
-                    .plan_roll(batch, now_ms)
-                    .map_err(|e| self.log_error(&e))?
-                {
-                    return Ok(AppendStep::Roll(plan));
-                }
-                log.begin_append(batch, epoch, now_ms)
-                    .map(AppendStep::Write)
+                local
+                    .log
+                    .start_append(batch, epoch, now_ms)
+                    .map(ControlFlow::Continue)
                     .map_err(|e| self.log_error(&e))
             })?;
             match step {
-                AppendStep::Write(pending) => break pending,
+                ControlFlow::Continue(AppendStart::Ready(pending)) => break pending,
                 // A retried idempotent batch: its original offsets, nothing written.
-                AppendStep::Duplicate(duplicate) => return Ok(duplicate),
+                ControlFlow::Break(duplicate) => return Ok(duplicate),
                 // Then the sequence check and the room again, on the new segment.
-                AppendStep::Roll(plan) => self.roll(plan)?,
+                ControlFlow::Continue(AppendStart::RollFirst(plan)) => self.roll(plan)?,
             }
         };
         pending.write();
@@ -489,10 +475,10 @@ impl Partition {
         if flush_due == Ok(true) {
             let _ = self.flush_without_locks();
         }
-        let writing = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         if retention_due {
             // Segments leave the log under the state lock; their renames and the leader-epoch
             // checkpoint's fsyncs run without it. Failures are logged by `log_error`.
+            let _writing = self.writer.lock().unwrap_or_else(|p| p.into_inner());
             let work = self.with_local(|local| {
                 let work = local
                     .log
@@ -506,7 +492,6 @@ impl Partition {
             }
         }
         let due = self.with_local(|local| Ok(local.log.take_due_deletions(now_ms)));
-        drop(writing);
         if let Ok(paths) = due {
             if let Err(e) = strata_storage::remove_deleted_files(&paths) {
                 tracing::error!(partition = %self.tp, error = %e, "removing deleted segments failed");

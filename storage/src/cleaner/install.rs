@@ -116,10 +116,8 @@ impl Log {
         }
         let current = generation == self.generation;
         segments.retain(|cs| {
-            let unchanged = current
-                && self.sealed.get(&cs.base).is_some_and(|s| {
-                    s.size() == cs.old_size && s.next_offset() == cs.old_next_offset
-                });
+            let unchanged =
+                current && self.holds_unchanged(cs.base, cs.old_size, cs.old_next_offset);
             if !unchanged {
                 discard(std::slice::from_ref(cs));
             }
@@ -185,6 +183,13 @@ impl Log {
         Ok(stats)
     }
 
+    /// Whether the sealed segment at `base` is still the one the clean read.
+    fn holds_unchanged(&self, base: i64, old_size: usize, old_next_offset: i64) -> bool {
+        self.sealed
+            .get(&base)
+            .is_some_and(|s| s.size() == old_size && s.next_offset() == old_next_offset)
+    }
+
     /// A segment whose files were already replaced must be as the clean found it: only a
     /// change the caller's lock rules out fails this, and then writes are refused until a
     /// restart reloads what is on disk.
@@ -194,11 +199,7 @@ impl Log {
         old_size: usize,
         old_next_offset: i64,
     ) -> Result<(), LogError> {
-        let unchanged = self
-            .sealed
-            .get(&base)
-            .is_some_and(|s| s.size() == old_size && s.next_offset() == old_next_offset);
-        if unchanged {
+        if self.holds_unchanged(base, old_size, old_next_offset) {
             return Ok(());
         }
         let e = LogError::Corrupt {
