@@ -7,7 +7,7 @@
 //! `ssl.truststore.type=PEM`, or librdkafka's `ssl.ca.location`); without one the system's
 //! CAs are trusted. Broker host names are verified.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use base64::Engine;
@@ -18,6 +18,9 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+
+use strata_broker::security::constant_time_eq;
+use strata_broker::security::scram::{ScramCredential, ScramMechanism};
 
 use crate::client::{decode_response, encode_frame, read_frame, ClientError};
 
@@ -49,16 +52,14 @@ struct Sasl {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mechanism {
     Plain,
-    ScramSha256,
-    ScramSha512,
+    Scram(ScramMechanism),
 }
 
 impl Mechanism {
     fn name(self) -> &'static str {
         match self {
             Mechanism::Plain => "PLAIN",
-            Mechanism::ScramSha256 => "SCRAM-SHA-256",
-            Mechanism::ScramSha512 => "SCRAM-SHA-512",
+            Mechanism::Scram(m) => m.mechanism_name(),
         }
     }
 }
@@ -67,11 +68,10 @@ impl Mechanism {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SecurityConfigError {
-    #[error("reading {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    File(#[from] strata_config::error::ConfigError),
+    #[error("line {line}: {reason}")]
+    Syntax { line: usize, reason: String },
     #[error("{key}: {reason}")]
     Invalid { key: &'static str, reason: String },
 }
@@ -89,18 +89,23 @@ impl ClientSecurity {
         Self::default()
     }
 
-    /// Reads a Kafka client properties file.
+    /// Reads a Kafka client properties file (with the broker's properties reader).
     pub fn from_properties_file(path: &Path) -> Result<Self, SecurityConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| SecurityConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        Self::from_properties(&text)
+        Self::from_pairs(Properties(strata_config::read_properties_file(path)?))
     }
 
-    /// Parses Kafka client properties (`key=value` or `key: value` lines, `#`/`!` comments).
+    /// Parses Kafka client properties text.
     pub fn from_properties(text: &str) -> Result<Self, SecurityConfigError> {
-        let props = Properties::parse(text);
+        let pairs = strata_config::properties::parse_properties(text).map_err(|e| {
+            SecurityConfigError::Syntax {
+                line: e.line,
+                reason: e.reason,
+            }
+        })?;
+        Self::from_pairs(Properties(pairs))
+    }
+
+    fn from_pairs(props: Properties) -> Result<Self, SecurityConfigError> {
         let protocol = props
             .get("security.protocol")
             .unwrap_or("PLAINTEXT")
@@ -165,30 +170,16 @@ impl ClientSecurity {
 pub trait Stream: AsyncRead + AsyncWrite + Send + Unpin {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin> Stream for T {}
 
-/// Java properties, as far as client configs use them; the last of a repeated key wins.
-struct Properties(Vec<(String, String)>);
+/// A properties file's pairs; the last of a repeated key wins, as in Java.
+struct Properties(Vec<strata_config::properties::Property>);
 
 impl Properties {
-    fn parse(text: &str) -> Self {
-        Properties(
-            text.lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with('!'))
-                .filter_map(|l| {
-                    let at = l.find(['=', ':'])?;
-                    let (k, v) = (l.get(..at)?, l.get(at + 1..)?);
-                    Some((k.trim().to_owned(), v.trim().to_owned()))
-                })
-                .collect(),
-        )
-    }
-
     fn get(&self, key: &str) -> Option<&str> {
         self.0
             .iter()
             .rev()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+            .find(|p| p.key == key)
+            .map(|p| p.value.as_str())
     }
 }
 
@@ -244,24 +235,24 @@ fn tls_config(props: &Properties) -> Result<Arc<rustls::ClientConfig>, SecurityC
 
 fn sasl_config(props: &Properties) -> Result<Sasl, SecurityConfigError> {
     let get = |key| props.get(key);
-    let mechanism = match get("sasl.mechanism")
+    let name = get("sasl.mechanism")
         .or_else(|| get("sasl.mechanisms"))
-        .map(str::to_ascii_uppercase)
-        .as_deref()
-    {
-        Some("PLAIN") => Mechanism::Plain,
-        Some("SCRAM-SHA-256") => Mechanism::ScramSha256,
-        Some("SCRAM-SHA-512") => Mechanism::ScramSha512,
-        other => {
-            return Err(invalid(
-                "sasl.mechanism",
-                format!(
-                    "expected PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, found {}",
-                    other.unwrap_or("none (GSSAPI, the clients' default, is not supported)")
-                ),
-            ))
-        }
-    };
+        .map(str::to_ascii_uppercase);
+    let mechanism = match name.as_deref() {
+        Some("PLAIN") => Some(Mechanism::Plain),
+        Some(scram) => ScramMechanism::from_name(scram).map(Mechanism::Scram),
+        None => None,
+    }
+    .ok_or_else(|| {
+        invalid(
+            "sasl.mechanism",
+            format!(
+                "expected PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, found {}",
+                name.as_deref()
+                    .unwrap_or("none (GSSAPI, the clients' default, is not supported)")
+            ),
+        )
+    })?;
     let jaas = get("sasl.jaas.config").unwrap_or_default();
     let username = jaas_option(jaas, "username")
         .or_else(|| get("sasl.username").map(str::to_owned))
@@ -331,8 +322,7 @@ async fn authenticate(stream: &mut Box<dyn Stream>, sasl: &Sasl) -> Result<(), S
             exchange(stream, 2, token.into_bytes()).await?;
             Ok(())
         }
-        Mechanism::ScramSha256 => scram(stream, sasl, &SCRAM_SHA256).await,
-        Mechanism::ScramSha512 => scram(stream, sasl, &SCRAM_SHA512).await,
+        Mechanism::Scram(mechanism) => scram(stream, sasl, mechanism).await,
     }
 }
 
@@ -380,31 +370,17 @@ where
     decode_response(api_key, version, correlation_id, frame)
 }
 
-struct ScramHash {
-    hmac: ring::hmac::Algorithm,
-    pbkdf2: ring::pbkdf2::Algorithm,
-    digest: &'static ring::digest::Algorithm,
-}
-
-static SCRAM_SHA256: ScramHash = ScramHash {
-    hmac: ring::hmac::HMAC_SHA256,
-    pbkdf2: ring::pbkdf2::PBKDF2_HMAC_SHA256,
-    digest: &ring::digest::SHA256,
-};
-
-static SCRAM_SHA512: ScramHash = ScramHash {
-    hmac: ring::hmac::HMAC_SHA512,
-    pbkdf2: ring::pbkdf2::PBKDF2_HMAC_SHA512,
-    digest: &ring::digest::SHA512,
-};
-
 /// Iterations a server may ask for: RFC 7677's minimum is 4096; a huge count would make the
 /// client spin (Kafka's own bound is 16384 for credentials it stores).
 const MAX_SCRAM_ITERATIONS: u32 = 100_000;
 
 /// RFC 5802 client side: client-first, server-first, client-final with the proof, and the
 /// server's signature checked.
-async fn scram(stream: &mut Box<dyn Stream>, sasl: &Sasl, hash: &ScramHash) -> Result<(), String> {
+async fn scram(
+    stream: &mut Box<dyn Stream>,
+    sasl: &Sasl,
+    mechanism: ScramMechanism,
+) -> Result<(), String> {
     let mut nonce_bytes = [0u8; 24];
     rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut nonce_bytes);
     let client_nonce = B64.encode(nonce_bytes);
@@ -428,30 +404,18 @@ async fn scram(stream: &mut Box<dyn Stream>, sasl: &Sasl, hash: &ScramHash) -> R
     let iterations = attr('i')
         .and_then(|i| i.parse::<u32>().ok())
         .filter(|i| (1..=MAX_SCRAM_ITERATIONS).contains(i))
-        .and_then(std::num::NonZeroU32::new)
         .ok_or("server-first has no acceptable iteration count")?;
 
-    let mut salted = vec![0u8; hash.digest.output_len()];
-    ring::pbkdf2::derive(
-        hash.pbkdf2,
-        iterations,
-        &salt,
-        sasl.password.as_bytes(),
-        &mut salted,
-    );
-    let salted_key = ring::hmac::Key::new(hash.hmac, &salted);
-    let client_key = ring::hmac::sign(&salted_key, b"Client Key");
-    let stored_key = ring::digest::digest(hash.digest, client_key.as_ref());
+    // The keys as the broker derives them for its store (RFC 5802's StoredKey, ServerKey).
+    let salted = mechanism.salted_password(sasl.password.as_bytes(), &salt, iterations);
+    let client_key = mechanism.hmac(&salted, b"Client Key");
+    let keys = ScramCredential::from_salted_password(mechanism, salt, &salted, iterations);
     let without_proof = format!("c=biws,r={nonce}");
     let auth_message = format!("{client_first_bare},{server_first},{without_proof}");
-    let client_signature = ring::hmac::sign(
-        &ring::hmac::Key::new(hash.hmac, stored_key.as_ref()),
-        auth_message.as_bytes(),
-    );
+    let client_signature = mechanism.hmac(&keys.stored_key, auth_message.as_bytes());
     let proof: Vec<u8> = client_key
-        .as_ref()
         .iter()
-        .zip(client_signature.as_ref())
+        .zip(&client_signature)
         .map(|(k, s)| k ^ s)
         .collect();
     let client_final = format!("{without_proof},p={}", B64.encode(proof));
@@ -465,16 +429,14 @@ async fn scram(stream: &mut Box<dyn Stream>, sasl: &Sasl, hash: &ScramHash) -> R
         .strip_prefix("v=")
         .and_then(|v| B64.decode(v).ok())
         .ok_or("server-final has no verifier")?;
-    let server_key = ring::hmac::sign(&salted_key, b"Server Key");
-    ring::hmac::verify(
-        &ring::hmac::Key::new(hash.hmac, server_key.as_ref()),
-        auth_message.as_bytes(),
-        &verifier,
-    )
-    .map_err(|_| {
-        "the broker's SCRAM signature does not match: not the server we share the password with"
-            .to_owned()
-    })
+    let expected = mechanism.hmac(&keys.server_key, auth_message.as_bytes());
+    if !constant_time_eq(&verifier, &expected) {
+        return Err(
+            "the broker's SCRAM signature does not match: not the server we share the password with"
+                .to_owned(),
+        );
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -65,13 +65,19 @@ fn retention_drops_segments_from_the_log_before_their_files_change() {
     assert_eq!(log.log_end_offset(), 60);
 }
 
-#[test]
-fn delete_records_moves_the_start_first_and_renames_after() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut log = open(dir.path(), small_config(), 0);
+/// Offsets 0..40 in 300-byte batches, one a batch, over several 4 KiB segments.
+fn log_of_40_batches(dir: &std::path::Path) -> strata_storage::Log {
+    let mut log = open(dir, small_config(), 0);
     for i in 0..40 {
         log.append(&sized_batch(i, 300, 0), 0, 0).unwrap();
     }
+    log
+}
+
+#[test]
+fn delete_records_moves_the_start_first_and_renames_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = log_of_40_batches(dir.path());
     let work = log.begin_delete_records(20).unwrap();
     assert_eq!(log.log_start_offset(), 20);
     assert!(work.segments() > 0);
@@ -85,10 +91,7 @@ fn delete_records_moves_the_start_first_and_renames_after() {
 #[test]
 fn a_failed_rename_closes_the_log_for_writes_and_schedules_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let mut log = open(dir.path(), small_config(), 0);
-    for i in 0..40 {
-        log.append(&sized_batch(i, 300, 0), 0, 0).unwrap();
-    }
+    let mut log = log_of_40_batches(dir.path());
     let work = log.begin_delete_records(20).unwrap();
     let failure = Err(LogError::Io {
         path: dir.path().display().to_string(),

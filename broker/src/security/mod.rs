@@ -56,7 +56,7 @@ impl fmt::Display for KafkaPrincipal {
 }
 
 /// Compares secrets without an early exit, so timing does not reveal how much matched.
-pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }

@@ -79,7 +79,8 @@ impl ScramMechanism {
         self.digest_algorithm().output_len()
     }
 
-    fn hmac(self, key: &[u8], data: &[u8]) -> Vec<u8> {
+    /// HMAC(key, data) with this mechanism's hash (RFC 5802's HMAC; clients need it too).
+    pub fn hmac(self, key: &[u8], data: &[u8]) -> Vec<u8> {
         let key = hmac::Key::new(self.hmac_algorithm(), key);
         hmac::sign(&key, data).as_ref().to_vec()
     }
