@@ -1,11 +1,14 @@
 //! Appends in three steps, so that the copy of the records into the file needs no lock:
 //! [`Log::begin_append`] assigns offsets and reserves room past the committed end (under the
 //! caller's lock, briefly), [`PendingAppend::write`] copies the bytes (without it), and
-//! [`Log::finish_append`] publishes offsets and index entries (under it again). Readers see
+//! [`Log::finish_append`] publishes offsets and index entries (under it again). The first
+//! append of a new leader epoch also rewrites `leader-epoch-checkpoint` (two fsyncs) in the
+//! unlocked step, before the append is published, as Kafka's assign does before it returns. Readers see
 //! committed bytes only, so a fetch never waits for a produce's copy (Kafka's reads do not
 //! take its log lock either). Appends themselves stay serialized: one may be in flight.
 
 use crate::error::LogError;
+use crate::leader_epoch::EpochCheckpoint;
 use crate::log::{AppendInfo, Log};
 use crate::roll::SegmentPlan;
 use crate::segment::{log_path, segment_capacity, ReservedWrite};
@@ -33,7 +36,18 @@ pub struct PendingAppend<'a> {
     /// The segment written to, for error messages.
     segment_base: i64,
     reserved: ReservedWrite,
-    written: Option<std::io::Result<()>>,
+    /// The leader-epoch checkpoint with this append's new epoch, for a new epoch's first.
+    epoch_checkpoint: Option<EpochCheckpoint>,
+    written: Option<Result<(), WriteFailed>>,
+}
+
+/// What failed in the unlocked step.
+#[derive(Debug)]
+enum WriteFailed {
+    /// Copying the records into the segment file.
+    Records(std::io::Error),
+    /// Writing the leader-epoch checkpoint (the error names the file).
+    EpochCheckpoint(LogError),
 }
 
 impl PendingAppend<'_> {
@@ -42,15 +56,21 @@ impl PendingAppend<'_> {
         self.first_offset
     }
 
-    /// Copies the batches into the segment file (the kernel's copy into the page cache).
-    /// Needs no access to the log; a failure is reported by `finish_append`.
+    /// Copies the batches into the segment file (the kernel's copy into the page cache), and
+    /// writes the leader-epoch checkpoint when the append starts a new epoch. Needs no access
+    /// to the log; a failure is reported by `finish_append`.
     pub fn write(&mut self) {
         self.written = Some(self.copy());
     }
 
-    fn copy(&self) -> std::io::Result<()> {
+    fn copy(&self) -> Result<(), WriteFailed> {
         self.reserved
             .write(self.batches, self.leader_epoch, self.log_append_time)
+            .map_err(WriteFailed::Records)?;
+        match &self.epoch_checkpoint {
+            Some(checkpoint) => checkpoint.write().map_err(WriteFailed::EpochCheckpoint),
+            None => Ok(()),
+        }
     }
 }
 
@@ -117,14 +137,16 @@ impl Log {
         let r = self.active.reserve(batches.len());
         let reserved = self.gate(r)?;
         self.append_in_flight = true;
+        let first_offset = self.log_end_offset();
         Ok(AppendStart::Ready(PendingAppend {
             batches,
             leader_epoch,
             log_append_time: self.log_append_time(now_ms),
-            first_offset: self.log_end_offset(),
+            first_offset,
             records,
             segment_base: self.active.base_offset(),
             reserved,
+            epoch_checkpoint: self.leader_epochs.snapshot_with(leader_epoch, first_offset),
             written: None,
         }))
     }
@@ -140,21 +162,21 @@ impl Log {
             .written
             .take()
             .unwrap_or_else(|| pending.copy())
-            .map_err(|e| LogError::io(&log_path(&self.dir, pending.segment_base), e));
+            .map_err(|failed| match failed {
+                WriteFailed::Records(e) => {
+                    LogError::io(&log_path(&self.dir, pending.segment_base), e)
+                }
+                WriteFailed::EpochCheckpoint(e) => e,
+            });
         self.gate(written)?;
         // `commit` refuses a reservation that is not the active segment's next write.
         let r = self
             .active
             .commit(&pending.reserved, pending.batches, pending.log_append_time);
         let appended = self.gate(r)?;
-        // Only a new epoch touches the checkpoint: once per leadership change, not per append.
-        if self
-            .leader_epochs
-            .assign(pending.leader_epoch, pending.first_offset)
-        {
-            let r = self.leader_epochs.write();
-            self.gate(r)?;
-        }
+        // Its checkpoint is on disk already (`PendingAppend::write`).
+        self.leader_epochs
+            .assign(pending.leader_epoch, pending.first_offset);
         Ok(AppendInfo {
             first_offset: pending.first_offset,
             last_offset: appended.last_offset,

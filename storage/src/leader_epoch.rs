@@ -69,16 +69,36 @@ impl LeaderEpochCache {
         self.entries.last().map(|&(epoch, _)| epoch)
     }
 
+    /// Whether `epoch` is newer than the latest one here (older or equal epochs are ignored).
+    fn is_new_epoch(&self, epoch: i32) -> bool {
+        epoch >= 0 && self.latest_epoch().is_none_or(|latest| epoch > latest)
+    }
+
     /// Records that `epoch` starts at `start_offset` if it is newer than the latest epoch (as
     /// Kafka's assign: older or equal epochs change nothing). Returns whether it changed.
     pub(crate) fn assign(&mut self, epoch: i32, start_offset: i64) -> bool {
-        if epoch < 0 || self.latest_epoch().is_some_and(|latest| epoch <= latest) {
+        if !self.is_new_epoch(epoch) {
             return false;
         }
         // An entry for a newer epoch must not start below an older one's start.
         self.entries.retain(|&(_, start)| start < start_offset);
         self.entries.push((epoch, start_offset));
         true
+    }
+
+    /// The checkpoint as it will be once `epoch` starts at `start_offset`, when that changes
+    /// it (a new epoch's first append): written before the append is published, so the
+    /// file never lacks an epoch whose records a flush may already have made durable.
+    pub(crate) fn snapshot_with(&self, epoch: i32, start_offset: i64) -> Option<EpochCheckpoint> {
+        // Checked first: appends of the current epoch (all but one) clone nothing.
+        if !self.is_new_epoch(epoch) {
+            return None;
+        }
+        let mut next = LeaderEpochCache {
+            path: self.path.clone(),
+            entries: self.entries.clone(),
+        };
+        next.assign(epoch, start_offset).then(|| next.snapshot())
     }
 
     /// Truncation of the log to `end_offset`: epochs starting at or after it are gone.

@@ -96,3 +96,59 @@ fn appends_in_three_steps_survive_a_restart() {
         assert_eq!(payload(b), payload(&sent[i]));
     }
 }
+
+#[test]
+fn a_new_epochs_checkpoint_is_written_by_the_unlocked_step_before_it_is_published() {
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoint = dir.path().join(strata_storage::LEADER_EPOCH_CHECKPOINT);
+    let mut log = open(dir.path(), small_config(), 0);
+    log.append(&batch(&[b"first"]), 0, 0).unwrap();
+    assert_eq!(std::fs::read_to_string(&checkpoint).unwrap(), "0\n1\n0 0\n");
+    // Appends of the current epoch leave the file alone.
+    let same = batch(&[b"same epoch"]);
+    let mut pending = log.begin_append(&same, 0, 0).unwrap();
+    std::fs::remove_file(&checkpoint).unwrap();
+    pending.write();
+    log.finish_append(pending).unwrap();
+    assert!(
+        !checkpoint.exists(),
+        "rewritten for an epoch it already had"
+    );
+    // A new epoch's first append: on disk after the unlocked write, before anything is
+    // published (a flush may make the records durable as soon as they are).
+    let next = batch(&[b"new epoch"]);
+    let mut pending = log.begin_append(&next, 5, 0).unwrap();
+    assert!(!checkpoint.exists());
+    pending.write();
+    assert_eq!(
+        std::fs::read_to_string(&checkpoint).unwrap(),
+        "0\n2\n0 0\n5 2\n"
+    );
+    assert_eq!(log.leader_epochs(), &[(0, 0)]);
+    log.finish_append(pending).unwrap();
+    assert_eq!(log.leader_epochs(), &[(0, 0), (5, 2)]);
+    assert_eq!(log.end_offset_for_epoch(0), (0, 2));
+}
+
+#[test]
+fn a_failed_epoch_checkpoint_write_fails_the_append_and_closes_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoint = dir.path().join(strata_storage::LEADER_EPOCH_CHECKPOINT);
+    let mut log = open(dir.path(), small_config(), 0);
+    log.append(&batch(&[b"first"]), 0, 0).unwrap();
+    // A non-empty directory where the checkpoint goes: the rename onto it fails.
+    std::fs::remove_file(&checkpoint).unwrap();
+    std::fs::create_dir(&checkpoint).unwrap();
+    std::fs::write(checkpoint.join("in-the-way"), b"x").unwrap();
+    let next = batch(&[b"new epoch"]);
+    let mut pending = log.begin_append(&next, 1, 0).unwrap();
+    pending.write();
+    let failed = log.finish_append(pending).unwrap_err();
+    assert!(
+        failed.to_string().contains("leader-epoch-checkpoint"),
+        "the error names the file: {failed}"
+    );
+    assert!(log.is_failed());
+    assert!(log.begin_append(&next, 1, 0).is_err());
+    assert_eq!(log.leader_epochs(), &[(0, 0)]);
+}
