@@ -41,8 +41,6 @@ impl InProcessBroker {
     ) -> anyhow::Result<(Self, String, std::path::PathBuf)> {
         let dir = tempfile::tempdir().context("creating the broker's log dir")?;
         let quickstart = strata_broker::security::quickstart::prepare(dir.path())?;
-        let (addr, secure) = (free_addr()?, free_addr()?);
-        let listeners = format!("PLAINTEXT://{addr},SASL_SSL://{secure}");
         let mechanisms = "listener.name.sasl_ssl.sasl.enabled.mechanisms";
         let mut overrides: Vec<(&str, &str)> = quickstart
             .overrides
@@ -52,8 +50,32 @@ impl InProcessBroker {
             .collect();
         // PLAIN too (checked against the admin's SCRAM credentials), for the client's tests.
         overrides.push((mechanisms, "SCRAM-SHA-512,SCRAM-SHA-256,PLAIN"));
-        let broker = Self::start_in(runtime, dir, addr, listeners, &overrides)?;
+        let (broker, secure) = Self::start_with_listener_in(runtime, dir, "SASL_SSL", &overrides)?;
         Ok((broker, secure, quickstart.client_properties))
+    }
+
+    /// A broker with a second listener of `protocol` (SSL, SASL_SSL, ...) beside its
+    /// PLAINTEXT one, set up by `overrides` (`listener.name.<protocol>.*` keys); returns it
+    /// with that listener's address.
+    pub fn start_with_listener(
+        runtime: Arc<tokio::runtime::Runtime>,
+        protocol: &str,
+        overrides: &[(&str, &str)],
+    ) -> anyhow::Result<(Self, String)> {
+        let dir = tempfile::tempdir().context("creating the broker's log dir")?;
+        Self::start_with_listener_in(runtime, dir, protocol, overrides)
+    }
+
+    fn start_with_listener_in(
+        runtime: Arc<tokio::runtime::Runtime>,
+        dir: tempfile::TempDir,
+        protocol: &str,
+        overrides: &[(&str, &str)],
+    ) -> anyhow::Result<(Self, String)> {
+        let (addr, second) = (free_addr()?, free_addr()?);
+        let listeners = format!("PLAINTEXT://{addr},{protocol}://{second}");
+        let broker = Self::start_in(runtime, dir, addr, listeners, overrides)?;
+        Ok((broker, second))
     }
 
     fn start_in(

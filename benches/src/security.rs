@@ -5,7 +5,11 @@
 //! `sasl.jaas.config` (its `username` and `password`) or librdkafka's `sasl.username` /
 //! `sasl.password`, and a PEM truststore (`ssl.truststore.location` with
 //! `ssl.truststore.type=PEM`, or librdkafka's `ssl.ca.location`); without one the system's
-//! CAs are trusted. Broker host names are verified.
+//! CAs are trusted. Broker host names are verified. A client certificate (mutual TLS, as
+//! brokers with `ssl.client.auth=required` ask) comes from a PEM key store:
+//! `ssl.keystore.location` (the private key and its certificate chain in one file, with
+//! `ssl.keystore.type=PEM`), `ssl.keystore.key` with `ssl.keystore.certificate.chain` (the PEM
+//! text itself), or librdkafka's `ssl.key.location` with `ssl.certificate.location`.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -225,12 +229,95 @@ fn tls_config(props: &Properties) -> Result<Arc<rustls::ClientConfig>, SecurityC
         ));
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| invalid("security.protocol", e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        .with_root_certificates(roots);
+    let config = match client_certificate(props)? {
+        Some(identity) => builder
+            .with_client_auth_cert(identity.chain, identity.key)
+            .map_err(|e| invalid(identity.source, e.to_string()))?,
+        None => builder.with_no_client_auth(),
+    };
     Ok(Arc::new(config))
+}
+
+/// A client certificate chain and its private key, and the key they were read from.
+struct ClientIdentity {
+    chain: Vec<rustls_pki_types::CertificateDer<'static>>,
+    key: rustls_pki_types::PrivateKeyDer<'static>,
+    source: &'static str,
+}
+
+/// The client certificate for mutual TLS, if the properties name one (see the module docs).
+fn client_certificate(props: &Properties) -> Result<Option<ClientIdentity>, SecurityConfigError> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let get = |key| props.get(key).filter(|v| !v.trim().is_empty());
+    let read = |key: &'static str, path: &str| {
+        std::fs::read(path).map_err(|e| invalid(key, format!("{path}: {e}")))
+    };
+    // (certificate chain PEM, private key PEM, the key to blame)
+    let (chain_pem, key_pem, source) = match (
+        get("ssl.keystore.location"),
+        get("ssl.keystore.certificate.chain"),
+        get("ssl.keystore.key"),
+        get("ssl.certificate.location"),
+        get("ssl.key.location"),
+    ) {
+        (None, None, None, None, None) => return Ok(None),
+        (Some(path), None, None, None, None) => {
+            let kind = get("ssl.keystore.type").unwrap_or("PEM");
+            if !kind.eq_ignore_ascii_case("PEM") {
+                return Err(invalid(
+                    "ssl.keystore.type",
+                    format!("only PEM key stores are read here, found {kind} (convert it: openssl pkcs12 -nodes)"),
+                ));
+            }
+            let pem = read("ssl.keystore.location", path)?;
+            (pem.clone(), pem, "ssl.keystore.location")
+        }
+        (None, Some(chain), Some(key), None, None) => (
+            chain.as_bytes().to_vec(),
+            key.as_bytes().to_vec(),
+            "ssl.keystore.key",
+        ),
+        (None, None, None, Some(cert), Some(key)) => (
+            read("ssl.certificate.location", cert)?,
+            read("ssl.key.location", key)?,
+            "ssl.key.location",
+        ),
+        _ => {
+            return Err(invalid(
+                "ssl.keystore.location",
+                "expected one client certificate source: ssl.keystore.location, or \
+                 ssl.keystore.certificate.chain with ssl.keystore.key, or ssl.certificate.location \
+                 with ssl.key.location",
+            ))
+        }
+    };
+    if get("ssl.key.password").is_some() {
+        return Err(invalid(
+            "ssl.key.password",
+            "encrypted private keys are not supported (decrypt it: openssl pkey)",
+        ));
+    }
+    let chain = CertificateDer::pem_slice_iter(&chain_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| invalid(source, format!("expected PEM certificates: {e}")))?;
+    if chain.is_empty() {
+        return Err(invalid(
+            source,
+            "expected at least one PEM CERTIFICATE block, found none",
+        ));
+    }
+    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| {
+        invalid(
+            source,
+            format!("expected an unencrypted PEM private key (PKCS#8, PKCS#1 or SEC1): {e}"),
+        )
+    })?;
+    Ok(Some(ClientIdentity { chain, key, source }))
 }
 
 fn sasl_config(props: &Properties) -> Result<Sasl, SecurityConfigError> {

@@ -2,6 +2,8 @@
 //! full from Fetch, with acks=1 and acks=-1, over several partitions.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -144,40 +146,7 @@ fn produce_and_fetch_over_sasl_ssl_from_a_client_properties_file() {
             .await
             .unwrap();
         let versions = ops::negotiate(&mut conn).await.unwrap();
-        ops::create_topic(&mut conn, &versions, "secured", 1)
-            .await
-            .unwrap();
-        let batch = BatchTemplate::new(5, 100, 1_700_000_000_000).unwrap();
-        let load = ProduceLoad {
-            topic: "secured".into(),
-            partitions: vec![0],
-            batch: batch.to_bytes(),
-            records_per_batch: 5,
-            acks: -1,
-            version: versions.produce,
-            requests: 20,
-            in_flight: 4,
-            throughput: None,
-        };
-        let mut acknowledged = 0;
-        pipeline::produce(&mut conn, &load, |_, records| acknowledged += records)
-            .await
-            .unwrap();
-        assert_eq!(acknowledged, 100);
-        let load = FetchLoad {
-            topic: "secured".into(),
-            offsets: vec![(0, 0)],
-            version: versions.fetch,
-            max_wait_ms: 100,
-            max_bytes: 1 << 20,
-            partition_max_bytes: 1 << 20,
-            records: 100,
-            idle_timeout: Duration::from_secs(5),
-        };
-        let total = pipeline::consume(&mut conn, &load, |_, _, _| {})
-            .await
-            .unwrap();
-        assert_eq!(total, 100);
+        common::produce_and_fetch(&mut conn, &versions, "secured", 20, 4).await;
 
         // PLAIN with the same credentials (the broker checks them against the SCRAM ones).
         let plain = text.replace("sasl.mechanism=SCRAM-SHA-512", "sasl.mechanism=PLAIN");

@@ -51,8 +51,9 @@ struct Common {
     #[arg(long)]
     quiet: bool,
     /// A Kafka client properties file for TLS and SASL (security.protocol, sasl.mechanism
-    /// PLAIN / SCRAM-SHA-256 / SCRAM-SHA-512, sasl.jaas.config, a PEM truststore), as the
-    /// Kafka tools' --producer.config / --consumer.config / --command-config.
+    /// PLAIN / SCRAM-SHA-256 / SCRAM-SHA-512, sasl.jaas.config, a PEM truststore, a PEM key
+    /// store for client certificates), as the Kafka tools' --producer.config /
+    /// --consumer.config / --command-config.
     #[arg(long, visible_aliases = ["producer.config", "consumer.config"])]
     command_config: Option<std::path::PathBuf>,
 }
