@@ -11,6 +11,20 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from strata_common import CLIENT_TIMEOUT_S, Mismatch, check, key_for, run, value_for
 
 
+def drop_torn_tail(path):
+    """The tests kill producers with SIGKILL, which can cut a line short (a write that spans
+    a page boundary stops between pages); the next producer must not append to it. The cut
+    line's record was acknowledged, but it is not listed: the check covers the others."""
+    try:
+        with open(path, "r+b") as f:
+            data = f.read()
+            whole = data.rfind(b"\n") + 1
+            if whole != len(data):
+                f.truncate(whole)
+    except FileNotFoundError:
+        pass
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--bootstrap", required=True)
@@ -39,6 +53,7 @@ def main():
         "linger.ms": 5,
         "message.timeout.ms": 120000,
     })
+    drop_torn_tail(args.ack_log)
     log = open(args.ack_log, "a", buffering=1)
     errors = []
     acked = [0]

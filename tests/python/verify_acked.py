@@ -16,7 +16,8 @@ def read_ack_log(path):
         data = f.read()
     acked = {}
     lines = data.split(b"\n")
-    # The last element is either "" or a line cut short by a kill: ignore it.
+    # The last element is either "" or a line cut short by the last producer's kill (each
+    # producer drops such a tail before it appends): ignore it.
     for line in lines[:-1]:
         parts = line.split()
         check(len(parts) == 3, f"malformed ack-log line {line!r}")
