@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use crate::error::LogError;
 use crate::leader_epoch::EpochCheckpoint;
 use crate::log::Log;
+use crate::roll::SegmentPlan;
 use crate::segment::{self, LogSegment};
 
 /// Segments waiting for their `.deleted` files to be removed.
@@ -100,6 +101,21 @@ impl Log {
         Ok(self.log_start_offset)
     }
 
+    /// Whether DeleteRecords up to `offset` must roll first (every record is below it, so
+    /// the active segment must go too): the segment to create, for a caller that does a
+    /// roll's file work outside its lock ([`SegmentPlan::create`], [`Log::install_segment`])
+    /// before [`Log::begin_delete_records`]. None when no roll is due (or the request is one
+    /// `begin_delete_records` refuses).
+    pub fn delete_records_roll(&self, offset: i64) -> Result<Option<SegmentPlan>, LogError> {
+        self.check_writable()?;
+        self.check_no_append_in_flight()?;
+        let due = offset > self.log_start_offset
+            && offset <= self.log_end_offset()
+            && self.active.size() > 0
+            && self.active.next_offset() <= offset;
+        Ok(due.then(|| self.segment_plan(self.last_now_ms)))
+    }
+
     /// DeleteRecords' change to the log: the log start offset raised to `offset`, whole
     /// segments below it dropped (their files are `RetentionWork::run`'s).
     pub fn begin_delete_records(&mut self, offset: i64) -> Result<RetentionWork, LogError> {
@@ -119,7 +135,8 @@ impl Log {
         }
         self.log_start_offset = offset;
         if self.active.size() > 0 && self.active.next_offset() <= offset {
-            // Everything is below the new start: roll so the old active segment can go too.
+            // Everything is below the new start: roll so the old active segment can go too
+            // (inline here; the broker rolls first, see `delete_records_roll`).
             let now = self.last_now_ms;
             let r = self.roll(now);
             self.gate(r)?;

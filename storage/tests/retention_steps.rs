@@ -104,3 +104,42 @@ fn a_failed_rename_closes_the_log_for_writes_and_schedules_nothing() {
     // Reads of what is left go on.
     assert_eq!(read_all(&log, 20)[0].0.last_offset(), 20);
 }
+
+#[test]
+fn delete_records_of_everything_rolls_first_with_the_files_made_outside_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path(), small_config(), 0);
+    for i in 0..10 {
+        log.append(&sized_batch(i, 100, 0), 0, 1_000).unwrap();
+    }
+    let end = log.log_end_offset();
+    // Short of the end: the active segment keeps records, no roll.
+    assert!(log.delete_records_roll(end - 1).unwrap().is_none());
+    assert!(log.delete_records_roll(end + 1).unwrap().is_none());
+    let plan = log
+        .delete_records_roll(end)
+        .unwrap()
+        .expect("deleting every record rolls first");
+    let segments = log.segment_count();
+    // The new segment's files are made without the log; installing it is the only change.
+    let created = plan.create();
+    assert_eq!(log.segment_count(), segments);
+    log.install_segment(created).unwrap().run().unwrap();
+    assert_eq!(log.segment_count(), segments + 1);
+    assert!(
+        log.delete_records_roll(end).unwrap().is_none(),
+        "rolled already"
+    );
+    let work = log.begin_delete_records(end).unwrap();
+    assert_eq!(
+        work.segments(),
+        segments,
+        "every segment holding records goes"
+    );
+    let ran = work.run();
+    log.finish_retention(work, ran).unwrap();
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (end, end));
+    assert_eq!(log.segment_count(), 1);
+    log.append(&sized_batch(99, 100, 0), 0, 1_000).unwrap();
+    assert_eq!(read_all(&log, end)[0].0.base_offset, end);
+}

@@ -230,6 +230,16 @@ fn delete_records_through_the_admin_client_survives_a_restart() {
     let read = ops(&broker, "trimmed", &["read"]);
     assert!(read.starts_with(r#"{"low": 4, "high": 10,"#), "{read}");
     assert_eq!(std::fs::read_to_string(&epochs_path).unwrap(), epochs);
+    // Deleting every record (up to the high watermark) rolls a new segment first, and the
+    // log goes on from there.
+    let out = ops(&broker, "trimmed", &["delete-records", "--offset", "10"]);
+    assert_eq!(out, r#"{"low_watermark": 10}"#);
+    ops(&broker, "trimmed", &["produce", "k10=v10"]);
+    let read = ops(&broker, "trimmed", &["read"]);
+    assert_eq!(
+        read,
+        r#"{"low": 10, "high": 11, "records": [[10, "k10", "v10"]]}"#
+    );
 }
 
 /// A tmpfs of `size` at `dir`, unmounted on drop; None (test skipped, reason printed) where

@@ -417,9 +417,22 @@ impl Partition {
     }
 
     /// DeleteRecords: the log start offset moves under the state lock; the dropped segments'
-    /// renames and the leader-epoch checkpoint's fsyncs run without it (fetches go on).
+    /// renames and the leader-epoch checkpoint's fsyncs run without it (fetches go on), and
+    /// so does the roll that deleting every record needs first.
     pub fn delete_records_before(&self, offset: i64) -> Result<i64, ErrorCode> {
         let _writing = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let roll = self.with_local(|local| {
+            if offset > self.high_watermark() {
+                return Err(ErrorCode::OffsetOutOfRange);
+            }
+            local
+                .log
+                .delete_records_roll(offset)
+                .map_err(|e| self.log_error(&e))
+        })?;
+        if let Some(plan) = roll {
+            self.roll(plan)?;
+        }
         let work = self.with_local(|local| {
             if offset > self.high_watermark() {
                 return Err(ErrorCode::OffsetOutOfRange);
