@@ -24,6 +24,9 @@ pub struct RecoveryReport {
     /// Whole segments deleted because they followed a corrupt one.
     pub segments_deleted: usize,
     pub leftover_files_removed: usize,
+    /// Segments a clean had merged into the segment before them, left behind by a crash
+    /// before their rename (the earlier segment's file already holds their kept records).
+    pub merged_leftovers_removed: usize,
     pub first_invalid_reason: Option<&'static str>,
 }
 
@@ -80,11 +83,20 @@ pub(crate) fn load(
 
     let mut sealed = BTreeMap::new();
     let mut active = None;
+    // Where the previous segment's offsets end: a later segment starting below it is a
+    // merge leftover (segments never overlap otherwise).
+    let mut covered_to: Option<i64> = None;
     let mut i = 0;
     while i < bases.len() {
         let base = bases.get(i).copied().unwrap_or_default();
         let next_base = bases.get(i + 1).copied();
         let is_last = next_base.is_none();
+        if !is_last && covered_to.is_some_and(|end| base < end) {
+            segment::delete_files(dir, base)?;
+            report.merged_leftovers_removed += 1;
+            i += 1;
+            continue;
+        }
         // Segments wholly below the recovery point were flushed: trust them, check framing only.
         let crc_from = if next_base.is_some_and(|n| n <= recovery_point) {
             i64::MAX
@@ -118,6 +130,7 @@ pub(crate) fn load(
             active = Some(seg);
             break;
         }
+        covered_to = Some(seg.next_offset());
         if is_last {
             active = Some(seg);
         } else {

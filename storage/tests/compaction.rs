@@ -598,10 +598,10 @@ fn compaction_never_moves_the_log_start_offset_even_when_it_empties_segments() {
             assert_eq!(log.apply_retention(now).unwrap(), 0, "round {round}");
             assert_eq!(log.log_start_offset(), 0, "round {round}");
         }
-        // Of the 8 segments rolled, the emptied ones went (but the first): the first, the
-        // one the last versions straddle, and the active one are left.
-        assert_eq!(log.segment_count(), 3);
-        assert_eq!(segment_files(&dir, "log").len(), 3);
+        // Of the 8 segments rolled, the emptied ones went and the records left were merged
+        // into the first (which holds the log start): it and the active one are left.
+        assert_eq!(log.segment_count(), 2);
+        assert_eq!(segment_files(&dir, "log").len(), 2);
         assert!(log.pending_deletions() > 0);
         // Read from 0, the log goes on to the records left: the newest version of every key.
         let got = records(&log);

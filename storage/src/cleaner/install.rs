@@ -7,11 +7,13 @@
 //! while mapped); the cleaned files hold the same offsets minus superseded records, so a
 //! crash between the steps leaves a consistent log either way.
 //!
-//! A segment the clean left without records goes instead (renamed `.deleted`, unlinked after
-//! `file.delete.delay.ms`, as retention does), unless it is the log's first: its offsets
-//! become a gap, which reads step over, and a compacted topic whose old values are all
-//! superseded does not keep one empty segment per roll. The first stays, so the log start
-//! offset never moves (Kafka's cleaner merges such segments into their neighbours instead).
+//! The clean groups consecutive segments whose kept records fit in one segment (as Kafka's
+//! cleaner does): the group's file replaces its first segment, and the later ones (absorbed)
+//! are renamed `.deleted` after that, unlinked after `file.delete.delay.ms`. A crash between
+//! the two leaves absorbed segments whose offsets the first now covers; recovery removes
+//! such overlapping leftovers (their kept records are in the first). A group left without
+//! records goes whole, unless it starts the log: its offsets become a gap, which reads step
+//! over; the log's first segment stays, so the log start offset never moves.
 //!
 //! The caller keeps other changes to the log out from `begin_install` to `finish_install`
 //! (the broker's per-partition writer lock): nothing may truncate or delete a segment whose
@@ -19,7 +21,7 @@
 
 use std::path::PathBuf;
 
-use super::{discard, CleanedLog, CleanedSegment, CleanerStats};
+use super::{discard, CleanedLog, CleanedSegment, CleanerStats, Original};
 use crate::error::{IoContext, LogError};
 use crate::log::{sync_dir, Log};
 use crate::segment::{self, LoadMode, LogSegment};
@@ -49,37 +51,44 @@ pub struct CleanInstall {
 pub struct InstalledClean {
     current: bool,
     end_offset: i64,
-    /// (reloaded segment, the original's size and next offset).
-    segments: Vec<(LogSegment, usize, i64)>,
-    /// (base offset, the original's size and next offset) of segments renamed `.deleted`.
-    emptied: Vec<(i64, usize, i64)>,
+    /// (reloaded group head, the originals it replaces: head first).
+    segments: Vec<(LogSegment, Vec<Original>)>,
+    /// Originals of groups left without records, renamed `.deleted`.
+    emptied: Vec<Original>,
     delete_due_ms: i64,
     stats: CleanerStats,
 }
 
 impl CleanInstall {
-    /// Renames each cleaned file over its segment (index files first: a crash after the
-    /// rename then finds no stale index to trust), reloads it and syncs the directory.
-    /// Needs no access to the log; hand the outcome to [`Log::finish_install`].
+    /// Renames each group's file over its first segment (index files first: a crash after
+    /// the rename then finds no stale index to trust), then the absorbed segments `.deleted`,
+    /// reloads the first and syncs the directory. Needs no access to the log; hand the
+    /// outcome to [`Log::finish_install`].
     pub fn run(self) -> Result<InstalledClean, LogError> {
         let mut loaded = Vec::with_capacity(self.segments.len());
         for cs in &self.emptied {
             discard(std::slice::from_ref(cs));
-            segment::rename_to_deleted(&self.dir, cs.base)?;
+            for original in cs.originals() {
+                segment::rename_to_deleted(&self.dir, original.base)?;
+            }
         }
         for cs in &self.segments {
             let Some(cleaned) = &cs.path else {
                 continue;
             };
-            segment::delete_index_files(&self.dir, cs.base)?;
-            let log_path = segment::log_path(&self.dir, cs.base);
+            let base = cs.head.base;
+            segment::delete_index_files(&self.dir, base)?;
+            let log_path = segment::log_path(&self.dir, base);
             std::fs::rename(cleaned, &log_path).at(&log_path)?;
+            for absorbed in &cs.absorbed {
+                segment::rename_to_deleted(&self.dir, absorbed.base)?;
+            }
             let mode = LoadMode {
                 crc_from_offset: i64::MAX,
                 writable: false,
             };
-            let (seg, _) = LogSegment::load(&self.dir, cs.base, &self.config, mode, self.now_ms)?;
-            loaded.push((seg, cs.old_size, cs.old_next_offset));
+            let (seg, _) = LogSegment::load(&self.dir, base, &self.config, mode, self.now_ms)?;
+            loaded.push((seg, cs.originals().copied().collect()));
         }
         if !loaded.is_empty() || !self.emptied.is_empty() {
             sync_dir(&self.dir)?;
@@ -91,7 +100,7 @@ impl CleanInstall {
             emptied: self
                 .emptied
                 .iter()
-                .map(|cs| (cs.base, cs.old_size, cs.old_next_offset))
+                .flat_map(|cs| cs.originals().copied())
                 .collect(),
             delete_due_ms: self.delete_due_ms,
             stats: self.stats,
@@ -116,8 +125,7 @@ impl Log {
         }
         let current = generation == self.generation;
         segments.retain(|cs| {
-            let unchanged =
-                current && self.holds_unchanged(cs.base, cs.old_size, cs.old_next_offset);
+            let unchanged = current && cs.originals().all(|o| self.holds_unchanged(o));
             if !unchanged {
                 discard(std::slice::from_ref(cs));
             }
@@ -126,7 +134,7 @@ impl Log {
         let first = self.sealed.keys().next().copied();
         let (emptied, segments): (Vec<_>, Vec<_>) = segments
             .into_iter()
-            .partition(|cs| cs.empty && Some(cs.base) != first);
+            .partition(|cs| cs.empty && Some(cs.head.base) != first);
         Ok(CleanInstall {
             dir: self.dir.clone(),
             config: self.config.clone(),
@@ -163,17 +171,23 @@ impl Log {
             return Ok(stats);
         }
         let mut installed = 0;
-        for (seg, old_size, old_next_offset) in segments {
-            let base = seg.base_offset();
-            self.check_unchanged(base, old_size, old_next_offset)?;
-            // Readers of the old segment keep its mapping (and the unlinked inode) alive.
-            drop(self.sealed.insert(base, seg));
+        for (seg, originals) in segments {
+            for original in &originals {
+                self.check_unchanged(original)?;
+            }
+            // Readers of the old segments keep their mappings (and unlinked inodes) alive.
+            drop(self.sealed.insert(seg.base_offset(), seg));
+            for absorbed in originals.iter().skip(1) {
+                drop(self.sealed.remove(&absorbed.base));
+                self.pending_deletes.schedule(absorbed.base, delete_due_ms);
+                self.dir_dirty = true;
+            }
             installed += 1;
         }
-        for &(base, old_size, old_next_offset) in &emptied {
-            self.check_unchanged(base, old_size, old_next_offset)?;
-            drop(self.sealed.remove(&base));
-            self.pending_deletes.schedule(base, delete_due_ms);
+        for original in &emptied {
+            self.check_unchanged(original)?;
+            drop(self.sealed.remove(&original.base));
+            self.pending_deletes.schedule(original.base, delete_due_ms);
             self.dir_dirty = true;
         }
         stats.segments_cleaned = installed;
@@ -183,27 +197,24 @@ impl Log {
         Ok(stats)
     }
 
-    /// Whether the sealed segment at `base` is still the one the clean read.
-    fn holds_unchanged(&self, base: i64, old_size: usize, old_next_offset: i64) -> bool {
+    /// Whether the sealed segment at `original.base` is still the one the clean read.
+    fn holds_unchanged(&self, original: &Original) -> bool {
         self.sealed
-            .get(&base)
-            .is_some_and(|s| s.size() == old_size && s.next_offset() == old_next_offset)
+            .get(&original.base)
+            .is_some_and(|s| s.size() == original.size && s.next_offset() == original.next_offset)
     }
 
     /// A segment whose files were already replaced must be as the clean found it: only a
     /// change the caller's lock rules out fails this, and then writes are refused until a
     /// restart reloads what is on disk.
-    fn check_unchanged(
-        &mut self,
-        base: i64,
-        old_size: usize,
-        old_next_offset: i64,
-    ) -> Result<(), LogError> {
-        if self.holds_unchanged(base, old_size, old_next_offset) {
+    fn check_unchanged(&mut self, original: &Original) -> Result<(), LogError> {
+        if self.holds_unchanged(original) {
             return Ok(());
         }
         let e = LogError::Corrupt {
-            path: segment::log_path(&self.dir, base).display().to_string(),
+            path: segment::log_path(&self.dir, original.base)
+                .display()
+                .to_string(),
             reason: "expected the cleaned segment's original unchanged until the swap".to_owned(),
         };
         self.fail(&e);

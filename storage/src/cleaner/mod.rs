@@ -32,6 +32,8 @@ pub struct CleanerStats {
     /// Segments left without records and removed (their offsets become a gap that reads
     /// step over); never the log's first, which holds the log start offset.
     pub empty_segments_removed: usize,
+    /// Segments merged into the segment before them (their kept records moved there).
+    pub segments_merged: usize,
     pub bytes_before: u64,
     pub bytes_after: u64,
     pub records_kept: u64,
@@ -67,16 +69,108 @@ pub struct CleanTask {
     dedupe_buffer_size: u64,
 }
 
+/// A sealed segment as a clean found it: its base offset, size and next offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Original {
+    base: i64,
+    size: usize,
+    next_offset: i64,
+}
+
+/// The outcome for one group of consecutive segments: the first (`head`) is rewritten with
+/// the kept records of all of them, and the others (`absorbed`) go (Kafka's cleaner groups
+/// segments the same way, so a compacted topic does not keep one small segment per roll).
 #[derive(Debug)]
 struct CleanedSegment {
-    base: i64,
-    old_size: usize,
-    old_next_offset: i64,
-    /// The rewritten file; None when there was nothing to rewrite (an empty segment).
+    head: Original,
+    /// Later segments whose kept records are in `path` now.
+    absorbed: Vec<Original>,
+    /// The rewritten file; None when there was nothing to rewrite (an empty group).
     path: Option<PathBuf>,
-    /// No record is left: the segment can go, unless it is the log's first (which holds the
-    /// log start offset) — see `install`.
+    /// No record is left: the group can go, unless its head is the log's first (which holds
+    /// the log start offset) — see `install`.
     empty: bool,
+}
+
+impl CleanedSegment {
+    fn originals(&self) -> impl Iterator<Item = &Original> {
+        std::iter::once(&self.head).chain(&self.absorbed)
+    }
+}
+
+/// A group being written: consecutive cleaned segments whose kept bytes fit in one segment.
+/// Its file is started only once the group needs rewriting (a segment lost records, or a
+/// second segment joined); until then the head's bytes wait in `pending`.
+struct Group {
+    head: Original,
+    absorbed: Vec<Original>,
+    file: Option<(File, PathBuf)>,
+    pending: Option<Bytes>,
+    bytes: usize,
+}
+
+impl Group {
+    fn new(head: Original) -> Self {
+        Group {
+            head,
+            absorbed: Vec::new(),
+            file: None,
+            pending: None,
+            bytes: 0,
+        }
+    }
+
+    /// Adds the next segment's kept bytes (`changed`: it lost records). The first call is
+    /// the head's.
+    fn add(
+        &mut self,
+        dir: &Path,
+        segment: Original,
+        out: Vec<u8>,
+        changed: bool,
+    ) -> Result<(), LogError> {
+        let is_head = segment == self.head;
+        if !is_head {
+            self.absorbed.push(segment);
+        }
+        self.bytes += out.len();
+        if is_head && !changed {
+            self.pending = Some(Bytes::from(out));
+            return Ok(());
+        }
+        let (file, path) = match &mut self.file {
+            Some(open) => open,
+            None => {
+                let path = cleaned_path(dir, self.head.base);
+                let mut file = File::create(&path).at(&path)?;
+                if let Some(head) = self.pending.take() {
+                    file.write_all(&head).at(&path)?;
+                }
+                self.file.insert((file, path))
+            }
+        };
+        file.write_all(&out).at(path)
+    }
+
+    /// The group's outcome: None when there is nothing to install (a lone head that lost no
+    /// records).
+    fn finish(self) -> Result<Option<CleanedSegment>, LogError> {
+        let empty = self.bytes == 0;
+        let path = match self.file {
+            Some((file, path)) => {
+                file.sync_all().at(&path)?;
+                Some(path)
+            }
+            None if empty => None,
+            None => return Ok(None),
+        };
+        Ok(Some(CleanedSegment {
+            head: self.head,
+            absorbed: self.absorbed,
+            path,
+            empty,
+        }))
+    }
 }
 
 /// A finished clean, waiting to be installed by [`Log::install_compaction`].
@@ -236,7 +330,9 @@ impl CleanTask {
         let end_offset = self.end_offset;
         self.segments.retain(|s| s.base < end_offset);
         let tombstone_bound = now_ms.saturating_sub(self.config.delete_retention_ms.max(0));
+        let max_group_bytes = max_group_bytes(&self.config);
         let mut cleaned = Vec::new();
+        let mut group: Option<Group> = None;
         for seg in &self.segments {
             let mut out: Vec<u8> = Vec::with_capacity(seg.data.len());
             let mut changed = false;
@@ -281,27 +377,31 @@ impl CleanTask {
             }
             stats.bytes_before += seg.data.len() as u64;
             stats.bytes_after += out.len() as u64;
-            let empty = out.is_empty();
-            if !changed && !empty {
-                continue;
-            }
-            let path = if changed {
-                let path = cleaned_path(&self.dir, seg.base);
-                let mut file = File::create(&path).at(&path)?;
-                file.write_all(&out).at(&path)?;
-                file.sync_all().at(&path)?;
-                Some(path)
-            } else {
-                None
-            };
-            cleaned.push(CleanedSegment {
+            let original = Original {
                 base: seg.base,
-                old_size: seg.data.len(),
-                old_next_offset: seg.next_offset,
-                path,
-                empty,
+                size: seg.data.len(),
+                next_offset: seg.next_offset,
+            };
+            // Join the open group while the kept bytes fit in one segment and every offset
+            // stays within the index's 32-bit relative offsets.
+            let joins = group.as_ref().is_some_and(|g| {
+                g.bytes.saturating_add(out.len()) <= max_group_bytes
+                    && seg.next_offset.saturating_sub(g.head.base) <= i64::from(i32::MAX)
             });
+            if !joins {
+                if let Some(done) = group.take() {
+                    cleaned.extend(done.finish()?);
+                }
+                group = Some(Group::new(original));
+            }
+            if let Some(g) = group.as_mut() {
+                g.add(&self.dir, original, out, changed)?;
+            }
         }
+        if let Some(done) = group.take() {
+            cleaned.extend(done.finish()?);
+        }
+        stats.segments_merged = cleaned.iter().map(|cs| cs.absorbed.len()).sum();
         Ok(CleanedLog {
             generation: self.generation,
             end_offset: self.end_offset,
@@ -309,6 +409,16 @@ impl CleanTask {
             stats,
         })
     }
+}
+
+/// How many kept bytes one merged segment may hold: at most `segment.bytes`, and no more
+/// than its rebuilt indexes have room for (an entry per `index.interval.bytes`, 12 bytes a
+/// time-index entry within `segment.index.bytes`), as Kafka's grouping bounds both.
+fn max_group_bytes(config: &LogConfig) -> usize {
+    let to_usize = |v: u64| usize::try_from(v.max(1)).unwrap_or(usize::MAX);
+    let index_entries = to_usize((u64::from(config.max_index_bytes) / 12).saturating_sub(1));
+    to_usize(config.segment_bytes)
+        .min(index_entries.saturating_mul(to_usize(u64::from(config.index_interval_bytes))))
 }
 
 /// A 128-bit digest of a record key (two SipHash passes with distinct prefixes): the offset
