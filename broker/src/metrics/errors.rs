@@ -45,11 +45,10 @@ fn screaming_snake(camel: &str) -> String {
     out
 }
 
-/// Every error code in `response`, with how often it occurs. Responses of APIs not listed
-/// here contribute nothing (the request is still counted and timed).
-pub fn error_counts(response: &ResponseKind) -> HashMap<i16, u64> {
-    let mut counts = HashMap::new();
-    let mut add = |code: i16| *counts.entry(code).or_insert(0u64) += 1;
+/// Calls `add` with every error code in `response`, once per occurrence. Responses of APIs
+/// not listed here contribute nothing (the request is still counted and timed). A visitor,
+/// not a map of counts: it runs for every response, and a map would be an allocation each.
+pub fn visit_error_codes(response: &ResponseKind, mut add: impl FnMut(i16)) {
     match response {
         ResponseKind::ApiVersions(r) => add(r.error_code),
         ResponseKind::Metadata(r) => {
@@ -139,7 +138,6 @@ pub fn error_counts(response: &ResponseKind) -> HashMap<i16, u64> {
         ResponseKind::SaslAuthenticate(r) => add(r.error_code),
         _ => {}
     }
-    counts
 }
 
 #[cfg(test)]
@@ -150,6 +148,12 @@ mod tests {
     use kafka_protocol::messages::{HeartbeatResponse, ProduceResponse};
 
     use super::*;
+
+    fn error_counts(response: &ResponseKind) -> HashMap<i16, u64> {
+        let mut counts = HashMap::new();
+        visit_error_codes(response, |code| *counts.entry(code).or_insert(0) += 1);
+        counts
+    }
 
     #[test]
     fn names_follow_kafka() {

@@ -2,7 +2,7 @@
 //! they live in. Creating a partition picks the log dir with the fewest partitions;
 //! recovery points are checkpointed per log dir so restarts scan only the unflushed tail.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -29,7 +29,9 @@ pub enum ReplicaError {
 
 pub struct ReplicaManager {
     log_dirs: Vec<PathBuf>,
-    partitions: RwLock<HashMap<(String, i32), Arc<Partition>>>,
+    /// By topic, then index: a lookup borrows the request's topic name instead of building
+    /// a key (it runs for every partition of every Produce and Fetch).
+    partitions: RwLock<HashMap<String, BTreeMap<i32, Arc<Partition>>>>,
     /// Serialises log opening: two `Log`s over one directory would fight over its files.
     opening: Mutex<()>,
     /// Recovery points read at start-up, consumed as logs are opened.
@@ -127,7 +129,8 @@ impl ReplicaManager {
         self.partitions
             .read()
             .unwrap_or_else(|p| p.into_inner())
-            .get(&(topic.to_string(), partition))
+            .get(topic)
+            .and_then(|by_index| by_index.get(&partition))
             .cloned()
     }
 
@@ -136,6 +139,7 @@ impl ReplicaManager {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .values()
+            .flat_map(BTreeMap::values)
             .cloned()
             .collect()
     }
@@ -162,7 +166,7 @@ impl ReplicaManager {
         let partitions = self.partitions.read().unwrap_or_else(|p| p.into_inner());
         let mut counts: HashMap<&Path, usize> =
             self.log_dirs.iter().map(|d| (d.as_path(), 0)).collect();
-        for p in partitions.values() {
+        for p in partitions.values().flat_map(BTreeMap::values) {
             if let Some(dir) = self
                 .log_dirs
                 .iter()
@@ -241,7 +245,9 @@ impl ReplicaManager {
             Arc::new(Partition::new(tp, topic_id, log, leader_epoch).in_log_dir(offline));
         let mut map = self.partitions.write().unwrap_or_else(|p| p.into_inner());
         let entry = map
-            .entry((topic.to_string(), partition))
+            .entry(topic.to_string())
+            .or_default()
+            .entry(partition)
             .or_insert(partition_state);
         Ok(entry.clone())
     }
@@ -250,9 +256,9 @@ impl ReplicaManager {
     pub fn delete_topic(&self, topic: &str) {
         let removed: Vec<Arc<Partition>> = {
             let mut map = self.partitions.write().unwrap_or_else(|p| p.into_inner());
-            let keys: Vec<(String, i32)> =
-                map.keys().filter(|(t, _)| t == topic).cloned().collect();
-            keys.iter().filter_map(|k| map.remove(k)).collect()
+            map.remove(topic)
+                .map(|by_index| by_index.into_values().collect())
+                .unwrap_or_default()
         };
         for p in removed {
             p.delete();
