@@ -5,6 +5,7 @@
 
 pub mod errors;
 mod state;
+mod topic;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
@@ -30,23 +31,6 @@ const LATENCY_BUCKETS: &[f64] = &[
 /// else a client names is counted as `other`.
 const SASL_MECHANISMS: &[&str] = &["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"];
 
-/// Which topic-level request a per-topic count is about (Kafka's TotalProduceRequestsPerSec
-/// and TotalFetchRequestsPerSec, and their Failed* twins).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TopicRequest {
-    Produce,
-    Fetch,
-}
-
-impl TopicRequest {
-    fn label(self) -> &'static str {
-        match self {
-            TopicRequest::Produce => "produce",
-            TopicRequest::Fetch => "fetch",
-        }
-    }
-}
-
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum MetricsError {
@@ -68,11 +52,8 @@ pub struct BrokerMetrics {
     request_queue_seconds: HistogramVec,
     request_processing_seconds: HistogramVec,
     request_total_seconds: HistogramVec,
-    topic_messages_in: IntCounterVec,
-    topic_bytes_in: IntCounterVec,
-    topic_bytes_out: IntCounterVec,
-    topic_requests: IntCounterVec,
-    topic_failed_requests: IntCounterVec,
+    topics: topic::TopicVecs,
+    topic_series: topic::TopicSeriesCache,
     connections: IntGaugeVec,
     connections_accepted: IntCounterVec,
     sasl_authentications: IntCounterVec,
@@ -170,36 +151,39 @@ impl BrokerMetrics {
                 "Time from reading a request's frame to its response being ready, by API.",
                 &["api"],
             )?,
-            topic_messages_in: counter(
+            topics: topic::TopicVecs {
+            messages_in: counter(
                 r,
                 "strata_topic_messages_in_total",
                 "Records appended to the topic's partitions on this broker.",
                 &["topic"],
             )?,
-            topic_bytes_in: counter(
+            bytes_in: counter(
                 r,
                 "strata_topic_bytes_in_total",
                 "Record-batch bytes appended to the topic by producers.",
                 &["topic"],
             )?,
-            topic_bytes_out: counter(
+            bytes_out: counter(
                 r,
                 "strata_topic_bytes_out_total",
                 "Record-batch bytes of the topic returned to fetchers.",
                 &["topic"],
             )?,
-            topic_requests: counter(
+            requests: counter(
                 r,
                 "strata_topic_requests_total",
                 "Produce or fetch requests for the topic, counted per partition (as Kafka's TotalProduceRequestsPerSec).",
                 &["topic", "request"],
             )?,
-            topic_failed_requests: counter(
+            failed_requests: counter(
                 r,
                 "strata_topic_failed_requests_total",
                 "Produce or fetch partition requests for the topic answered with an error.",
                 &["topic", "request"],
             )?,
+            },
+            topic_series: topic::TopicSeriesCache::default(),
             connections: gauge(
                 r,
                 "strata_connections",
@@ -294,37 +278,14 @@ impl BrokerMetrics {
     /// One produce partition result: `Ok((records, bytes))` appended, or an error code.
     /// Call only for topics that exist, so hostile topic names never become labels.
     pub fn produce_partition(&self, topic: &str, outcome: Result<(u64, u64), i16>) {
-        let labels = [topic, TopicRequest::Produce.label()];
-        self.topic_requests.with_label_values(&labels).inc();
-        // Touched on success too, so the failure series exists (at 0) for dashboards.
-        let failed = self.topic_failed_requests.with_label_values(&labels);
-        match outcome {
-            Ok((records, bytes)) => {
-                self.topic_messages_in
-                    .with_label_values(&[topic])
-                    .inc_by(records);
-                self.topic_bytes_in
-                    .with_label_values(&[topic])
-                    .inc_by(bytes);
-            }
-            Err(_) => failed.inc(),
-        }
+        self.topic_series.produce(&self.topics, topic, outcome);
     }
 
     /// One fetch partition result: the error code sent and the record bytes returned.
     /// Call only for topics that exist.
     pub fn fetch_partition(&self, topic: &str, error_code: i16, bytes: u64) {
-        let labels = [topic, TopicRequest::Fetch.label()];
-        self.topic_requests.with_label_values(&labels).inc();
-        let failed = self.topic_failed_requests.with_label_values(&labels);
-        if error_code != 0 {
-            failed.inc();
-        }
-        if bytes > 0 {
-            self.topic_bytes_out
-                .with_label_values(&[topic])
-                .inc_by(bytes);
-        }
+        self.topic_series
+            .fetch(&self.topics, topic, error_code, bytes);
     }
 
     /// A connection was accepted; the gauge goes down when the guard is dropped.
@@ -369,28 +330,33 @@ impl BrokerMetrics {
     fn forget_deleted_topics(&self, broker: &Broker) {
         let image = broker.metadata.image();
         let vecs = [
-            &self.topic_messages_in,
-            &self.topic_bytes_in,
-            &self.topic_bytes_out,
-            &self.topic_requests,
-            &self.topic_failed_requests,
+            &self.topics.messages_in,
+            &self.topics.bytes_in,
+            &self.topics.bytes_out,
+            &self.topics.requests,
+            &self.topics.failed_requests,
         ];
-        for vec in vecs {
-            for family in prometheus::core::Collector::collect(vec) {
-                for metric in family.get_metric() {
-                    // By name: a gathered metric's labels are sorted, not in declared order.
-                    let labels: std::collections::HashMap<&str, &str> = metric
-                        .get_label()
-                        .iter()
-                        .map(|l| (l.name(), l.value()))
-                        .collect();
-                    let topic = labels.get("topic").copied();
-                    if topic.is_some_and(|t| image.topic(t).is_none()) {
-                        let _ = vec.remove(&labels);
+        let remove_series = || {
+            for vec in vecs {
+                for family in prometheus::core::Collector::collect(vec) {
+                    for metric in family.get_metric() {
+                        // By name: a gathered metric's labels are sorted, not in declared
+                        // order.
+                        let labels: std::collections::HashMap<&str, &str> = metric
+                            .get_label()
+                            .iter()
+                            .map(|l| (l.name(), l.value()))
+                            .collect();
+                        let topic = labels.get("topic").copied();
+                        if topic.is_some_and(|t| image.topic(t).is_none()) {
+                            let _ = vec.remove(&labels);
+                        }
                     }
                 }
             }
-        }
+        };
+        self.topic_series
+            .forget(remove_series, |t| image.topic(t).is_some());
     }
 }
 

@@ -92,6 +92,18 @@ fn deleted_topics_stop_being_reported() {
     delete_topic(&broker, "gone").unwrap();
     let after = broker.metrics.render(&broker).unwrap();
     assert!(!after.contains("topic=\"gone\""), "{after}");
+    // Recreated, it starts from zero, in series the scrape sees (its handles are cached
+    // per topic, so the deleted topic's must have gone with its series).
+    create(&broker, "gone", 1);
+    broker.metrics.produce_partition("gone", Ok((2, 90)));
+    broker.metrics.fetch_partition("gone", 0, 90);
+    let s = series(&broker.metrics.render(&broker).unwrap());
+    assert_eq!(s["strata_topic_messages_in_total{topic=\"gone\"}"], 2.0);
+    assert_eq!(s["strata_topic_bytes_out_total{topic=\"gone\"}"], 90.0);
+    assert_eq!(
+        s["strata_topic_requests_total{request=\"produce\",topic=\"gone\"}"],
+        1.0
+    );
 }
 
 #[test]

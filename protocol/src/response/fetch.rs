@@ -16,7 +16,7 @@ use super::EncodeError;
 use crate::frame::FRAME_PREFIX_LEN;
 
 /// Fetch v12 is the first flexible version (compact arrays and bytes, tagged fields).
-const FIRST_FLEXIBLE_VERSION: i16 = 12;
+pub(super) const FIRST_FLEXIBLE_VERSION: i16 = 12;
 
 /// Room for one partition's fields around its records, for the first buffer's capacity.
 const PARTITION_SIZE_HINT: usize = 64;
@@ -32,12 +32,19 @@ const MAX_INITIAL_CAPACITY: usize = 1 << 20;
 ///
 /// Adjacent small pieces are merged, so a response has at most two chunks per partition with
 /// records, plus one.
+///
+/// The responses a broker sends for nearly every Fetch are written field by field
+/// ([`super::fetch_plain`]); the rest go through kafka-protocol's encoder here.
 pub fn encode_fetch_response_chunks(
     correlation_id: i32,
     version: i16,
     resp: &FetchResponse,
 ) -> Result<Vec<Bytes>, EncodeError> {
-    let mut enc = FetchEncoder::new(version, capacity_hint(resp));
+    let capacity = capacity_hint(resp);
+    if let Some(done) = super::fetch_plain::encode(correlation_id, version, resp, capacity) {
+        return done;
+    }
+    let mut enc = FetchEncoder::new(version, capacity);
     ResponseHeader::default()
         .with_correlation_id(correlation_id)
         .encode(
@@ -254,16 +261,16 @@ impl FetchEncoder {
 }
 
 /// Small pieces accumulate in `cur`; shared `Bytes` go into the list as they are.
-struct ChunkWriter {
+pub(super) struct ChunkWriter {
     /// Index 0 is a placeholder for `first` until `finish`.
     chunks: Vec<Bytes>,
     /// The first piece, kept mutable so that the size prefix can be patched in at the end.
     first: Option<BytesMut>,
-    cur: BytesMut,
+    pub(super) cur: BytesMut,
 }
 
 impl ChunkWriter {
-    fn new(capacity: usize) -> Self {
+    pub(super) fn new(capacity: usize) -> Self {
         let mut cur = BytesMut::with_capacity(capacity);
         cur.put_i32(0); // the size prefix, patched in `finish` once the size is known
         Self {
@@ -285,12 +292,12 @@ impl ChunkWriter {
         }
     }
 
-    fn push_shared(&mut self, bytes: Bytes) {
+    pub(super) fn push_shared(&mut self, bytes: Bytes) {
         self.flush();
         self.chunks.push(bytes);
     }
 
-    fn finish(mut self) -> Result<Vec<Bytes>, EncodeError> {
+    pub(super) fn finish(mut self) -> Result<Vec<Bytes>, EncodeError> {
         self.flush();
         let mut first = self.first.take().unwrap_or_default();
         let total = self
@@ -321,7 +328,7 @@ fn capacity_hint(resp: &FetchResponse) -> usize {
         .min(MAX_INITIAL_CAPACITY)
 }
 
-fn put_unsigned_varint(buf: &mut BytesMut, mut value: u32) {
+pub(super) fn put_unsigned_varint(buf: &mut BytesMut, mut value: u32) {
     while value >= 0x80 {
         buf.put_u8((value as u8) | 0x80);
         value >>= 7;

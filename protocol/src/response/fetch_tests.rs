@@ -412,3 +412,155 @@ proptest! {
         check(version, &response(version, topics));
     }
 }
+
+/// A partition as the broker's Fetch handler builds them: no tagged fields, every field valid
+/// for `version`.
+fn plain_partition(
+    version: i16,
+    index: i32,
+    (records_len, error, aborted, offsets): (Option<usize>, i16, Option<usize>, (i64, i64, i64)),
+) -> PartitionData {
+    let mut p = PartitionData::default()
+        .with_partition_index(index)
+        .with_error_code(error)
+        .with_high_watermark(offsets.0)
+        .with_last_stable_offset(offsets.1)
+        .with_log_start_offset(offsets.2)
+        .with_records(records_len.map(|n| records(n, index as u8)))
+        .with_aborted_transactions(aborted.map(|n| {
+            (0..n)
+                .map(|k| {
+                    AbortedTransaction::default()
+                        .with_producer_id(ProducerId(1_000 + k as i64))
+                        .with_first_offset(k as i64 * 7)
+                })
+                .collect()
+        }));
+    if version >= 11 {
+        p = p.with_preferred_read_replica(BrokerId(index % 3 - 1));
+    }
+    p
+}
+
+fn plain_response(version: i16, topics: Vec<(String, u128, Vec<PartitionData>)>) -> FetchResponse {
+    let mut r = FetchResponse::default()
+        .with_throttle_time_ms(3)
+        .with_responses(
+            topics
+                .into_iter()
+                .map(|(name, id, partitions)| {
+                    FetchableTopicResponse::default()
+                        .with_topic(topic_name(&name))
+                        .with_topic_id(uuid::Uuid::from_u128(id))
+                        .with_partitions(partitions)
+                })
+                .collect(),
+        );
+    if version >= 7 {
+        r = r.with_error_code(0).with_session_id(77);
+    }
+    r
+}
+
+#[test]
+fn plain_responses_take_the_direct_path_in_every_version() {
+    for version in VERSIONS {
+        let resp = plain_response(
+            version,
+            vec![(
+                "orders".into(),
+                9,
+                vec![
+                    plain_partition(version, 0, (Some(300), 0, None, (10, 10, 0))),
+                    plain_partition(version, 1, (None, 6, Some(2), (-1, -1, -1))),
+                    plain_partition(version, 2, (Some(0), 0, Some(0), (5, 4, 1))),
+                ],
+            )],
+        );
+        assert!(
+            super::super::fetch_plain::encode(1, version, &resp, 64).is_some(),
+            "v{version}"
+        );
+        check(version, &resp);
+    }
+}
+
+#[test]
+fn anything_unusual_leaves_the_direct_path() {
+    let plain = |version| {
+        plain_response(
+            version,
+            vec![(
+                "t".into(),
+                1,
+                vec![plain_partition(version, 0, (Some(5), 0, None, (1, 1, 0)))],
+            )],
+        )
+    };
+    let mut tagged = plain(12);
+    tagged.responses[0].partitions[0]
+        .current_leader
+        .leader_epoch = 3;
+    let mut endpoints = plain(16);
+    endpoints.node_endpoints = vec![NodeEndpoint::default().with_port(1)];
+    let mut topic_tags = plain(12);
+    topic_tags.responses[0].unknown_tagged_fields = tags(&[4]);
+    let mut session_before_7 = plain(6);
+    session_before_7.session_id = 5;
+    let mut replica_before_11 = plain(10);
+    replica_before_11.responses[0].partitions[0].preferred_read_replica = BrokerId(2);
+    for (version, resp) in [
+        (12, tagged),
+        (16, endpoints),
+        (12, topic_tags),
+        (6, session_before_7),
+        (10, replica_before_11),
+        (3, plain(4)),
+        (19, plain(18)),
+    ] {
+        assert!(
+            super::super::fetch_plain::encode(1, version, &resp, 64).is_none(),
+            "v{version}"
+        );
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn random_plain_responses_match_encode_response(
+        version in 4i16..=18,
+        layout in prop::collection::vec(
+            (
+                "[a-z._-]{1,40}",
+                any::<u128>(),
+                prop::collection::vec(
+                    (
+                        prop::option::of(prop_oneof![Just(0usize), 1usize..300, 40_000usize..41_000]),
+                        prop_oneof![Just(0i16), Just(1), Just(3), Just(6), Just(74)],
+                        prop::option::of(0usize..4),
+                        (any::<i64>(), any::<i64>(), any::<i64>()),
+                    ),
+                    0..6,
+                ),
+            ),
+            0..4,
+        ),
+    ) {
+        let topics = layout
+            .into_iter()
+            .map(|(name, id, parts)| {
+                let partitions = parts
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, shape)| plain_partition(version, i as i32, shape))
+                    .collect();
+                (name, id, partitions)
+            })
+            .collect();
+        let resp = plain_response(version, topics);
+        prop_assert!(super::super::fetch_plain::encode(1, version, &resp, 64).is_some());
+        check(version, &resp);
+    }
+}

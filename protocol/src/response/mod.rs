@@ -3,6 +3,7 @@
 //! memory (see [`encode_fetch_response_chunks`]).
 
 mod fetch;
+mod fetch_plain;
 
 pub use fetch::encode_fetch_response_chunks;
 
