@@ -30,6 +30,12 @@ pub(super) trait ReadReady {
     fn ready(&self) -> impl Future<Output = io::Result<()>> + Send {
         std::future::ready(Ok(()))
     }
+
+    /// Reads what is there without waiting (`WouldBlock` if nothing is). Transports that
+    /// cannot tell say `WouldBlock`, and their reader waits in `read` as before.
+    fn try_read_buf(&self, _buf: &mut BytesMut) -> io::Result<usize> {
+        Err(io::ErrorKind::WouldBlock.into())
+    }
 }
 
 impl ReadReady for tokio::net::tcp::OwnedReadHalf {
@@ -37,6 +43,10 @@ impl ReadReady for tokio::net::tcp::OwnedReadHalf {
 
     fn ready(&self) -> impl Future<Output = io::Result<()>> + Send {
         self.readable()
+    }
+
+    fn try_read_buf(&self, buf: &mut BytesMut) -> io::Result<usize> {
+        tokio::net::tcp::OwnedReadHalf::try_read_buf(self, buf)
     }
 }
 
@@ -66,8 +76,18 @@ impl<R: AsyncRead + ReadReady + Unpin> FrameReader<R> {
                 return Ok(Some(frame));
             }
             if self.buffer.is_empty() {
-                // Let go of the last buffer (frames still in use keep it alive) so that a
-                // connection waiting for its next request holds no memory.
+                // A busy connection's next request is often here already: read it into the
+                // buffer we hold, which takes its memory back in place once the frames cut
+                // from it are dropped (no new allocation for every request).
+                self.make_room()?;
+                match self.transport.try_read_buf(&mut self.buffer) {
+                    Ok(0) => return self.end_of_stream(),
+                    Ok(_) => continue,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) => return Err(format!("read failed: {e}")),
+                }
+                // Nothing yet: let go of the buffer (frames still in use keep it alive) so
+                // that a connection waiting for its next request holds no memory.
                 self.buffer = BytesMut::new();
                 self.transport
                     .ready()
