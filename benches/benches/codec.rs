@@ -1,16 +1,22 @@
 //! Micro-benches of the request front end: guarded request decoding (Produce with one 16 KiB
-//! batch, Fetch of 1 and 100 partitions, Metadata) and produce-path record-batch validation.
+//! batch, Fetch of 1 and 100 partitions, Metadata), produce-path record-batch validation, and
+//! Fetch response encoding (the plain responses a broker sends, and the general path that
+//! responses with tagged fields take).
 #![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
+use bytes::Bytes;
+use kafka_protocol::messages::fetch_response::{
+    FetchResponse, FetchableTopicResponse, LeaderIdAndEpoch, PartitionData,
+};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
-use kafka_protocol::messages::{ApiKey, MetadataRequest};
+use kafka_protocol::messages::{ApiKey, BrokerId, MetadataRequest};
 use strata_benches::client::encode_frame;
 use strata_benches::fixtures;
 use strata_benches::ops::topic_name;
-use strata_protocol::decode_request;
+use strata_protocol::{decode_request, encode_fetch_response_chunks};
 use strata_protocol::record_batch::{validate_produce_records, verify_crc};
 
 fn decoding(c: &mut Criterion) {
@@ -69,5 +75,45 @@ fn validation(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, decoding, validation);
+/// A Fetch response of `partitions` partitions of one topic, each with `records` (shared, not
+/// copied, by the encoder); `leader_hint` sets a tagged field, which takes the general path.
+fn fetch_response(partitions: i32, records: &Bytes, leader_hint: bool) -> FetchResponse {
+    let partitions = (0..partitions)
+        .map(|i| {
+            let mut p = PartitionData::default()
+                .with_partition_index(i)
+                .with_high_watermark(1_000)
+                .with_last_stable_offset(1_000)
+                .with_log_start_offset(0)
+                .with_records(Some(records.clone()));
+            if leader_hint {
+                p.current_leader = LeaderIdAndEpoch::default()
+                    .with_leader_id(BrokerId(1))
+                    .with_leader_epoch(3);
+            }
+            p
+        })
+        .collect();
+    FetchResponse::default().with_responses(vec![FetchableTopicResponse::default()
+        .with_topic(topic_name("bench"))
+        .with_topic_id(uuid::Uuid::from_u128(7))
+        .with_partitions(partitions)])
+}
+
+fn fetch_encoding(c: &mut Criterion) {
+    let mut group = c.benchmark_group("encode_fetch_response");
+    group.measurement_time(Duration::from_secs(3));
+    let records = fixtures::batch(100).unwrap().to_bytes();
+    for partitions in [1, 8] {
+        for (path, leader_hint) in [("plain", false), ("general", true)] {
+            let resp = fetch_response(partitions, &records, leader_hint);
+            group.bench_function(format!("v16/{partitions}_partitions/{path}"), |b| {
+                b.iter(|| encode_fetch_response_chunks(7, 16, black_box(&resp)).unwrap())
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, decoding, validation, fetch_encoding);
 criterion_main!(benches);
