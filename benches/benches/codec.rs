@@ -6,8 +6,8 @@
 
 use std::time::Duration;
 
-use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use bytes::Bytes;
+use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use kafka_protocol::messages::fetch_response::{
     FetchResponse, FetchableTopicResponse, LeaderIdAndEpoch, PartitionData,
 };
@@ -16,8 +16,8 @@ use kafka_protocol::messages::{ApiKey, BrokerId, MetadataRequest};
 use strata_benches::client::encode_frame;
 use strata_benches::fixtures;
 use strata_benches::ops::topic_name;
-use strata_protocol::{decode_request, encode_fetch_response_chunks};
 use strata_protocol::record_batch::{validate_produce_records, verify_crc};
+use strata_protocol::{decode_request, encode_fetch_response_chunks};
 
 fn decoding(c: &mut Criterion) {
     let mut group = c.benchmark_group("decode_request");

@@ -128,6 +128,64 @@ fn throughput_paces_requests_to_the_rate_asked_for() {
     });
 }
 
+/// Compressed batches (every codec Kafka has) go through the broker as they were sent and come
+/// back whole: kafka-protocol's decoder (not ours) reads every record, with the offsets the
+/// broker assigned.
+#[test]
+fn compressed_batches_round_trip_with_every_codec() {
+    use kafka_protocol::messages::{ApiKey, FetchResponse};
+    use kafka_protocol::records::RecordBatchDecoder;
+    use strata_benches::batch::Compression;
+
+    let runtime = Arc::new(tokio::runtime::Runtime::new().unwrap());
+    let broker = InProcessBroker::start(runtime.clone(), &[]).unwrap();
+    runtime.block_on(async {
+        for codec in [
+            Compression::Gzip,
+            Compression::Snappy,
+            Compression::Lz4,
+            Compression::Zstd,
+        ] {
+            let topic = format!("{codec:?}").to_lowercase();
+            let (mut conn, versions) = connect_with_topic(&broker.addr, &topic, 1).await;
+            let batch = BatchTemplate::compressed(50, 100, 1_700_000_000_000, codec).unwrap();
+            let load = ProduceLoad {
+                topic: topic.clone(),
+                partitions: vec![0],
+                batch: batch.to_bytes(),
+                records_per_batch: 50,
+                acks: -1,
+                version: versions.produce,
+                requests: 4,
+                in_flight: 2,
+                throughput: None,
+            };
+            pipeline::produce(&mut conn, &load, |_, _| {})
+                .await
+                .unwrap();
+            let request =
+                ops::fetch_request(versions.fetch, &topic, &[(0, 0)], 100, 1 << 20, 1 << 20);
+            let response: FetchResponse = conn
+                .call(ApiKey::Fetch, versions.fetch, &request)
+                .await
+                .unwrap();
+            let mut records = response.responses[0].partitions[0].records.clone().unwrap();
+            // Stored and served as sent: four batches of the compressed size.
+            assert_eq!(records.len(), 4 * batch.len(), "{codec:?}");
+            let sets = RecordBatchDecoder::decode_all(&mut records).unwrap();
+            let offsets: Vec<i64> = sets
+                .iter()
+                .flat_map(|s| s.records.iter().map(|r| r.offset))
+                .collect();
+            assert_eq!(offsets, (0..200).collect::<Vec<i64>>(), "{codec:?}");
+            assert!(sets
+                .iter()
+                .flat_map(|s| &s.records)
+                .all(|r| r.value.as_ref().is_some_and(|v| v.len() == 100)));
+        }
+    });
+}
+
 /// The load client over SASL_SSL with SCRAM-SHA-512 and PLAIN, from the client properties
 /// file the broker's quickstart writes (as a managed cluster's users have): what it produces
 /// comes back.

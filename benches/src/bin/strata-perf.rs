@@ -12,7 +12,7 @@ use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
-use strata_benches::batch::BatchTemplate;
+use strata_benches::batch::{BatchTemplate, Compression};
 use strata_benches::client::KafkaConnection;
 use strata_benches::fixtures::now_ms;
 use strata_benches::ops::{self, TopicLayout, Versions};
@@ -91,6 +91,10 @@ struct ProduceArgs {
     /// --throughput); unlimited when absent.
     #[arg(long, value_parser = positive_rate)]
     throughput: Option<f64>,
+    /// Codec of every batch (as the producer's compression.type); --batch-size bounds the
+    /// records before compression, as the producer's batch.size does.
+    #[arg(long = "compression-type", value_enum, default_value_t = Compression::None)]
+    compression: Compression,
 }
 
 fn positive_rate(text: &str) -> Result<f64, String> {
@@ -212,13 +216,18 @@ async fn produce(args: ProduceArgs) -> anyhow::Result<()> {
     let leaders = by_leader(&layout)?;
     let per_batch = BatchTemplate::records_per_batch(args.batch_size, args.record_size)
         .min(usize::try_from(common.records).unwrap_or(usize::MAX));
-    let batch = BatchTemplate::new(per_batch, args.record_size, now_ms())?;
+    let batch = BatchTemplate::compressed(per_batch, args.record_size, now_ms(), args.compression)?;
     // Whole batches, then one smaller batch for the remainder, so exactly --records are sent.
     let requests = common.records / per_batch as u64;
     let remainder = usize::try_from(common.records % per_batch as u64).unwrap_or(0);
     let tail = match remainder {
         0 => None,
-        n => Some(BatchTemplate::new(n, args.record_size, now_ms())?),
+        n => Some(BatchTemplate::compressed(
+            n,
+            args.record_size,
+            now_ms(),
+            args.compression,
+        )?),
     };
     let sent_records = common.records;
     let partition_count = layout.partitions.len() as u64;
@@ -285,9 +294,13 @@ async fn produce(args: ProduceArgs) -> anyhow::Result<()> {
         wire_bytes.load(Ordering::Relaxed),
         elapsed,
         &format!(
-            "{} B records, {per_batch} per {} B batch, acks={}, {} partitions, {} in flight per connection",
+            "{} B records, {per_batch} per {} B batch ({}), acks={}, {} partitions, {} in flight per connection",
             args.record_size,
             batch.len(),
+            match args.compression {
+                Compression::None => "uncompressed".to_owned(),
+                codec => format!("{codec:?}").to_lowercase(),
+            },
             args.acks,
             partition_count,
             args.in_flight
