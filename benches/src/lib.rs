@@ -5,6 +5,8 @@
 pub mod batch;
 pub mod client;
 pub mod fixtures;
+pub mod group;
+pub mod group_consume;
 pub mod inproc;
 pub mod ops;
 pub mod pipeline;

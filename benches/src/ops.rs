@@ -19,6 +19,7 @@ use kafka_protocol::protocol::StrBytes;
 use strata_protocol::record_batch::BatchIter;
 
 use crate::client::{ClientError, KafkaConnection};
+use crate::group::{GroupVersions, GROUP_APIS};
 
 /// Why a broker conversation failed beyond the socket.
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +60,8 @@ pub struct Versions {
     pub list_offsets: i16,
     /// None when the broker does not offer CreateTopics in a range we speak.
     pub create_topics: Option<i16>,
+    /// None when the broker lacks one of the consumer-group APIs in a range we speak.
+    pub group: Option<GroupVersions>,
 }
 
 /// Asks ApiVersions (v0, which every broker answers) and picks the versions to use.
@@ -100,6 +103,26 @@ pub async fn negotiate(conn: &mut KafkaConnection) -> Result<Versions, OpsError>
         metadata: pick(ApiKey::Metadata)?,
         list_offsets: pick(ApiKey::ListOffsets)?,
         create_topics: pick(ApiKey::CreateTopics).ok(),
+        group: pick_group(&theirs),
+    })
+}
+
+/// The group APIs' versions, if the broker offers all of them in ranges we speak.
+fn pick_group(theirs: &HashMap<i16, (i16, i16)>) -> Option<GroupVersions> {
+    let pick = |api_key: ApiKey| {
+        let (_, min, max) = GROUP_APIS.iter().find(|(k, _, _)| *k == api_key)?;
+        let (lo, hi) = theirs.get(&(api_key as i16))?;
+        let v = (*hi).min(*max);
+        (v >= (*lo).max(*min)).then_some(v)
+    };
+    Some(GroupVersions {
+        find_coordinator: pick(ApiKey::FindCoordinator)?,
+        join: pick(ApiKey::JoinGroup)?,
+        sync: pick(ApiKey::SyncGroup)?,
+        heartbeat: pick(ApiKey::Heartbeat)?,
+        offset_fetch: pick(ApiKey::OffsetFetch)?,
+        offset_commit: pick(ApiKey::OffsetCommit)?,
+        leave: pick(ApiKey::LeaveGroup)?,
     })
 }
 

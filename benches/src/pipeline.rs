@@ -3,6 +3,7 @@
 //! the offsets it is given. Both report each response's latency to a callback.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -140,6 +141,64 @@ pub async fn consume(
         }
     }
     Ok(total)
+}
+
+/// Progress shared by fetch loops running side by side (one per leader).
+#[derive(Debug, Default)]
+pub struct SharedProgress {
+    /// Records fetched by all the loops so far.
+    pub records: AtomicU64,
+    /// Set to make every loop return after its current fetch (a group's rebalance).
+    pub stop: AtomicBool,
+}
+
+/// Why a `fetch_shared` loop returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FetchEnd {
+    /// The loops have `load.records` records together.
+    Target,
+    /// `stop` was set.
+    Stopped,
+    /// Nothing arrived for `load.idle_timeout`.
+    Idle,
+}
+
+/// Fetches from one connection, starting at `load.offsets`, until the loops sharing
+/// `progress` have `load.records` records together, `progress.stop` is set, or nothing
+/// arrives for `load.idle_timeout`; returns why, with the offsets to fetch next.
+/// `on_response(latency, records, bytes)` runs per Fetch.
+pub async fn fetch_shared(
+    conn: &mut KafkaConnection,
+    mut load: FetchLoad,
+    progress: &SharedProgress,
+    mut on_response: impl FnMut(Duration, u64, u64),
+) -> Result<(FetchEnd, Vec<(i32, i64)>), OpsError> {
+    let mut last_progress = Instant::now();
+    loop {
+        if progress.records.load(Ordering::Relaxed) >= load.records {
+            return Ok((FetchEnd::Target, load.offsets));
+        }
+        if progress.stop.load(Ordering::Relaxed) {
+            return Ok((FetchEnd::Stopped, load.offsets));
+        }
+        let started = Instant::now();
+        let parts = fetch_once(conn, &load, &load.offsets).await?;
+        let (mut records, mut bytes) = (0, 0);
+        for p in parts {
+            records += p.records;
+            bytes += p.bytes;
+            if let Some(slot) = load.offsets.iter_mut().find(|(q, _)| *q == p.partition) {
+                slot.1 = p.next_offset;
+            }
+        }
+        progress.records.fetch_add(records, Ordering::Relaxed);
+        on_response(started.elapsed(), records, bytes);
+        if records > 0 {
+            last_progress = Instant::now();
+        } else if last_progress.elapsed() > load.idle_timeout {
+            return Ok((FetchEnd::Idle, std::mem::take(&mut load.offsets)));
+        }
+    }
 }
 
 /// One Fetch at `offsets`.

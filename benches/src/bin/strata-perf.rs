@@ -15,8 +15,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use strata_benches::batch::{BatchTemplate, Compression};
 use strata_benches::client::KafkaConnection;
 use strata_benches::fixtures::now_ms;
+use strata_benches::group_consume::{consume_in_group, GroupLoad, OnFetch};
 use strata_benches::ops::{self, TopicLayout, Versions};
-use strata_benches::pipeline::{self, FetchLoad, ProduceLoad};
+use strata_benches::pipeline::{self, FetchEnd, FetchLoad, ProduceLoad, SharedProgress};
 use strata_benches::security::ClientSecurity;
 
 const CLIENT_ID: &str = "strata-perf";
@@ -116,9 +117,19 @@ struct ConsumeArgs {
     /// Fetch partition_max_bytes (as max.partition.fetch.bytes).
     #[arg(long, default_value_t = 1_048_576)]
     partition_max_bytes: i32,
-    /// Give up when no record arrives for this many seconds.
+    /// Give up when no record arrives for this many seconds (with --group: stop, commit and
+    /// leave, as kafka-consumer-perf-test's --timeout).
     #[arg(long, default_value_t = 10)]
     idle_timeout_secs: u64,
+    /// Consume as a member of this consumer group (as kafka-consumer-perf-test's --group):
+    /// the range assignment over the group's members, positions from the group's committed
+    /// offsets (the earliest where none are), committed at every rebalance and at the end.
+    /// Without it, every partition is read from its earliest offset and nothing is committed.
+    #[arg(long)]
+    group: Option<String>,
+    /// With --group: heartbeat.interval.ms.
+    #[arg(long, default_value_t = 3000)]
+    heartbeat_interval_ms: u64,
 }
 
 fn main() -> std::process::ExitCode {
@@ -314,67 +325,76 @@ async fn consume(args: ConsumeArgs) -> anyhow::Result<()> {
     let common = &args.common;
     let (versions, layout) = discover(common, None).await?;
     let security = common.security()?;
-    let leaders = by_leader(&layout)?;
     let bar = progress(common.records, common.quiet);
-    let total = Arc::new(AtomicU64::new(0));
     let wire_bytes = Arc::new(AtomicU64::new(0));
-    let started = Instant::now();
-    let mut tasks = tokio::task::JoinSet::new();
-    for (addr, partitions) in leaders {
-        let (bar, total, wire_bytes) = (bar.clone(), total.clone(), wire_bytes.clone());
-        let topic = common.topic.clone();
-        let target = common.records;
-        let idle_timeout = Duration::from_secs(args.idle_timeout_secs);
-        let (max_bytes, partition_max_bytes) = (args.fetch_max_bytes, args.partition_max_bytes);
-        let security = security.clone();
-        tasks.spawn(async move {
-            let mut conn = KafkaConnection::connect_with(&addr, CLIENT_ID, &security).await?;
-            let offsets = ops::earliest_offsets(&mut conn, &versions, &topic, &partitions).await?;
-            let mut load = FetchLoad {
-                topic,
-                offsets,
-                version: versions.fetch,
-                max_wait_ms: 500,
-                max_bytes,
-                partition_max_bytes,
-                records: target,
-                idle_timeout,
-            };
-            let mut histogram = new_histogram()?;
-            let mut last_progress = Instant::now();
-            while total.load(Ordering::Relaxed) < target {
-                let fetch_started = Instant::now();
-                let parts = pipeline::fetch_once(&mut conn, &load, &load.offsets).await?;
-                let micros = u64::try_from(fetch_started.elapsed().as_micros()).unwrap_or(u64::MAX);
-                let _ = histogram.record(micros.max(1));
-                let mut records = 0;
-                for p in parts {
-                    records += p.records;
-                    wire_bytes.fetch_add(p.bytes, Ordering::Relaxed);
-                    if let Some(slot) = load.offsets.iter_mut().find(|(q, _)| *q == p.partition) {
-                        slot.1 = p.next_offset;
-                    }
-                }
-                total.fetch_add(records, Ordering::Relaxed);
-                bar.inc(records);
-                if records > 0 {
-                    last_progress = Instant::now();
-                } else if last_progress.elapsed() > load.idle_timeout {
-                    bail!(
-                        "no records from {addr} for {:?}; the topic holds fewer than {target} records?",
-                        load.idle_timeout
-                    );
-                }
+    let histogram = Arc::new(std::sync::Mutex::new(new_histogram()?));
+    let on_fetch: OnFetch = {
+        let (bar, wire_bytes, histogram) = (bar.clone(), wire_bytes.clone(), histogram.clone());
+        Arc::new(move |latency: Duration, records: u64, bytes: u64| {
+            let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+            if let Ok(mut h) = histogram.lock() {
+                let _ = h.record(micros.max(1));
             }
-            load.records = 0;
-            anyhow::Ok(histogram)
-        });
-    }
-    let histogram = join_all(tasks).await?;
-    let elapsed = started.elapsed();
+            wire_bytes.fetch_add(bytes, Ordering::Relaxed);
+            bar.inc(records);
+        })
+    };
+    let fetch = FetchLoad {
+        topic: common.topic.clone(),
+        offsets: Vec::new(),
+        version: versions.fetch,
+        max_wait_ms: 500,
+        max_bytes: args.fetch_max_bytes,
+        partition_max_bytes: args.partition_max_bytes,
+        records: common.records,
+        idle_timeout: Duration::from_secs(args.idle_timeout_secs),
+    };
+    let started = Instant::now();
+    let (records, group_note) = match &args.group {
+        Some(group) => {
+            let load = GroupLoad {
+                group: group.clone(),
+                topic: common.topic.clone(),
+                leaders: leader_of_each(&layout)?,
+                fetch,
+                heartbeat_interval: Duration::from_millis(args.heartbeat_interval_ms),
+            };
+            let mut conn =
+                KafkaConnection::connect_with(&common.bootstrap, CLIENT_ID, &security).await?;
+            let run = consume_in_group(&mut conn, &versions, &security, CLIENT_ID, &load, on_fetch)
+                .await?;
+            if run.ran_dry {
+                eprintln!(
+                    "consume: WARNING: the group's partitions ran dry after {} of {} records \
+                     ({} s without a record)",
+                    run.records, common.records, args.idle_timeout_secs
+                );
+            }
+            // As kafka-consumer-perf-test's fetch.time.ms: the rates leave out the time spent
+            // joining (group.initial.rebalance.delay.ms alone holds a new group's first join
+            // for 3 s on Kafka).
+            let note = format!(
+                "group {group}: {} generation(s), {:.0} ms joining and syncing (not counted in \
+                 the rates above), {:.2} s in all",
+                run.generations,
+                run.rebalance_time.as_secs_f64() * 1000.0,
+                started.elapsed().as_secs_f64()
+            );
+            (run.records, Some((note, run.rebalance_time)))
+        }
+        None => (
+            consume_all(&versions, &security, &layout, fetch, on_fetch).await?,
+            None,
+        ),
+    };
+    let joining = group_note.as_ref().map_or(Duration::ZERO, |(_, t)| *t);
+    let elapsed = started.elapsed().saturating_sub(joining);
     bar.finish_and_clear();
-    let records = total.load(Ordering::Relaxed);
     let bytes = wire_bytes.load(Ordering::Relaxed);
+    let histogram = histogram
+        .lock()
+        .map_err(|_| anyhow::anyhow!("latency histogram poisoned"))?
+        .clone();
     report(
         "consume",
         records,
@@ -389,7 +409,51 @@ async fn consume(args: ConsumeArgs) -> anyhow::Result<()> {
         ),
         Some(&histogram),
     );
+    if let Some((note, _)) = group_note {
+        println!("consume: {note}");
+    }
     Ok(())
+}
+
+/// Every partition from its earliest offset, one connection and fetch loop per leader.
+async fn consume_all(
+    versions: &Versions,
+    security: &ClientSecurity,
+    layout: &TopicLayout,
+    fetch: FetchLoad,
+    on_fetch: OnFetch,
+) -> anyhow::Result<u64> {
+    let progress = Arc::new(SharedProgress::default());
+    let mut tasks = tokio::task::JoinSet::new();
+    for (addr, partitions) in by_leader(layout)? {
+        let (versions, security, progress) = (*versions, security.clone(), progress.clone());
+        let (mut fetch, on_fetch) = (fetch.clone(), on_fetch.clone());
+        tasks.spawn(async move {
+            let mut conn = KafkaConnection::connect_with(&addr, CLIENT_ID, &security).await?;
+            fetch.offsets = ops::earliest_offsets(&mut conn, &versions, &fetch.topic, &partitions).await?;
+            let idle = fetch.idle_timeout;
+            let (end, _) = pipeline::fetch_shared(&mut conn, fetch, &progress, |l, r, b| {
+                on_fetch(l, r, b)
+            })
+            .await?;
+            if end == FetchEnd::Idle {
+                bail!("no records from {addr} for {idle:?}; the topic holds fewer records than asked for?");
+            }
+            anyhow::Ok(())
+        });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        joined.context("a fetch task panicked")??;
+    }
+    Ok(progress.records.load(Ordering::Relaxed))
+}
+
+/// Each partition's leader address.
+fn leader_of_each(layout: &TopicLayout) -> anyhow::Result<BTreeMap<i32, String>> {
+    Ok(by_leader(layout)?
+        .into_iter()
+        .flat_map(|(addr, partitions)| partitions.into_iter().map(move |p| (p, addr.clone())))
+        .collect())
 }
 
 /// Waits for every task and merges their histograms; the first failure wins.
