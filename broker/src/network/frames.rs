@@ -77,14 +77,15 @@ impl<R: AsyncRead + ReadReady + Unpin> FrameReader<R> {
             }
             if self.buffer.is_empty() {
                 // A busy connection's next request is often here already: read it into the
-                // buffer we hold, which takes its memory back in place once the frames cut
-                // from it are dropped (no new allocation for every request).
-                self.make_room()?;
-                match self.transport.try_read_buf(&mut self.buffer) {
-                    Ok(0) => return self.end_of_stream(),
-                    Ok(_) => continue,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                    Err(e) => return Err(format!("read failed: {e}")),
+                // buffer we hold, once the frames cut from it are dropped and its memory can
+                // be taken back in place (no new allocation for every request).
+                if self.buffer.try_reclaim(R::FIRST_READ) {
+                    match self.transport.try_read_buf(&mut self.buffer) {
+                        Ok(0) => return self.end_of_stream(),
+                        Ok(_) => continue,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                        Err(e) => return Err(format!("read failed: {e}")),
+                    }
                 }
                 // Nothing yet: let go of the buffer (frames still in use keep it alive) so
                 // that a connection waiting for its next request holds no memory.
