@@ -57,6 +57,11 @@ struct Common {
     /// --consumer.config / --command-config.
     #[arg(long, visible_aliases = ["producer.config", "consumer.config"])]
     command_config: Option<std::path::PathBuf>,
+    /// Connections to each partition leader, its partitions dealt among them in turn, as that
+    /// many producers or consumers would share them (one request pipeline each). Not with
+    /// --group, whose member keeps one connection a leader as Kafka's consumer does.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    connections: u32,
 }
 
 impl Common {
@@ -224,7 +229,7 @@ async fn produce(args: ProduceArgs) -> anyhow::Result<()> {
     }
     let (versions, layout) = discover(common, Some(args.partitions)).await?;
     let security = common.security()?;
-    let leaders = by_leader(&layout)?;
+    let leaders = lanes(&layout, common.connections)?;
     let per_batch = BatchTemplate::records_per_batch(args.batch_size, args.record_size)
         .min(usize::try_from(common.records).unwrap_or(usize::MAX));
     let batch = BatchTemplate::compressed(per_batch, args.record_size, now_ms(), args.compression)?;
@@ -351,6 +356,9 @@ async fn consume(args: ConsumeArgs) -> anyhow::Result<()> {
     };
     let started = Instant::now();
     let (records, group_note) = match &args.group {
+        Some(_) if common.connections > 1 => {
+            bail!("--connections applies without --group only (a group member keeps one connection a leader)")
+        }
         Some(group) => {
             let load = GroupLoad {
                 group: group.clone(),
@@ -383,7 +391,15 @@ async fn consume(args: ConsumeArgs) -> anyhow::Result<()> {
             (run.records, Some((note, run.rebalance_time)))
         }
         None => (
-            consume_all(&versions, &security, &layout, fetch, on_fetch).await?,
+            consume_all(
+                &versions,
+                &security,
+                &layout,
+                common.connections,
+                fetch,
+                on_fetch,
+            )
+            .await?,
             None,
         ),
     };
@@ -420,12 +436,13 @@ async fn consume_all(
     versions: &Versions,
     security: &ClientSecurity,
     layout: &TopicLayout,
+    connections: u32,
     fetch: FetchLoad,
     on_fetch: OnFetch,
 ) -> anyhow::Result<u64> {
     let progress = Arc::new(SharedProgress::default());
     let mut tasks = tokio::task::JoinSet::new();
-    for (addr, partitions) in by_leader(layout)? {
+    for (addr, partitions) in lanes(layout, connections)? {
         let (versions, security, progress) = (*versions, security.clone(), progress.clone());
         let (mut fetch, on_fetch) = (fetch.clone(), on_fetch.clone());
         tasks.spawn(async move {
@@ -446,6 +463,23 @@ async fn consume_all(
         joined.context("a fetch task panicked")??;
     }
     Ok(progress.records.load(Ordering::Relaxed))
+}
+
+/// One (leader address, partitions) entry a connection: each leader's partitions dealt in turn
+/// among at most `connections` connections to it.
+fn lanes(layout: &TopicLayout, connections: u32) -> anyhow::Result<Vec<(String, Vec<i32>)>> {
+    let mut out = Vec::new();
+    for (addr, partitions) in by_leader(layout)? {
+        let n = partitions.len().min(connections as usize).max(1);
+        let mut dealt = vec![Vec::new(); n];
+        for (i, p) in partitions.into_iter().enumerate() {
+            if let Some(lane) = dealt.get_mut(i % n) {
+                lane.push(p);
+            }
+        }
+        out.extend(dealt.into_iter().map(|lane| (addr.clone(), lane)));
+    }
+    Ok(out)
 }
 
 /// Each partition's leader address.
@@ -499,5 +533,32 @@ fn report(
             h.len()
         ),
         _ => println!("{what}: no latency (acks=0 has no responses)"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lanes_deal_each_leaders_partitions_in_turn() {
+        let layout = TopicLayout {
+            partitions: vec![(0, 1), (1, 2), (2, 1), (3, 1), (4, 2)],
+            brokers: [(1, "a:1".to_owned()), (2, "b:2".to_owned())].into(),
+            controller_id: 1,
+        };
+        let got = lanes(&layout, 2).unwrap();
+        assert_eq!(
+            got,
+            [
+                ("a:1".to_owned(), vec![0, 3]),
+                ("a:1".to_owned(), vec![2]),
+                ("b:2".to_owned(), vec![1]),
+                ("b:2".to_owned(), vec![4]),
+            ]
+        );
+        // More connections than partitions: one a partition, no empty lanes.
+        assert_eq!(lanes(&layout, 8).unwrap().len(), 5);
+        assert_eq!(lanes(&layout, 1).unwrap().len(), 2);
     }
 }
