@@ -67,6 +67,7 @@ const MEMBER_ID_REQUIRED: i16 = 79;
 const SESSION_TIMEOUT_MS: i32 = 45_000;
 const REBALANCE_TIMEOUT_MS: i32 = 300_000;
 const PROTOCOL_TYPE: &str = "consumer";
+const JOIN_ATTEMPTS: usize = 100;
 const ASSIGNOR: &str = "range";
 
 /// One member's place in one generation of its group.
@@ -145,7 +146,9 @@ pub async fn join(
     partitions: &[i32],
 ) -> Result<(Member, Vec<i32>), OpsError> {
     let mut member_id = member_id.to_owned();
-    loop {
+    // Each retry is a broker's answer (a member id to use, a rebalance that started
+    // meanwhile); a coordinator that keeps answering so is not converging.
+    for _ in 0..JOIN_ATTEMPTS {
         let request = JoinGroupRequest::default()
             .with_group_id(group_id(group))
             .with_session_timeout_ms(SESSION_TIMEOUT_MS)
@@ -214,6 +217,9 @@ pub async fn join(
         let assigned = assigned_partitions(&synced.assignment, topic)?;
         return Ok((member, assigned));
     }
+    Err(OpsError::Missing(format!(
+        "JoinGroup {group}: no stable generation after {JOIN_ATTEMPTS} attempts"
+    )))
 }
 
 /// One heartbeat.

@@ -65,7 +65,9 @@ fn group_load(
             max_bytes: 1 << 20,
             partition_max_bytes: 1 << 20,
             records,
-            idle_timeout: Duration::from_secs(2),
+            // Long enough for a member that idles to notice, by heartbeat, a member joining
+            // meanwhile, even on a loaded CI machine.
+            idle_timeout: Duration::from_secs(4),
         },
         heartbeat_interval: Duration::from_millis(200),
     }
