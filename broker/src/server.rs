@@ -248,6 +248,13 @@ pub async fn run_with_endpoint(
     load_groups(&broker).await?;
     let connections = TaskTracker::new();
     let accepting = CancellationToken::new();
+    let threads = match broker.config.connection_threads {
+        0 => None,
+        n => Some(Arc::new(
+            crate::network::threads::ConnectionThreads::start(n)
+                .context("strata.connection.threads: starting the connection threads")?,
+        )),
+    };
     let mut listener_tasks = Vec::new();
     for listener in &broker.config.listeners {
         let addr = format!("{}:{}", listener.host, listener.port);
@@ -266,6 +273,7 @@ pub async fn run_with_endpoint(
             broker.clone(),
             accepting.clone(),
             connections.clone(),
+            threads.clone(),
         )));
     }
     let maintenance = tokio::spawn(maintenance_loop(broker.clone(), accepting.clone()));
@@ -289,6 +297,10 @@ pub async fn run_with_endpoint(
         );
     }
     let _ = maintenance.await;
+    if let Some(threads) = threads.and_then(|t| Arc::try_unwrap(t).ok()) {
+        // Joining threads blocks: off the async workers.
+        tokio::task::spawn_blocking(move || threads.stop()).await?;
+    }
     broker.groups.shutdown();
     let broker_for_close = broker.clone();
     tokio::task::spawn_blocking(move || broker_for_close.replicas.shutdown()).await?;

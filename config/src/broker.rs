@@ -89,6 +89,8 @@ pub struct BrokerConfig {
     pub transaction_max_timeout_ms: i32,
     /// Accepted and reported; Strata's runtime does not size a thread pool from it.
     pub num_network_threads: usize,
+    /// `strata.connection.threads`: 0 for the shared runtime, else the connection threads.
+    pub connection_threads: usize,
     pub connections_max_idle_ms: i64,
     /// `strata.metrics.listener`; `None` when set to empty or `0`.
     pub metrics_listener: Option<String>,
@@ -409,6 +411,9 @@ pub(crate) fn build(
         producer_id_expiration_ms: r.i64("producer.id.expiration.ms")?,
         transaction_max_timeout_ms: r.i32("transaction.max.timeout.ms")?,
         num_network_threads: r.typed("num.network.threads", |v| {
+            v.as_u32().map(|n| usize::try_from(n).unwrap_or(usize::MAX))
+        })?,
+        connection_threads: r.typed("strata.connection.threads", |v| {
             v.as_u32().map(|n| usize::try_from(n).unwrap_or(usize::MAX))
         })?,
         connections_max_idle_ms: r.i64("connections.max.idle.ms")?,

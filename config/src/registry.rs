@@ -152,6 +152,7 @@ pub static BROKER_KEYS: &[BrokerKey] = &[
     k("connections.max.idle.ms", LG, Some("600000"), Any, "Idle connections are closed after this many milliseconds."),
     k("max.connections", I, Some(I32_MAX), AtLeast(0), "The maximum number of connections the broker accepts.").dynamic(),
     k("max.connections.per.ip", I, Some(I32_MAX), AtLeast(0), "The maximum number of connections from one IP address.").dynamic(),
+    k("strata.connection.threads", I, Some("0"), Between(0, 1024), "Strata: 0 runs connections on the shared runtime's workers (work stealing); N pins each connection to one of N threads with a runtime of its own, the least busy one when it is accepted (fewer cross-thread wake-ups for many small requests)."),
     k("strata.metrics.listener", ST, Some("http://127.0.0.1:9308"), Custom(metrics_listener), "Strata: address of the Prometheus /metrics endpoint; empty or 0 disables it."),
     k("metrics.listener", ST, None, Custom(metrics_listener), "Address of the Prometheus /metrics and /health endpoints (http://host:port); empty or 0 disables them. The documented name; wins over strata.metrics.listener."),
     // --- topics ---

@@ -6,6 +6,7 @@ mod authenticate;
 pub mod connection;
 mod frames;
 mod listener;
+pub mod threads;
 pub mod tls;
 mod writer;
 
@@ -51,13 +52,15 @@ fn size_socket_buffers(stream: &tokio::net::TcpStream, config: &BrokerConfig, pe
 }
 
 /// Accepts connections until `shutdown` fires; every connection task is tracked so the
-/// server can wait for in-flight requests to finish.
+/// server can wait for in-flight requests to finish. With `threads`, each connection runs on
+/// the least busy connection thread; without, on the shared runtime.
 pub async fn accept_loop(
     listener: TcpListener,
     context: ListenerContext,
     broker: Arc<Broker>,
     shutdown: CancellationToken,
     connections: TaskTracker,
+    threads: Option<Arc<threads::ConnectionThreads>>,
 ) {
     let context = Arc::new(context);
     let protocol = broker
@@ -78,6 +81,32 @@ pub async fn accept_loop(
                 }
                 size_socket_buffers(&stream, &broker.config, peer);
                 let open = broker.metrics.connection_opened(&context.name, protocol);
+                if let Some((handle, seat)) = threads.as_ref().and_then(|t| t.assign()) {
+                    // The socket moves to the connection thread's own reactor.
+                    let std_stream = match stream.into_std() {
+                        Ok(s) => s,
+                        Err(e) => {
+                            tracing::warn!(%peer, error = %e, "cannot hand the connection to its thread");
+                            continue;
+                        }
+                    };
+                    let (context, broker, shutdown) =
+                        (context.clone(), broker.clone(), shutdown.clone());
+                    let _task = connections.spawn_on(
+                        async move {
+                            match tokio::net::TcpStream::from_std(std_stream) {
+                                Ok(stream) => {
+                                    connection::serve(stream, peer, context, broker, shutdown)
+                                        .await
+                                }
+                                Err(e) => tracing::warn!(%peer, error = %e, "cannot register the connection on its thread"),
+                            }
+                            drop((open, seat));
+                        },
+                        &handle,
+                    );
+                    continue;
+                }
                 let serve = connection::serve(
                     stream,
                     peer,
