@@ -15,47 +15,36 @@ fn threaded_broker() -> Broker {
     ])
 }
 
-fn stdout(output: &std::process::Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
+/// Runs `script` with `args` and asserts its summary holds `expected`.
+fn run_ok(script: &str, args: &[&str], expected: &str) {
+    let output = run_python(script, args);
+    let summary = String::from_utf8_lossy(&output.stdout);
+    assert!(summary.contains(expected), "{script}: {summary}");
 }
 
 #[test]
 fn clients_work_with_connections_on_their_own_threads() {
     let mut broker = threaded_broker();
     let bootstrap = broker.bootstrap();
-    let output = run_python(
+    let b = ["--bootstrap", bootstrap.as_str()];
+    run_ok(
         "ck_idempotent.py",
         &[
-            "--bootstrap",
-            &bootstrap,
-            "--records-per-codec",
-            "10000",
-            "--partitions",
-            "4",
-        ],
+            &b[..],
+            &["--records-per-codec", "10000", "--partitions", "4"],
+        ]
+        .concat(),
+        "OK confluent-kafka idempotent: 40000 records",
     );
-    assert!(
-        stdout(&output).contains("OK confluent-kafka idempotent: 40000 records"),
-        "{}",
-        stdout(&output)
-    );
-    let output = run_python(
+    run_ok(
         "ck_pipelined_order.py",
-        &["--bootstrap", &bootstrap, "--records", "10000"],
+        &[&b[..], &["--records", "10000"]].concat(),
+        "OK pipelined order",
     );
-    assert!(
-        stdout(&output).contains("OK pipelined order"),
-        "{}",
-        stdout(&output)
-    );
-    let output = run_python(
+    run_ok(
         "kp_admin.py",
-        &["--bootstrap", &bootstrap, "--records", "1000"],
-    );
-    assert!(
-        stdout(&output).contains("OK kafka-python"),
-        "{}",
-        stdout(&output)
+        &[&b[..], &["--records", "1000"]].concat(),
+        "OK kafka-python",
     );
     // Shutdown stops the connection threads after the connections: a clean exit.
     let status = broker.sigterm_and_wait();
@@ -69,7 +58,7 @@ fn clients_work_with_connections_on_their_own_threads() {
 fn a_group_balances_with_connections_on_their_own_threads() {
     let mut broker = threaded_broker();
     let state = broker.scratch_dir().join("group-state.json");
-    let output = run_python(
+    run_ok(
         "ck_group_balance.py",
         &[
             "--bootstrap",
@@ -83,14 +72,8 @@ fn a_group_balances_with_connections_on_their_own_threads() {
             "--records-after-leave",
             "2000",
         ],
+        "OK confluent-kafka group: 22000 records consumed exactly once by 3 members",
     );
-    assert!(
-        stdout(&output)
-            .contains("OK confluent-kafka group: 22000 records consumed exactly once by 3 members"),
-        "{}",
-        stdout(&output)
-    );
-    // Shutdown stops the connection threads after the connections: a clean exit.
     let status = broker.sigterm_and_wait();
     assert!(
         status.success(),
