@@ -80,23 +80,7 @@ pub async fn negotiate(conn: &mut KafkaConnection) -> Result<Versions, OpsError>
         .iter()
         .map(|k| (k.api_key, (k.min_version, k.max_version)))
         .collect();
-    let pick = |api_key: ApiKey| -> Result<i16, OpsError> {
-        let (_, min, max) = OURS
-            .iter()
-            .find(|(k, _, _)| *k == api_key)
-            .copied()
-            .unwrap_or((api_key, 0, -1));
-        let found = theirs.get(&(api_key as i16)).copied();
-        match found {
-            Some((lo, hi)) if hi.min(max) >= lo.max(min) => Ok(hi.min(max)),
-            _ => Err(OpsError::NoCommonVersion {
-                api_key,
-                min,
-                max,
-                found: found.map_or("nothing".into(), |(lo, hi)| format!("v{lo}..=v{hi}")),
-            }),
-        }
-    };
+    let pick = |api_key: ApiKey| common_version(&theirs, OURS, api_key);
     Ok(Versions {
         produce: pick(ApiKey::Produce)?,
         fetch: pick(ApiKey::Fetch)?,
@@ -107,14 +91,32 @@ pub async fn negotiate(conn: &mut KafkaConnection) -> Result<Versions, OpsError>
     })
 }
 
+/// The highest version of `api_key` in both the broker's range (`theirs`) and ours (`table`).
+fn common_version(
+    theirs: &HashMap<i16, (i16, i16)>,
+    table: &[(ApiKey, i16, i16)],
+    api_key: ApiKey,
+) -> Result<i16, OpsError> {
+    let (_, min, max) = table
+        .iter()
+        .find(|(k, _, _)| *k == api_key)
+        .copied()
+        .unwrap_or((api_key, 0, -1));
+    let found = theirs.get(&(api_key as i16)).copied();
+    match found {
+        Some((lo, hi)) if hi.min(max) >= lo.max(min) => Ok(hi.min(max)),
+        _ => Err(OpsError::NoCommonVersion {
+            api_key,
+            min,
+            max,
+            found: found.map_or("nothing".into(), |(lo, hi)| format!("v{lo}..=v{hi}")),
+        }),
+    }
+}
+
 /// The group APIs' versions, if the broker offers all of them in ranges we speak.
 fn pick_group(theirs: &HashMap<i16, (i16, i16)>) -> Option<GroupVersions> {
-    let pick = |api_key: ApiKey| {
-        let (_, min, max) = GROUP_APIS.iter().find(|(k, _, _)| *k == api_key)?;
-        let (lo, hi) = theirs.get(&(api_key as i16))?;
-        let v = (*hi).min(*max);
-        (v >= (*lo).max(*min)).then_some(v)
-    };
+    let pick = |api_key: ApiKey| common_version(theirs, GROUP_APIS, api_key).ok();
     Some(GroupVersions {
         find_coordinator: pick(ApiKey::FindCoordinator)?,
         join: pick(ApiKey::JoinGroup)?,

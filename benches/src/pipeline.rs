@@ -113,32 +113,16 @@ pub struct FetchLoad {
 pub async fn consume(
     conn: &mut KafkaConnection,
     load: &FetchLoad,
-    mut on_response: impl FnMut(Duration, u64, u64),
+    on_response: impl FnMut(Duration, u64, u64),
 ) -> Result<u64, OpsError> {
-    let mut offsets = load.offsets.clone();
-    let mut total = 0u64;
-    let mut last_progress = Instant::now();
-    while total < load.records {
-        let started = Instant::now();
-        let parts = fetch_once(conn, load, &offsets).await?;
-        let (mut records, mut bytes) = (0u64, 0u64);
-        for p in parts {
-            records += p.records;
-            bytes += p.bytes;
-            if let Some(slot) = offsets.iter_mut().find(|(q, _)| *q == p.partition) {
-                slot.1 = p.next_offset;
-            }
-        }
-        on_response(started.elapsed(), records, bytes);
-        total += records;
-        if records > 0 {
-            last_progress = Instant::now();
-        } else if last_progress.elapsed() > load.idle_timeout {
-            return Err(OpsError::Missing(format!(
-                "expected {} records, found {total} before fetches ran dry for {:?}",
-                load.records, load.idle_timeout
-            )));
-        }
+    let progress = SharedProgress::default();
+    let (end, _) = fetch_shared(conn, load.clone(), &progress, on_response).await?;
+    let total = progress.records.load(Ordering::Relaxed);
+    if end == FetchEnd::Idle {
+        return Err(OpsError::Missing(format!(
+            "expected {} records, found {total} before fetches ran dry for {:?}",
+            load.records, load.idle_timeout
+        )));
     }
     Ok(total)
 }

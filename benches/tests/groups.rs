@@ -45,6 +45,16 @@ async fn produce(addr: &str, topic: &str, partitions: &[i32], requests: u64) {
     }
 }
 
+/// Creates `topic` with `partitions` partitions and sends `requests` batches of 10 records to
+/// each.
+async fn topic_with_records(addr: &str, topic: &str, partitions: i32, requests: u64) {
+    let (mut conn, versions) = connect(addr).await;
+    ops::create_topic(&mut conn, &versions, topic, partitions)
+        .await
+        .unwrap();
+    produce(addr, topic, &(0..partitions).collect::<Vec<_>>(), requests).await;
+}
+
 fn group_load(
     addr: &str,
     versions: &Versions,
@@ -127,11 +137,7 @@ fn a_member_reads_everything_commits_and_resumes_there() {
     let broker = InProcessBroker::start(runtime.clone(), &[]).unwrap();
     let addr = broker.addr.clone();
     runtime.block_on(async {
-        let (mut conn, versions) = connect(&addr).await;
-        ops::create_topic(&mut conn, &versions, "orders", 3)
-            .await
-            .unwrap();
-        produce(&addr, "orders", &[0, 1, 2], 4).await;
+        topic_with_records(&addr, "orders", 3, 4).await;
 
         let run = member(addr.clone(), "readers", "orders", 3, 120).await;
         assert_eq!(run.records, 120);
@@ -162,11 +168,7 @@ fn two_members_share_the_partitions_and_read_each_record_once() {
     let broker = InProcessBroker::start(runtime.clone(), &[]).unwrap();
     let addr = broker.addr.clone();
     runtime.block_on(async {
-        let (mut conn, versions) = connect(&addr).await;
-        ops::create_topic(&mut conn, &versions, "shared", 4)
-            .await
-            .unwrap();
-        produce(&addr, "shared", &[0, 1, 2, 3], 5).await;
+        topic_with_records(&addr, "shared", 4, 5).await;
         // Each asks for all 200: they read until their partitions run dry.
         let a = tokio::spawn(member(addr.clone(), "pair", "shared", 4, 200));
         let b = tokio::spawn(member(addr.clone(), "pair", "shared", 4, 200));
@@ -190,11 +192,7 @@ fn a_member_joining_later_makes_the_first_commit_and_rejoin() {
     let broker = InProcessBroker::start(runtime.clone(), &[]).unwrap();
     let addr = broker.addr.clone();
     runtime.block_on(async {
-        let (mut conn, versions) = connect(&addr).await;
-        ops::create_topic(&mut conn, &versions, "late", 2)
-            .await
-            .unwrap();
-        produce(&addr, "late", &[0, 1], 5).await;
+        topic_with_records(&addr, "late", 2, 5).await;
         // The first member reads all 100 and then idles (it asked for more); the second
         // joins while it idles: the group rebalances, the first commits and rejoins, and
         // the second starts where the first got to.

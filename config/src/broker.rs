@@ -216,6 +216,12 @@ impl Layers<'_> {
     fn i64(&self, name: &str) -> Result<i64, ConfigError> {
         self.typed(name, ConfigValue::as_i64)
     }
+    /// A non-negative int key as a count (of threads, say).
+    fn count(&self, name: &str) -> Result<usize, ConfigError> {
+        self.typed(name, |v| {
+            v.as_u32().map(|n| usize::try_from(n).unwrap_or(usize::MAX))
+        })
+    }
     fn bool(&self, name: &str) -> Result<bool, ConfigError> {
         self.typed(name, ConfigValue::as_bool)
     }
@@ -410,12 +416,8 @@ pub(crate) fn build(
         transactional_id_expiration_ms: r.i64("transactional.id.expiration.ms")?,
         producer_id_expiration_ms: r.i64("producer.id.expiration.ms")?,
         transaction_max_timeout_ms: r.i32("transaction.max.timeout.ms")?,
-        num_network_threads: r.typed("num.network.threads", |v| {
-            v.as_u32().map(|n| usize::try_from(n).unwrap_or(usize::MAX))
-        })?,
-        connection_threads: r.typed("strata.connection.threads", |v| {
-            v.as_u32().map(|n| usize::try_from(n).unwrap_or(usize::MAX))
-        })?,
+        num_network_threads: r.count("num.network.threads")?,
+        connection_threads: r.count("strata.connection.threads")?,
         connections_max_idle_ms: r.i64("connections.max.idle.ms")?,
         metrics_listener,
         cluster_id,

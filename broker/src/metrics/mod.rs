@@ -151,38 +151,7 @@ impl BrokerMetrics {
                 "Time from reading a request's frame to its response being ready, by API.",
                 &["api"],
             )?,
-            topics: topic::TopicVecs {
-            messages_in: counter(
-                r,
-                "strata_topic_messages_in_total",
-                "Records appended to the topic's partitions on this broker.",
-                &["topic"],
-            )?,
-            bytes_in: counter(
-                r,
-                "strata_topic_bytes_in_total",
-                "Record-batch bytes appended to the topic by producers.",
-                &["topic"],
-            )?,
-            bytes_out: counter(
-                r,
-                "strata_topic_bytes_out_total",
-                "Record-batch bytes of the topic returned to fetchers.",
-                &["topic"],
-            )?,
-            requests: counter(
-                r,
-                "strata_topic_requests_total",
-                "Produce or fetch requests for the topic, counted per partition (as Kafka's TotalProduceRequestsPerSec).",
-                &["topic", "request"],
-            )?,
-            failed_requests: counter(
-                r,
-                "strata_topic_failed_requests_total",
-                "Produce or fetch partition requests for the topic answered with an error.",
-                &["topic", "request"],
-            )?,
-            },
+            topics: topic::TopicVecs::register(r)?,
             topic_series: topic::TopicSeriesCache::default(),
             connections: gauge(
                 r,
@@ -329,34 +298,8 @@ impl BrokerMetrics {
     /// being reported (and a recreated one starts from zero, as in Kafka).
     fn forget_deleted_topics(&self, broker: &Broker) {
         let image = broker.metadata.image();
-        let vecs = [
-            &self.topics.messages_in,
-            &self.topics.bytes_in,
-            &self.topics.bytes_out,
-            &self.topics.requests,
-            &self.topics.failed_requests,
-        ];
-        let remove_series = || {
-            for vec in vecs {
-                for family in prometheus::core::Collector::collect(vec) {
-                    for metric in family.get_metric() {
-                        // By name: a gathered metric's labels are sorted, not in declared
-                        // order.
-                        let labels: std::collections::HashMap<&str, &str> = metric
-                            .get_label()
-                            .iter()
-                            .map(|l| (l.name(), l.value()))
-                            .collect();
-                        let topic = labels.get("topic").copied();
-                        if topic.is_some_and(|t| image.topic(t).is_none()) {
-                            let _ = vec.remove(&labels);
-                        }
-                    }
-                }
-            }
-        };
         self.topic_series
-            .forget(remove_series, |t| image.topic(t).is_some());
+            .forget_deleted(&self.topics, |t| image.topic(t).is_some());
     }
 }
 

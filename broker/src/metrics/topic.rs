@@ -9,7 +9,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, RwLock};
 
-use prometheus::{IntCounter, IntCounterVec};
+use prometheus::{IntCounter, IntCounterVec, Registry};
+
+use super::{counter, MetricsError};
 
 /// The vecs a topic's series come from.
 pub(super) struct TopicVecs {
@@ -19,6 +21,70 @@ pub(super) struct TopicVecs {
     /// Labelled by topic and request (`produce` or `fetch`).
     pub(super) requests: IntCounterVec,
     pub(super) failed_requests: IntCounterVec,
+}
+
+impl TopicVecs {
+    pub(super) fn register(r: &Registry) -> Result<Self, MetricsError> {
+        Ok(TopicVecs {
+            messages_in: counter(
+                r,
+                "strata_topic_messages_in_total",
+                "Records appended to the topic's partitions on this broker.",
+                &["topic"],
+            )?,
+            bytes_in: counter(
+                r,
+                "strata_topic_bytes_in_total",
+                "Record-batch bytes appended to the topic by producers.",
+                &["topic"],
+            )?,
+            bytes_out: counter(
+                r,
+                "strata_topic_bytes_out_total",
+                "Record-batch bytes of the topic returned to fetchers.",
+                &["topic"],
+            )?,
+            requests: counter(
+                r,
+                "strata_topic_requests_total",
+                "Produce or fetch requests for the topic, counted per partition (as Kafka's TotalProduceRequestsPerSec).",
+                &["topic", "request"],
+            )?,
+            failed_requests: counter(
+                r,
+                "strata_topic_failed_requests_total",
+                "Produce or fetch partition requests for the topic answered with an error.",
+                &["topic", "request"],
+            )?,
+        })
+    }
+
+    /// Removes every series whose topic `exists` rejects.
+    fn remove_series(&self, exists: &impl Fn(&str) -> bool) {
+        let vecs = [
+            &self.messages_in,
+            &self.bytes_in,
+            &self.bytes_out,
+            &self.requests,
+            &self.failed_requests,
+        ];
+        for vec in vecs {
+            for family in prometheus::core::Collector::collect(vec) {
+                for metric in family.get_metric() {
+                    // By name: a gathered metric's labels are sorted, not in declared order.
+                    let labels: HashMap<&str, &str> = metric
+                        .get_label()
+                        .iter()
+                        .map(|l| (l.name(), l.value()))
+                        .collect();
+                    let topic = labels.get("topic").copied();
+                    if topic.is_some_and(|t| !exists(t)) {
+                        let _ = vec.remove(&labels);
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// One topic's handles.
@@ -73,14 +139,13 @@ impl TopicSeriesCache {
             .clone()
     }
 
-    /// Runs `remove_series` (which drops deleted topics' series from the vecs) and forgets
-    /// the handles of every topic `keep` rejects, with lookups held off in between: a
-    /// request cannot cache a handle to a series that is about to be removed, which would
-    /// leave a recreated topic counting into a series no scrape sees.
-    pub(super) fn forget(&self, remove_series: impl FnOnce(), mut keep: impl FnMut(&str) -> bool) {
+    /// Drops the series and the cached handles of every topic `exists` rejects, with lookups
+    /// held off in between: a request cannot cache a handle to a series that is about to be
+    /// removed, which would leave a recreated topic counting into a series no scrape sees.
+    pub(super) fn forget_deleted(&self, vecs: &TopicVecs, exists: impl Fn(&str) -> bool) {
         let mut by_topic = self.by_topic.write().unwrap_or_else(|p| p.into_inner());
-        remove_series();
-        by_topic.retain(|topic, _| keep(topic));
+        vecs.remove_series(&exists);
+        by_topic.retain(|topic, _| exists(topic));
     }
 
     /// One produce partition result: `Ok((records, bytes))` appended, or an error.
