@@ -13,10 +13,13 @@ use kafka_protocol::messages::fetch_response::{
 };
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{ApiKey, BrokerId, MetadataRequest};
+use strata_benches::batch::{BatchTemplate, Compression};
 use strata_benches::client::encode_frame;
 use strata_benches::fixtures;
 use strata_benches::ops::topic_name;
-use strata_protocol::record_batch::{validate_produce_records, verify_crc};
+use strata_protocol::record_batch::{
+    check_records, validate_produce_records, verify_crc, RecordBatchHeader, RecordRules,
+};
 use strata_protocol::{decode_request, encode_fetch_response_chunks};
 
 fn decoding(c: &mut Criterion) {
@@ -71,6 +74,30 @@ fn validation(c: &mut Criterion) {
             format!("crc32c_only/{record_size}B_records_16KiB_batch"),
             |b| b.iter(|| verify_crc(black_box(&batch)).unwrap()),
         );
+        // The record walk that follows on the produce path, with a timestamp window set (a
+        // day either way) so that every record's timestamp is judged too.
+        let now = fixtures::now_ms();
+        let rules = RecordRules {
+            timestamp_before_max_ms: 86_400_000,
+            timestamp_after_max_ms: 86_400_000,
+            ..RecordRules::lenient(now)
+        };
+        let records = BatchTemplate::records_per_batch(fixtures::BATCH_BYTES, record_size);
+        for (name, codec) in [
+            ("none", Compression::None),
+            ("lz4", Compression::Lz4),
+            ("zstd", Compression::Zstd),
+        ] {
+            let batch = BatchTemplate::compressed(records, record_size, now, codec)
+                .unwrap()
+                .to_bytes();
+            let header = RecordBatchHeader::parse(&batch).unwrap();
+            group.throughput(Throughput::Bytes(batch.len() as u64));
+            group.bench_function(
+                format!("check_records_{name}/{record_size}B_records_16KiB_batch"),
+                |b| b.iter(|| check_records(black_box(&batch), &header, &rules).unwrap()),
+            );
+        }
     }
     group.finish();
 }

@@ -62,6 +62,8 @@ pub fn log_config(topic: &TopicConfig) -> LogConfig {
         } else {
             TimestampType::CreateTime
         },
+        message_timestamp_before_max_ms: topic.message_timestamp_before_max_ms,
+        message_timestamp_after_max_ms: topic.message_timestamp_after_max_ms,
         file_delete_delay_ms: topic.file_delete_delay_ms,
         preallocate: topic.preallocate,
         cleanup_delete: topic.cleanup_policy.deletes(),

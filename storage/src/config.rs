@@ -78,6 +78,11 @@ pub struct LogConfig {
     pub retention_bytes: i64,
     /// `message.timestamp.type`
     pub message_timestamp_type: TimestampType,
+    /// `message.timestamp.before.max.ms` and `message.timestamp.after.max.ms`: how far a
+    /// CreateTime timestamp may lie from the broker's clock. Checked by the broker's produce
+    /// validation, not by the log; here so that topic config changes reach the partition.
+    pub message_timestamp_before_max_ms: i64,
+    pub message_timestamp_after_max_ms: i64,
     /// `file.delete.delay.ms`. Unused: deleted segments are unlinked at once, which is safe
     /// because in-flight reads hold the mapping (and so the inode) alive.
     pub file_delete_delay_ms: i64,
@@ -120,6 +125,8 @@ impl Default for LogConfig {
             retention_ms: 7 * 24 * 60 * 60 * 1000,
             retention_bytes: -1,
             message_timestamp_type: TimestampType::CreateTime,
+            message_timestamp_before_max_ms: i64::MAX,
+            message_timestamp_after_max_ms: i64::MAX,
             file_delete_delay_ms: 60_000,
             preallocate: false,
             cleanup_delete: true,

@@ -31,8 +31,7 @@ mod segment;
 
 pub use append::{AppendStart, PendingAppend};
 pub use cleaner::{
-    validate_keyed_records, CleanInstall, CleanTask, CleanedLog, CleanerStats, InstalledClean,
-    DEFAULT_DEDUPE_BUFFER_SIZE,
+    CleanInstall, CleanTask, CleanedLog, CleanerStats, InstalledClean, DEFAULT_DEDUPE_BUFFER_SIZE,
 };
 pub use config::{LogConfig, TimestampType, TopicPartition};
 pub use error::LogError;

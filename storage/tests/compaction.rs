@@ -16,7 +16,7 @@ use strata_protocol::kafka_protocol::records::{
     Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
     TimestampType as KTimestampType,
 };
-use strata_storage::{validate_keyed_records, Log, LogConfig};
+use strata_storage::{Log, LogConfig};
 
 type Rec = (i64, Option<Vec<u8>>, Option<Vec<u8>>);
 
@@ -306,35 +306,6 @@ fn appends_continue_between_plan_and_install() {
     let stats = log.install_compaction(task.run(2000).unwrap()).unwrap();
     assert_eq!(stats.segments_cleaned, 0);
     assert!(segment_files(dir.path(), "cleaned").is_empty());
-}
-
-#[test]
-fn keyless_records_are_refused_for_compacted_topics() {
-    let keyed = Bytes::from(keyed_batch(&[kv("a", "1")], 0));
-    validate_keyed_records(&keyed).unwrap();
-    let keyless = Bytes::from(keyed_batch(&[kv("a", "1"), (None, Some(b"x"))], 0));
-    let err = validate_keyed_records(&keyless).unwrap_err();
-    assert_eq!(err.kafka_error_code(), 87, "{err}");
-    let compressed = Bytes::from(encoded(&[("a", Some("1"))], Compression::Zstd));
-    validate_keyed_records(&compressed).unwrap();
-    // Hostile: a claimed record count far beyond the bytes, and cut records.
-    let mut hostile = keyed_batch(&[kv("a", "1")], 0);
-    hostile[57..61].copy_from_slice(&i32::MAX.to_be_bytes());
-    assert_eq!(
-        validate_keyed_records(&Bytes::from(hostile))
-            .unwrap_err()
-            .kafka_error_code(),
-        87
-    );
-    let full = keyed_batch(&[kv("abc", "defgh")], 0);
-    for cut in 61..full.len() {
-        let mut b = full[..cut].to_vec();
-        b[8..12].copy_from_slice(&((cut - 12) as i32).to_be_bytes());
-        assert!(
-            validate_keyed_records(&Bytes::from(b)).is_err(),
-            "cut at {cut}"
-        );
-    }
 }
 
 #[test]

@@ -142,14 +142,24 @@ impl Broker {
 
     /// Resident set size of the broker in KiB, from /proc/<pid>/status VmRSS.
     pub fn rss_kib(&self) -> u64 {
+        self.status_kib("VmRSS:")
+    }
+
+    /// The largest resident set size the broker has had, in KiB (VmHWM): catches a buffer
+    /// that was allocated and freed between two looks at VmRSS.
+    pub fn peak_rss_kib(&self) -> u64 {
+        self.status_kib("VmHWM:")
+    }
+
+    fn status_kib(&self, field: &str) -> u64 {
         let status_path = format!("/proc/{}/status", self.pid());
         let status = std::fs::read_to_string(&status_path)
             .unwrap_or_else(|e| panic!("cannot read {status_path}: {e}"));
         status
             .lines()
-            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .find_map(|line| line.strip_prefix(field))
             .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or_else(|| panic!("no VmRSS line in {status_path}"))
+            .unwrap_or_else(|| panic!("no {field} line in {status_path}"))
     }
 
     /// Sends SIGTERM and waits (up to 30 s) for the exit; panics if it does not come.

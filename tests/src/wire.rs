@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, CreateTopicsRequest, CreateTopicsResponse,
     MetadataRequest, MetadataResponse, RequestHeader, ResponseHeader, TopicName,
@@ -170,15 +170,36 @@ impl RawConnection {
         topics: &[(&str, i32)],
         timeout: Duration,
     ) -> anyhow::Result<()> {
+        let with_no_configs: Vec<_> = topics.iter().map(|&(n, p)| (n, p, &[][..])).collect();
+        self.create_topics_with_configs(&with_no_configs, timeout)
+    }
+
+    /// As [`RawConnection::create_topics`], each topic with `(key, value)` config overrides.
+    pub fn create_topics_with_configs(
+        &mut self,
+        topics: &[(&str, i32, TopicConfigs<'_>)],
+        timeout: Duration,
+    ) -> anyhow::Result<()> {
+        let string = |s: &str| StrBytes::from_string(s.to_owned());
         let request = CreateTopicsRequest::default()
             .with_topics(
                 topics
                     .iter()
-                    .map(|(name, partitions)| {
+                    .map(|(name, partitions, configs)| {
                         CreatableTopic::default()
-                            .with_name(TopicName(StrBytes::from_string((*name).to_owned())))
+                            .with_name(TopicName(string(name)))
                             .with_num_partitions(*partitions)
                             .with_replication_factor(1)
+                            .with_configs(
+                                configs
+                                    .iter()
+                                    .map(|(k, v)| {
+                                        CreatableTopicConfig::default()
+                                            .with_name(string(k))
+                                            .with_value(Some(string(v)))
+                                    })
+                                    .collect(),
+                            )
                     })
                     .collect(),
             )
@@ -205,6 +226,9 @@ impl RawConnection {
         self.read_frame(timeout)
     }
 }
+
+/// `(key, value)` config overrides of a topic to create.
+pub type TopicConfigs<'a> = &'a [(&'a str, &'a str)];
 
 /// The ApiVersions request the harness sends (client software name/version set, as
 /// librdkafka and the Java client do from v3 on).

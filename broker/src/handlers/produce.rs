@@ -1,17 +1,65 @@
-//! Produce: validate each partition's record batch as sent (magic 2, CRC32C, sizes), check
-//! idempotent sequences, and append it to the partition's log with offsets patched in
-//! place. Record bytes are never decoded or copied per record.
+//! Produce: validate each partition's record batch as sent (magic 2, CRC32C, sizes, then each
+//! record's framing, keys on compacted topics and the timestamp window, as Kafka's
+//! LogValidator), check idempotent sequences, and append it to the partition's log with
+//! offsets patched in place. Record bytes are walked, never copied.
 
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use std::borrow::Cow;
+
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use strata_protocol::kafka_protocol;
-use strata_protocol::record_batch::validate_produce_records;
+use strata_protocol::record_batch::{check_records, validate_produce_records, RecordsRefused};
 
 use super::{str_bytes, RequestContext};
 use crate::errors::ErrorCode;
 use crate::partition::manager::now_ms;
 use crate::security::acl::AclOperation;
 use crate::server::{is_internal_topic, Broker};
+
+/// Why one partition's data was refused: Kafka's code, and for v8+ its message and the
+/// records at fault.
+struct Refusal {
+    code: ErrorCode,
+    message: Option<Cow<'static, str>>,
+    record_errors: Vec<BatchIndexAndErrorMessage>,
+}
+
+impl From<ErrorCode> for Refusal {
+    fn from(code: ErrorCode) -> Self {
+        Refusal {
+            code,
+            message: None,
+            record_errors: Vec::new(),
+        }
+    }
+}
+
+impl Refusal {
+    fn because(code: ErrorCode, message: &'static str) -> Self {
+        Refusal {
+            message: Some(Cow::Borrowed(message)),
+            ..code.into()
+        }
+    }
+
+    fn records(refused: RecordsRefused) -> Self {
+        Refusal {
+            code: crate::errors::from_code(refused.error_code),
+            record_errors: refused
+                .record_errors
+                .into_iter()
+                .map(|fault| {
+                    BatchIndexAndErrorMessage::default()
+                        .with_batch_index(fault.batch_index)
+                        .with_batch_index_error_message(Some(str_bytes(fault.message)))
+                })
+                .collect(),
+            message: Some(Cow::Owned(refused.message)),
+        }
+    }
+}
 
 pub async fn handle(
     broker: &Broker,
@@ -35,48 +83,51 @@ pub async fn handle(
             let batch_bytes = data.records.as_ref().map_or(0, |r| r.len() as u64);
             let outcome = (|| {
                 if !matches!(acks, -1..=1) {
-                    return Err((ErrorCode::InvalidRequiredAcks, None));
+                    return Err(ErrorCode::InvalidRequiredAcks.into());
                 }
                 if request.transactional_id.is_some() {
-                    return Err((
+                    return Err(Refusal::because(
                         ErrorCode::TransactionalIdAuthorizationFailed,
-                        Some("transactions are not supported yet"),
+                        "transactions are not supported yet",
                     ));
                 }
                 // Kafka checks WRITE before existence, so names cannot be probed.
                 if !ctx.allowed_topic(broker, AclOperation::Write, &name) {
-                    return Err((ErrorCode::TopicAuthorizationFailed, None));
+                    return Err(ErrorCode::TopicAuthorizationFailed.into());
                 }
                 if topic_meta.is_none() {
-                    return Err((ErrorCode::UnknownTopicOrPartition, None));
+                    return Err(ErrorCode::UnknownTopicOrPartition.into());
                 }
                 if is_internal_topic(&name) {
-                    return Err((
+                    return Err(Refusal::because(
                         ErrorCode::InvalidTopicException,
-                        Some("cannot produce to an internal topic"),
+                        "cannot produce to an internal topic",
                     ));
                 }
                 let partition = broker
                     .replicas
                     .get(&name, data.index)
-                    .ok_or((ErrorCode::UnknownTopicOrPartition, None))?;
+                    .ok_or(ErrorCode::UnknownTopicOrPartition)?;
                 let records = data.records.as_deref().unwrap_or_default();
-                let summary = validate_produce_records(records, max_message_bytes)
-                    .map_err(|e| (crate::errors::from_code(e.kafka_error_code()), None))?;
+                let summary =
+                    validate_produce_records(records, max_message_bytes).map_err(|e| Refusal {
+                        message: Some(Cow::Owned(e.to_string())),
+                        ..crate::errors::from_code(e.kafka_error_code()).into()
+                    })?;
                 if summary.batch_count != 1 {
                     // Kafka: a v3+ produce request carries exactly one batch per partition.
-                    return Err((
+                    return Err(Refusal::because(
                         ErrorCode::InvalidRecord,
-                        Some("exactly one record batch per partition is allowed"),
+                        "exactly one record batch per partition is allowed",
                     ));
                 }
+                let now = now_ms();
+                check_records(records, &summary.first, &partition.record_rules(now))
+                    .map_err(Refusal::records)?;
                 partition
-                    .check_keys(data.records.as_ref())
-                    .map_err(|code| (code, Some("compacted topics need a key on every record")))?;
-                partition
-                    .append_as_leader(records, &summary.first, now_ms())
+                    .append_as_leader(records, &summary.first, now)
                     .map(|done| (done, partition))
-                    .map_err(|code| (code, None))
+                    .map_err(Refusal::from)
             })();
             // Durable mode holds the acknowledgement until the batch is synced.
             let outcome = match outcome {
@@ -84,7 +135,7 @@ pub async fn handle(
                     .wait_durable(done.last_offset + 1)
                     .await
                     .map(|()| done)
-                    .map_err(|code| (code, None)),
+                    .map_err(Refusal::from),
                 Err(e) => Err(e),
             };
             if topic_meta.is_some() {
@@ -94,7 +145,7 @@ pub async fn handle(
                     match &outcome {
                         Ok(done) if done.records > 0 => Ok((done.records, batch_bytes)),
                         Ok(_) => Ok((0, 0)),
-                        Err((code, _)) => Err(code.code()),
+                        Err(refusal) => Err(refusal.code.code()),
                     },
                 );
             }
@@ -103,15 +154,26 @@ pub async fn handle(
                 Ok(done) => response
                     .with_base_offset(done.base_offset)
                     .with_log_append_time_ms(done.log_append_time)
-                    .with_log_start_offset(if version >= 5 { done.log_start_offset } else { -1 }),
-                Err((code, message)) => {
-                    tracing::debug!(topic = %name, partition = data.index, error = ?code, "produce refused");
-                    response
-                        .with_error_code(code.code())
+                    .with_log_start_offset(if version >= 5 {
+                        done.log_start_offset
+                    } else {
+                        -1
+                    }),
+                Err(refusal) => {
+                    tracing::debug!(topic = %name, partition = data.index, error = ?refusal.code,
+                        message = refusal.message.as_deref(), "produce refused");
+                    let response = response
+                        .with_error_code(refusal.code.code())
                         .with_base_offset(-1)
                         .with_log_append_time_ms(-1)
-                        .with_log_start_offset(-1)
-                        .with_error_message(if version >= 8 { message.map(str_bytes) } else { None })
+                        .with_log_start_offset(-1);
+                    if version >= 8 {
+                        response
+                            .with_error_message(refusal.message.map(|m| str_bytes(m.into_owned())))
+                            .with_record_errors(refusal.record_errors)
+                    } else {
+                        response
+                    }
                 }
             });
         }

@@ -17,9 +17,10 @@ use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use strata_protocol::record_batch::RecordBatchHeader;
+use strata_protocol::record_batch::{RecordBatchHeader, RecordRules};
 use strata_storage::{
-    AppendStart, Log, LogConfig, LogError, RetentionWork, SegmentPlan, TopicPartition,
+    AppendStart, Log, LogConfig, LogError, RetentionWork, SegmentPlan, TimestampType,
+    TopicPartition,
 };
 use tokio::sync::Notify;
 use uuid::Uuid;
@@ -48,6 +49,10 @@ pub struct Partition {
     appended: Notify,
     /// `cleanup.policy` includes compact: produce refuses keyless records.
     compacted: AtomicBool,
+    /// The rest of the topic's record rules for produce (see [`Partition::record_rules`]).
+    log_append_time: AtomicBool,
+    timestamp_before_max_ms: AtomicI64,
+    timestamp_after_max_ms: AtomicI64,
     /// Durable mode (`flush.messages=1`) and its group-commit state.
     durable: durable::GroupCommit,
     /// Shared by every partition of the same log dir: set on the first I/O failure there,
@@ -92,7 +97,12 @@ impl Partition {
             }
         }
         let (lso, leo) = (log.log_start_offset(), log.log_end_offset());
-        let compacted = AtomicBool::new(log.config().cleanup_compact);
+        let config = log.config();
+        let compacted = AtomicBool::new(config.cleanup_compact);
+        let log_append_time =
+            AtomicBool::new(config.message_timestamp_type == TimestampType::LogAppendTime);
+        let timestamp_before_max_ms = AtomicI64::new(config.message_timestamp_before_max_ms);
+        let timestamp_after_max_ms = AtomicI64::new(config.message_timestamp_after_max_ms);
         let durable = durable::GroupCommit::new(log.config().durable(), log.recovery_point());
         Self {
             tp,
@@ -106,6 +116,9 @@ impl Partition {
             high_watermark: AtomicI64::new(leo),
             appended: Notify::new(),
             compacted,
+            log_append_time,
+            timestamp_before_max_ms,
+            timestamp_after_max_ms,
             durable,
             log_dir_offline: Arc::new(AtomicBool::new(false)),
         }
@@ -140,6 +153,14 @@ impl Partition {
     pub fn set_log_config(&self, config: LogConfig) {
         self.compacted
             .store(config.cleanup_compact, Ordering::Release);
+        self.log_append_time.store(
+            config.message_timestamp_type == TimestampType::LogAppendTime,
+            Ordering::Release,
+        );
+        self.timestamp_before_max_ms
+            .store(config.message_timestamp_before_max_ms, Ordering::Release);
+        self.timestamp_after_max_ms
+            .store(config.message_timestamp_after_max_ms, Ordering::Release);
         self.durable.set_enabled(config.durable());
         let _ = self.with_log_writer(|local| {
             local.log.set_config(config);
@@ -147,18 +168,16 @@ impl Partition {
         });
     }
 
-    /// Kafka refuses keyless records on compacted topics (INVALID_RECORD); others pass as is.
-    pub fn check_keys(&self, records: Option<&Bytes>) -> Result<(), ErrorCode> {
-        if !self.compacted.load(Ordering::Acquire) {
-            return Ok(());
+    /// What produce checks the records of a batch against: keys on compacted topics and the
+    /// CreateTime window, from the topic's current config.
+    pub fn record_rules(&self, now_ms: i64) -> RecordRules {
+        RecordRules {
+            now_ms,
+            log_append_time: self.log_append_time.load(Ordering::Acquire),
+            timestamp_before_max_ms: self.timestamp_before_max_ms.load(Ordering::Acquire),
+            timestamp_after_max_ms: self.timestamp_after_max_ms.load(Ordering::Acquire),
+            require_keys: self.compacted.load(Ordering::Acquire),
         }
-        let Some(records) = records else {
-            return Ok(());
-        };
-        strata_storage::validate_keyed_records(records).map_err(|e| {
-            tracing::debug!(partition = %self.tp, error = %e, "keyless record refused");
-            crate::errors::from_code(e.kafka_error_code())
-        })
     }
 
     /// One compaction pass if one is due: plan and install under the lock (brief), the

@@ -1,11 +1,14 @@
 //! Kafka magic-2 record batches read and patched in place: the 61-byte header parsed by hand,
 //! CRC32C checks, offset/epoch/timestamp rewrites and iteration over a buffer of batches.
-//! Records themselves are never decoded here; that is for tests and compaction.
+//! Records are walked (never copied) only by the produce path's record checks (`records`).
 
+pub mod compression;
 mod iter;
+mod records;
 mod validate;
 
 pub use iter::{BatchIter, BatchRef};
+pub use records::{check_records, RecordFault, RecordRules, RecordsRefused};
 pub use validate::{validate_produce_records, ProduceBatchesSummary};
 
 /// Bytes of the magic-2 batch header, up to and including the record count.
@@ -63,6 +66,15 @@ pub enum BatchError {
     TrailingBytes { trailing: usize },
     #[error("expected at least one record batch, found none")]
     Empty,
+    #[error("expected base offset 0 in a produced batch, found {base_offset}")]
+    NonZeroBaseOffset { base_offset: i64 },
+    #[error("clients are not allowed to write control records")]
+    ControlBatch,
+    #[error("expected a base sequence >= 0 with producer id {producer_id}, found {base_sequence}")]
+    InvalidSequence {
+        producer_id: i64,
+        base_sequence: i32,
+    },
 }
 
 impl BatchError {
@@ -79,7 +91,11 @@ impl BatchError {
             | BatchError::TrailingBytes { .. } => CORRUPT_MESSAGE,
             BatchError::UnsupportedMagic { .. } => UNSUPPORTED_FOR_MESSAGE_FORMAT,
             BatchError::MessageTooLarge { .. } => MESSAGE_TOO_LARGE,
-            BatchError::InvalidRecordCount { .. } | BatchError::Empty => INVALID_RECORD,
+            BatchError::InvalidRecordCount { .. }
+            | BatchError::Empty
+            | BatchError::NonZeroBaseOffset { .. }
+            | BatchError::ControlBatch
+            | BatchError::InvalidSequence { .. } => INVALID_RECORD,
         }
     }
 }

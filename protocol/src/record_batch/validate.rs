@@ -28,6 +28,10 @@ pub struct ProduceBatchesSummary {
 /// MessageTooLarge). Returns a summary (batch count, record count, first/last header info
 /// needed for idempotence: producer id/epoch, first and last sequence).
 ///
+/// Also as Kafka (UnifiedLog and LogValidator for client appends): base offset 0, no control
+/// batches, and a base sequence >= 0 whenever a producer id is set (else InvalidRecord). The
+/// records inside are checked by [`super::check_records`], which needs the topic's rules.
+///
 /// Kafka additionally requires exactly one batch per partition for produce v3+; the summary's
 /// `batch_count` lets the caller enforce that with INVALID_RECORD.
 pub fn validate_produce_records(
@@ -57,6 +61,20 @@ pub fn validate_produce_records(
             });
         }
         verify_crc(batch.bytes)?;
+        if header.base_offset != 0 {
+            return Err(BatchError::NonZeroBaseOffset {
+                base_offset: header.base_offset,
+            });
+        }
+        if header.is_control() {
+            return Err(BatchError::ControlBatch);
+        }
+        if header.has_producer_id() && header.base_sequence < 0 {
+            return Err(BatchError::InvalidSequence {
+                producer_id: header.producer_id,
+                base_sequence: header.base_sequence,
+            });
+        }
         batch_count += 1;
         record_count += i64::from(header.records_count);
         max_timestamp = max_timestamp.max(header.max_timestamp);

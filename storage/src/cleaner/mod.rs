@@ -16,7 +16,6 @@ use bytes::Bytes;
 use strata_protocol::record_batch::{RecordBatchHeader, BATCH_HEADER_LEN};
 
 pub use install::{CleanInstall, InstalledClean};
-pub use records::validate_keyed_records;
 
 use crate::error::{IoContext, LogError};
 use crate::log::Log;

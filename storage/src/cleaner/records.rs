@@ -1,12 +1,11 @@
-//! Record-level views the hot path never needs: decompressing a batch and walking its records
-//! (key, value, offset, timestamp) for compaction and for the produce-time key check on
-//! compacted topics. The walker bounds every length by the bytes present; it never allocates
-//! per record and never panics on hostile bytes.
+//! Record-level views for compaction: decompressing a batch (bounded) and walking its records
+//! (key, value, offset, timestamp). The walker bounds every length by the bytes present and
+//! never panics on hostile bytes. (Produce checks records with
+//! `strata_protocol::record_batch::check_records`, which never holds a whole payload.)
 
-use bytes::{Buf, Bytes, BytesMut};
-use strata_protocol::kafka_protocol::compression::{
-    Compressor, Decompressor, Gzip, Lz4, Snappy, Zstd,
-};
+use bytes::{Bytes, BytesMut};
+use strata_protocol::kafka_protocol::compression::{Compressor, Gzip, Lz4, Snappy, Zstd};
+use strata_protocol::record_batch::compression::decompress_all;
 use strata_protocol::record_batch::{RecordBatchHeader, BATCH_HEADER_LEN};
 
 use crate::error::LogError;
@@ -46,30 +45,12 @@ pub(crate) fn record_payload(batch: &Bytes, h: &RecordBatchHeader) -> Result<Byt
             ),
         )
     })?;
-    let mut input = batch.slice_ref(payload);
-    fn take(b: &mut Bytes) -> anyhow::Result<Bytes> {
-        if b.remaining() > MAX_DECOMPRESSED_BYTES {
-            anyhow::bail!(
-                "expected at most {MAX_DECOMPRESSED_BYTES} decompressed bytes, found {}",
-                b.remaining()
-            );
-        }
-        Ok(b.copy_to_bytes(b.remaining()))
+    match h.compression() {
+        0 => Ok(batch.slice_ref(payload)),
+        codec => decompress_all(codec, payload, MAX_DECOMPRESSED_BYTES)
+            .map(Bytes::from)
+            .map_err(|e| invalid(0, format!("records do not decompress: {e}"))),
     }
-    let out = match h.compression() {
-        0 => Ok(input),
-        1 => <Gzip as Decompressor<Bytes>>::decompress(&mut input, take),
-        2 => <Snappy as Decompressor<Bytes>>::decompress(&mut input, take),
-        3 => <Lz4 as Decompressor<Bytes>>::decompress(&mut input, take),
-        4 => <Zstd as Decompressor<Bytes>>::decompress(&mut input, take),
-        other => {
-            return Err(invalid(
-                0,
-                format!("expected compression codec 0-4, found {other}"),
-            ))
-        }
-    };
-    out.map_err(|e| invalid(0, format!("records do not decompress: {e}")))
 }
 
 /// Compresses `records` (concatenated record encodings) with batch codec `codec`.
@@ -241,40 +222,4 @@ pub(crate) fn records(payload: &Bytes, h: &RecordBatchHeader) -> Result<Vec<Reco
         ));
     }
     Ok(out)
-}
-
-/// Kafka's rule for compacted topics: every record must have a key (else INVALID_RECORD).
-/// `batches` are whole, CRC-checked magic-2 batches as a producer sent them.
-pub fn validate_keyed_records(batches: &Bytes) -> Result<(), LogError> {
-    let mut pos = 0usize;
-    while pos < batches.len() {
-        let rest = batches.slice(pos..);
-        let h = RecordBatchHeader::parse(&rest).map_err(|e| invalid(pos, e.to_string()))?;
-        if h.total_size() > rest.len() {
-            return Err(invalid(
-                pos,
-                format!(
-                    "expected {} bytes of batch, found {}",
-                    h.total_size(),
-                    rest.len()
-                ),
-            ));
-        }
-        if !h.is_control() {
-            let payload = record_payload(&rest, &h)?;
-            for r in records(&payload, &h)? {
-                if r.key.is_none() {
-                    return Err(invalid(
-                        pos,
-                        format!(
-                            "compacted topic: expected a key on every record, record at offset delta {} has none",
-                            r.offset - h.base_offset
-                        ),
-                    ));
-                }
-            }
-        }
-        pos += h.total_size();
-    }
-    Ok(())
 }
