@@ -20,7 +20,7 @@ pub const CODEC_LZ4: u8 = 3;
 pub const CODEC_ZSTD: u8 = 4;
 
 /// Bytes of decompressed records read at a time by the produce-path walker.
-const WINDOW: usize = 64 * 1024;
+pub const WINDOW: usize = 64 * 1024;
 
 /// xerial's Snappy framing: 8 bytes of magic, then a version and a compatible version (int32
 /// each), then blocks of `[int32 compressed length][raw snappy block]`.
@@ -41,20 +41,29 @@ pub enum DecompressError {
     TooLarge { limit: usize },
 }
 
-/// A buffered reader of the decompressed records of `input` (a batch's bytes after its
-/// 61-byte header) compressed with `codec` (1-4). Allocates per call, not per record.
-pub fn decompressing_reader<'a>(
-    codec: u8,
-    input: &'a [u8],
-) -> Result<Box<dyn BufRead + 'a>, DecompressError> {
-    let inner: Box<dyn Read + 'a> = match codec {
+/// A reader of the decompressed records of `input` (a batch's bytes after its 61-byte
+/// header) compressed with `codec` (1-4). Unbuffered: read it in large pieces (the walker
+/// keeps its own window), or through [`decompressing_reader`]. Allocates per call, not per
+/// record.
+pub fn decompressor<'a>(codec: u8, input: &'a [u8]) -> Result<Box<dyn Read + 'a>, DecompressError> {
+    Ok(match codec {
         CODEC_GZIP => Box::new(flate2::read::MultiGzDecoder::new(input)),
         CODEC_SNAPPY => Box::new(SnappyReader::new(input)),
         CODEC_LZ4 => Box::new(lz4::Decoder::new(input)?),
         CODEC_ZSTD => Box::new(zstd::stream::read::Decoder::with_buffer(input)?),
         other => return Err(DecompressError::UnknownCodec(other)),
-    };
-    Ok(Box::new(BufReader::with_capacity(WINDOW, inner)))
+    })
+}
+
+/// [`decompressor`] behind a buffer of [`WINDOW`] bytes.
+pub fn decompressing_reader<'a>(
+    codec: u8,
+    input: &'a [u8],
+) -> Result<Box<dyn BufRead + 'a>, DecompressError> {
+    Ok(Box::new(BufReader::with_capacity(
+        WINDOW,
+        decompressor(codec, input)?,
+    )))
 }
 
 /// All of `input`'s decompressed bytes, or `TooLarge` as soon as they pass `limit`.

@@ -6,9 +6,9 @@
 //! Nothing is allocated per record: a batch that passes costs one walk over its bytes; only a
 //! refused one is walked again to name every record at fault, as Kafka's `record_errors` do.
 
-use std::io::{self, BufRead};
+use std::io::{self, Read};
 
-use super::compression::{decompressing_reader, DecompressError, CODEC_NONE};
+use super::compression::{decompressor, DecompressError, CODEC_NONE, WINDOW};
 use super::{RecordBatchHeader, BATCH_HEADER_LEN};
 
 /// Kafka's NO_TIMESTAMP: a record without a timestamp is never out of range.
@@ -245,7 +245,7 @@ fn walk(
     if codec == CODEC_NONE {
         walk_slice(records, count, seen)
     } else {
-        let reader = decompressing_reader(codec, records)?;
+        let reader = decompressor(codec, records)?;
         walk_source(&mut StreamSource::new(reader), count, seen)
     }
 }
@@ -514,30 +514,56 @@ impl Source for SliceCursor<'_, '_> {
     }
 }
 
-/// Decompressed records, read through the reader's window.
+/// Decompressed records, read through a window of [`WINDOW`] bytes that this source owns, so
+/// that a field is read from memory and the decompressor is called once a window.
 struct StreamSource<R> {
     reader: R,
+    window: Box<[u8]>,
+    /// The unread part of `window` is `at..filled`.
+    at: usize,
+    filled: usize,
     /// Bytes of the current record left to read (`usize::MAX` when unbound).
     left: usize,
 }
 
-impl<R: BufRead> StreamSource<R> {
+impl<R: Read> StreamSource<R> {
     fn new(reader: R) -> Self {
         Self {
             reader,
+            window: vec![0u8; WINDOW].into_boxed_slice(),
+            at: 0,
+            filled: 0,
             left: usize::MAX,
+        }
+    }
+
+    /// Refills an exhausted window; false at the end of the stream.
+    fn refill(&mut self) -> Result<bool, WalkError> {
+        loop {
+            match self.reader.read(&mut self.window) {
+                Ok(n) => {
+                    self.at = 0;
+                    self.filled = n;
+                    return Ok(n > 0);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(WalkError::Decompress(e)),
+            }
         }
     }
 }
 
-impl<R: BufRead> Source for StreamSource<R> {
+impl<R: Read> Source for StreamSource<R> {
+    #[inline]
     fn byte(&mut self) -> Result<u8, WalkError> {
         if self.left == 0 {
             return Err(WalkError::Eof);
         }
-        let window = self.reader.fill_buf().map_err(WalkError::Decompress)?;
-        let b = *window.first().ok_or(WalkError::Eof)?;
-        self.reader.consume(1);
+        if self.at >= self.filled && !self.refill()? {
+            return Err(WalkError::Eof);
+        }
+        let b = *self.window.get(self.at).ok_or(WalkError::Eof)?;
+        self.at += 1;
         self.left = self.left.saturating_sub(1);
         Ok(b)
     }
@@ -547,16 +573,17 @@ impl<R: BufRead> Source for StreamSource<R> {
             return Err(WalkError::Eof);
         }
         self.left = self.left.saturating_sub(n);
-        while n > 0 {
-            let window = self.reader.fill_buf().map_err(WalkError::Decompress)?;
-            if window.is_empty() {
+        loop {
+            let step = (self.filled - self.at).min(n);
+            self.at += step;
+            n -= step;
+            if n == 0 {
+                return Ok(());
+            }
+            if !self.refill()? {
                 return Err(WalkError::Eof);
             }
-            let step = window.len().min(n);
-            self.reader.consume(step);
-            n -= step;
         }
-        Ok(())
     }
 
     fn bound(&mut self, size: usize) -> Result<(), WalkError> {
@@ -574,7 +601,6 @@ impl<R: BufRead> Source for StreamSource<R> {
     }
 
     fn exhausted(&mut self) -> Result<bool, WalkError> {
-        let window = self.reader.fill_buf().map_err(WalkError::Decompress)?;
-        Ok(window.is_empty())
+        Ok(self.at >= self.filled && !self.refill()?)
     }
 }
