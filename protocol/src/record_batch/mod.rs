@@ -6,6 +6,7 @@ pub mod compression;
 mod iter;
 mod records;
 mod validate;
+mod walk;
 
 pub use iter::{BatchIter, BatchRef};
 pub use records::{check_records, RecordFault, RecordRules, RecordsRefused};
