@@ -64,6 +64,14 @@ pub fn log_config(topic: &TopicConfig) -> LogConfig {
         },
         message_timestamp_before_max_ms: topic.message_timestamp_before_max_ms,
         message_timestamp_after_max_ms: topic.message_timestamp_after_max_ms,
+        compression: match topic.compression_type.as_str() {
+            "uncompressed" => Some((0, 0)),
+            "gzip" => Some((1, topic.compression_gzip_level)),
+            "snappy" => Some((2, 0)),
+            "lz4" => Some((3, topic.compression_lz4_level)),
+            "zstd" => Some((4, topic.compression_zstd_level)),
+            _ => None, // "producer": batches are stored as sent
+        },
         file_delete_delay_ms: topic.file_delete_delay_ms,
         preallocate: topic.preallocate,
         cleanup_delete: topic.cleanup_policy.deletes(),

@@ -468,3 +468,65 @@ proptest! {
         let _ = check(&b, &RecordRules::lenient(NOW));
     }
 }
+
+#[test]
+fn recompressed_batches_hold_the_same_records_under_the_new_codec() {
+    use strata_protocol::kafka_protocol::records::RecordBatchDecoder;
+    let recs = keyed(40);
+    for source in CODECS {
+        let original = encode(&recs, source);
+        let header = RecordBatchHeader::parse(&original).unwrap();
+        let expected = RecordBatchDecoder::decode(&mut Bytes::from(original.clone())).unwrap();
+        for (target, level) in [
+            (0u8, 0),
+            (1, -1),
+            (1, 9),
+            (2, 0),
+            (3, 9),
+            (3, 1),
+            (4, 3),
+            (4, -5),
+        ] {
+            let rebuilt = recompress_batch(&original, &header, target, level, 1 << 20).unwrap();
+            let h = RecordBatchHeader::parse(&rebuilt).unwrap();
+            assert_eq!(h.total_size(), rebuilt.len());
+            assert_eq!(h.compression(), target, "{source:?} -> {target}");
+            assert_eq!(
+                (
+                    h.base_timestamp,
+                    h.max_timestamp,
+                    h.records_count,
+                    h.last_offset_delta
+                ),
+                (
+                    header.base_timestamp,
+                    header.max_timestamp,
+                    header.records_count,
+                    header.last_offset_delta
+                )
+            );
+            assert!(verify_crc(&rebuilt).is_ok(), "{source:?} -> {target}");
+            assert!(validate_produce_records(&rebuilt, 1 << 20).is_ok());
+            assert_eq!(check(&rebuilt, &RecordRules::lenient(NOW)), Ok(()));
+            let decoded = RecordBatchDecoder::decode(&mut Bytes::from(rebuilt)).unwrap();
+            assert_eq!(decoded.records.len(), expected.records.len());
+            for (a, b) in decoded.records.iter().zip(&expected.records) {
+                assert_eq!(
+                    (&a.key, &a.value, &a.headers, a.timestamp, a.offset),
+                    (&b.key, &b.value, &b.headers, b.timestamp, b.offset)
+                );
+            }
+        }
+    }
+    // Records that decompress past the limit are too large to hold.
+    let zeros = encode(
+        &[Record {
+            value: Some(Bytes::from(vec![0u8; 4 << 20])),
+            ..record(0, Some("k"), NOW)
+        }],
+        Compression::Zstd,
+    );
+    let header = RecordBatchHeader::parse(&zeros).unwrap();
+    let err = recompress_batch(&zeros, &header, 3, 9, 1 << 20).unwrap_err();
+    assert_eq!(err.kafka_error_code(), 10);
+}

@@ -83,6 +83,10 @@ pub struct LogConfig {
     /// validation, not by the log; here so that topic config changes reach the partition.
     pub message_timestamp_before_max_ms: i64,
     pub message_timestamp_after_max_ms: i64,
+    /// `compression.type` as a batch codec id (0 for `uncompressed`) and its
+    /// `compression.<codec>.level`; `None` for `producer`. Applied by the broker's produce
+    /// path (batches of another codec are recompressed), not by the log.
+    pub compression: Option<(u8, i32)>,
     /// `file.delete.delay.ms`. Unused: deleted segments are unlinked at once, which is safe
     /// because in-flight reads hold the mapping (and so the inode) alive.
     pub file_delete_delay_ms: i64,
@@ -127,6 +131,7 @@ impl Default for LogConfig {
             message_timestamp_type: TimestampType::CreateTime,
             message_timestamp_before_max_ms: i64::MAX,
             message_timestamp_after_max_ms: i64::MAX,
+            compression: None,
             file_delete_delay_ms: 60_000,
             preallocate: false,
             cleanup_delete: true,

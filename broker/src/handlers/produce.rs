@@ -10,7 +10,9 @@ use kafka_protocol::messages::produce_response::{
 };
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use strata_protocol::kafka_protocol;
-use strata_protocol::record_batch::{check_records, validate_produce_records, RecordsRefused};
+use strata_protocol::record_batch::{
+    check_records, recompress_batch, validate_produce_records, RecordBatchHeader, RecordsRefused,
+};
 
 use super::{str_bytes, RequestContext};
 use crate::errors::ErrorCode;
@@ -59,6 +61,38 @@ impl Refusal {
             message: Some(Cow::Owned(refused.message)),
         }
     }
+}
+
+/// The most decompressed bytes a batch may hold to be recompressed for its topic, in units of
+/// `max.message.bytes` (32 MiB at the default): the records must be held in memory meanwhile.
+const RECOMPRESS_PLAIN_FACTOR: usize = 32;
+
+/// `batch` rebuilt with the topic's codec, and its header; refused as Kafka's broker refuses
+/// a rebuilt batch over `max.message.bytes` (MESSAGE_TOO_LARGE).
+fn recompress(
+    batch: &[u8],
+    header: &RecordBatchHeader,
+    (codec, level): (u8, i32),
+    max_message_bytes: usize,
+) -> Result<(Vec<u8>, RecordBatchHeader), Refusal> {
+    let refusal = |code: i16, message: String| Refusal {
+        message: Some(Cow::Owned(message)),
+        ..crate::errors::from_code(code).into()
+    };
+    let max_plain = max_message_bytes.saturating_mul(RECOMPRESS_PLAIN_FACTOR);
+    let rebuilt = recompress_batch(batch, header, codec, level, max_plain)
+        .map_err(|e| refusal(e.kafka_error_code(), e.to_string()))?;
+    if rebuilt.len() > max_message_bytes {
+        return Err(refusal(
+            10, // MESSAGE_TOO_LARGE
+            format!(
+                "the batch is {} bytes with the topic's compression.type, above max.message.bytes {max_message_bytes}",
+                rebuilt.len()
+            ),
+        ));
+    }
+    let header = RecordBatchHeader::parse(&rebuilt).map_err(|e| refusal(-1, e.to_string()))?;
+    Ok((rebuilt, header))
 }
 
 pub async fn handle(
@@ -124,8 +158,22 @@ pub async fn handle(
                 let now = now_ms();
                 check_records(records, &summary.first, &partition.record_rules(now))
                     .map_err(Refusal::records)?;
+                // The topic's compression.type, when it names another codec than the batch's.
+                let recompressed = match partition.recompression(summary.first.compression()) {
+                    Some((codec, level)) => Some(recompress(
+                        records,
+                        &summary.first,
+                        (codec, level),
+                        max_message_bytes,
+                    )?),
+                    None => None,
+                };
+                let (records, header) = match &recompressed {
+                    Some((bytes, header)) => (&bytes[..], *header),
+                    None => (records, summary.first),
+                };
                 partition
-                    .append_as_leader(records, &summary.first, now)
+                    .append_as_leader(records, &header, now)
                     .map(|done| (done, partition))
                     .map_err(Refusal::from)
             })();

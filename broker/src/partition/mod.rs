@@ -13,7 +13,7 @@ pub mod durable;
 mod tests;
 
 use std::ops::ControlFlow;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -53,11 +53,25 @@ pub struct Partition {
     log_append_time: AtomicBool,
     timestamp_before_max_ms: AtomicI64,
     timestamp_after_max_ms: AtomicI64,
+    /// The topic's `compression.type`, packed by [`pack_compression`].
+    compression: AtomicU64,
     /// Durable mode (`flush.messages=1`) and its group-commit state.
     durable: durable::GroupCommit,
     /// Shared by every partition of the same log dir: set on the first I/O failure there,
     /// after which they all answer KAFKA_STORAGE_ERROR (Kafka's offline log dir).
     log_dir_offline: Arc<AtomicBool>,
+}
+
+/// `compression.type` in one atomic word: `u64::MAX` for `producer`, else the codec in the
+/// high half and the level's bits in the low half.
+fn pack_compression(compression: Option<(u8, i32)>) -> u64 {
+    compression.map_or(u64::MAX, |(codec, level)| {
+        (u64::from(codec) << 32) | u64::from(level as u32)
+    })
+}
+
+fn unpack_compression(packed: u64) -> Option<(u8, i32)> {
+    (packed != u64::MAX).then_some(((packed >> 32) as u8, packed as u32 as i32))
 }
 
 /// The outcome of a leader append, as Produce reports it.
@@ -103,6 +117,7 @@ impl Partition {
             AtomicBool::new(config.message_timestamp_type == TimestampType::LogAppendTime);
         let timestamp_before_max_ms = AtomicI64::new(config.message_timestamp_before_max_ms);
         let timestamp_after_max_ms = AtomicI64::new(config.message_timestamp_after_max_ms);
+        let compression = AtomicU64::new(pack_compression(config.compression));
         let durable = durable::GroupCommit::new(log.config().durable(), log.recovery_point());
         Self {
             tp,
@@ -119,6 +134,7 @@ impl Partition {
             log_append_time,
             timestamp_before_max_ms,
             timestamp_after_max_ms,
+            compression,
             durable,
             log_dir_offline: Arc::new(AtomicBool::new(false)),
         }
@@ -161,6 +177,8 @@ impl Partition {
             .store(config.message_timestamp_before_max_ms, Ordering::Release);
         self.timestamp_after_max_ms
             .store(config.message_timestamp_after_max_ms, Ordering::Release);
+        self.compression
+            .store(pack_compression(config.compression), Ordering::Release);
         self.durable.set_enabled(config.durable());
         let _ = self.with_log_writer(|local| {
             local.log.set_config(config);
@@ -178,6 +196,13 @@ impl Partition {
             timestamp_after_max_ms: self.timestamp_after_max_ms.load(Ordering::Acquire),
             require_keys: self.compacted.load(Ordering::Acquire),
         }
+    }
+
+    /// The codec and level a batch compressed with `codec` must be stored with instead, when
+    /// the topic's `compression.type` names another one.
+    pub fn recompression(&self, codec: u8) -> Option<(u8, i32)> {
+        unpack_compression(self.compression.load(Ordering::Acquire))
+            .filter(|&(target, _)| target != codec)
     }
 
     /// One compaction pass if one is due: plan and install under the lock (brief), the

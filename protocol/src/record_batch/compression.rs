@@ -41,6 +41,17 @@ pub enum DecompressError {
     TooLarge { limit: usize },
 }
 
+impl DecompressError {
+    /// The code Kafka's broker answers with: MESSAGE_TOO_LARGE when the records are too
+    /// large to hold, UNKNOWN_SERVER_ERROR when they cannot be read at all.
+    pub fn kafka_error_code(&self) -> i16 {
+        match self {
+            DecompressError::TooLarge { .. } => 10,
+            DecompressError::UnknownCodec(_) | DecompressError::Corrupt(_) => -1,
+        }
+    }
+}
+
 /// A reader of the decompressed records of `input` (a batch's bytes after its 61-byte
 /// header) compressed with `codec` (1-4). Unbuffered: read it in large pieces (the walker
 /// keeps its own window), or through [`decompressing_reader`]. Allocates per call, not per
@@ -74,6 +85,49 @@ pub fn decompress_all(codec: u8, input: &[u8], limit: usize) -> Result<Vec<u8>, 
     reader.take(cap).read_to_end(&mut out)?;
     if out.len() > limit {
         return Err(DecompressError::TooLarge { limit });
+    }
+    Ok(out)
+}
+
+/// `plain` (concatenated record encodings) compressed with `codec` (1-4) at `level` (Kafka's
+/// `compression.<codec>.level`; gzip -1 is zlib's default, Snappy has no levels), framed as
+/// Kafka's Java client frames it: a gzip member, xerial-framed Snappy, an LZ4 frame of
+/// independent 64 KiB blocks without checksums, a Zstandard frame.
+pub fn compress(codec: u8, level: i32, plain: &[u8]) -> Result<Vec<u8>, DecompressError> {
+    use std::io::Write;
+    let mut out = Vec::with_capacity(plain.len() / 2 + 64);
+    match codec {
+        CODEC_GZIP => {
+            let level = u32::try_from(level).map_or(flate2::Compression::default(), |l| {
+                flate2::Compression::new(l.min(9))
+            });
+            let mut encoder = flate2::write::GzEncoder::new(&mut out, level);
+            encoder.write_all(plain)?;
+            encoder.finish()?;
+        }
+        CODEC_SNAPPY => {
+            use kafka_protocol::compression::{Compressor, Snappy};
+            let mut framed = bytes::BytesMut::new();
+            <Snappy as Compressor<bytes::BytesMut>>::compress(&mut framed, |b| {
+                b.extend_from_slice(plain);
+                Ok(())
+            })
+            .map_err(|e| io::Error::other(format!("snappy: {e:#}")))?;
+            out.extend_from_slice(&framed);
+        }
+        CODEC_LZ4 => {
+            let mut encoder = lz4::EncoderBuilder::new()
+                .level(u32::try_from(level).unwrap_or(9))
+                .block_size(lz4::BlockSize::Max64KB)
+                .block_mode(lz4::BlockMode::Independent)
+                .checksum(lz4::ContentChecksum::NoChecksum)
+                .build(&mut out)?;
+            encoder.write_all(plain)?;
+            let (_, finished) = encoder.finish();
+            finished?;
+        }
+        CODEC_ZSTD => zstd::stream::copy_encode(plain, &mut out, level)?,
+        other => return Err(DecompressError::UnknownCodec(other)),
     }
     Ok(out)
 }

@@ -4,11 +4,13 @@
 
 pub mod compression;
 mod iter;
+mod recompress;
 mod records;
 mod validate;
 mod walk;
 
 pub use iter::{BatchIter, BatchRef};
+pub use recompress::recompress_batch;
 pub use records::{check_records, RecordFault, RecordRules, RecordsRefused};
 pub use validate::{validate_produce_records, ProduceBatchesSummary};
 
