@@ -5,7 +5,7 @@
 
 use std::io::{self, Read};
 
-use super::compression::{decompressor, DecompressError, CODEC_NONE, WINDOW};
+use super::compression::{with_decompressor, DecompressError, CODEC_NONE, WINDOW};
 use super::records::RecordsRefused;
 use super::{RecordBatchHeader, BATCH_HEADER_LEN};
 
@@ -32,8 +32,9 @@ pub(super) fn walk(
     if codec == CODEC_NONE {
         walk_slice(records, count, seen)
     } else {
-        let reader = decompressor(codec, records)?;
-        walk_source(&mut StreamSource::new(reader), count, seen)
+        with_decompressor(codec, records, |reader| {
+            walk_source(&mut StreamSource::new(reader), count, seen)
+        })?
     }
 }
 
