@@ -61,7 +61,7 @@ fn encode(records: &[Record], compression: Compression) -> Vec<u8> {
 
 fn check(batch: &[u8], rules: &RecordRules) -> Result<(), RecordsRefused> {
     let header = RecordBatchHeader::parse(batch).unwrap();
-    check_records(batch, &header, rules)
+    check_records(batch, &header, rules).map(|_| ())
 }
 
 fn keyed(n: i64) -> Vec<Record> {
@@ -529,4 +529,56 @@ fn recompressed_batches_hold_the_same_records_under_the_new_codec() {
     let header = RecordBatchHeader::parse(&zeros).unwrap();
     let err = recompress_batch(&zeros, &header, 3, 9, 1 << 20).unwrap_err();
     assert_eq!(err.kafka_error_code(), 10);
+}
+
+#[test]
+fn the_records_max_timestamp_replaces_a_wrong_one_on_create_time_topics() {
+    let recs = vec![
+        record(0, Some("a"), NOW + 5),
+        record(1, Some("b"), NOW + 9),
+        record(2, Some("c"), NOW + 2),
+    ];
+    for codec in CODECS {
+        let good = encode(&recs, codec);
+        let header = RecordBatchHeader::parse(&good).unwrap();
+        let checked = check_records(&good, &header, &RecordRules::lenient(NOW)).unwrap();
+        assert_eq!(checked.max_timestamp, NOW + 9, "{codec:?}");
+        assert_eq!(
+            checked.corrected_max_timestamp(&header, &RecordRules::lenient(NOW)),
+            None
+        );
+
+        let mut wrong = good.clone();
+        wrong[35..43].copy_from_slice(&NOW.to_be_bytes());
+        let header = RecordBatchHeader::parse(&wrong).unwrap();
+        let checked = check_records(&wrong, &header, &RecordRules::lenient(NOW)).unwrap();
+        let fix = checked.corrected_max_timestamp(&header, &RecordRules::lenient(NOW));
+        assert_eq!(fix, Some(NOW + 9), "{codec:?}");
+        // LogAppendTime topics stamp their own.
+        let lat = RecordRules {
+            log_append_time: true,
+            ..RecordRules::lenient(NOW)
+        };
+        assert_eq!(checked.corrected_max_timestamp(&header, &lat), None);
+        set_create_time_max_timestamp(&mut wrong, NOW + 9);
+        assert_eq!(
+            wrong, good,
+            "{codec:?}: the fixed batch is the encoder's, CRC included"
+        );
+    }
+    // A producer's LogAppendTime flag on a CreateTime topic is cleared, as Kafka does.
+    let mut flagged = encode(&recs, Compression::None);
+    flagged[22] |= 0x08;
+    let header = RecordBatchHeader::parse(&flagged).unwrap();
+    let checked = check_records(&flagged, &header, &RecordRules::lenient(NOW)).unwrap();
+    assert_eq!(
+        checked.max_timestamp,
+        NOW + 9,
+        "flagged records read at the max timestamp"
+    );
+    let fix = checked
+        .corrected_max_timestamp(&header, &RecordRules::lenient(NOW))
+        .unwrap();
+    set_create_time_max_timestamp(&mut flagged, fix);
+    assert_eq!(flagged, encode(&recs, Compression::None));
 }

@@ -239,3 +239,34 @@ fn clients_see_the_timestamp_window_and_key_rules() {
     let out = run_python("record_rules.py", &["--bootstrap", &broker.bootstrap()]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("OK record rules"));
 }
+
+/// Kafka's broker stores the records' largest timestamp as the batch's max timestamp
+/// whatever the producer wrote (the time index and timestamp lookups rely on it).
+#[test]
+fn a_wrong_max_timestamp_is_stored_as_the_records_largest() {
+    let broker = Broker::start();
+    let mut conn = RawConnection::connect(broker.addr()).unwrap();
+    conn.create_topics(&[("stamped", 1)], TIMEOUT).unwrap();
+    let mut sent = batch(&["a", "b", "c"], Compression::None);
+    let true_max = i64::from_be_bytes(sent[35..43].try_into().unwrap());
+    sent[35..43].copy_from_slice(&5i64.to_be_bytes());
+    recrc(&mut sent);
+    assert_eq!(produce(&mut conn, "stamped", sent.clone()).0, NONE);
+
+    let segment = broker.data_dir().join("stamped-0/00000000000000000000.log");
+    let stored = std::fs::read(&segment).unwrap();
+    let length = i32::from_be_bytes(stored[8..12].try_into().unwrap()) as usize;
+    let stored = &stored[..12 + length];
+    assert_eq!(stored.len(), sent.len());
+    assert_eq!(
+        i64::from_be_bytes(stored[35..43].try_into().unwrap()),
+        true_max
+    );
+    assert_eq!(
+        u32::from_be_bytes(stored[17..21].try_into().unwrap()),
+        crc32c::crc32c(&stored[21..]),
+        "the stored CRC covers the corrected header"
+    );
+    // The records themselves are as sent.
+    assert_eq!(&stored[61..], &sent[61..]);
+}

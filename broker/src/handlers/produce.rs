@@ -11,7 +11,8 @@ use kafka_protocol::messages::produce_response::{
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use strata_protocol::kafka_protocol;
 use strata_protocol::record_batch::{
-    check_records, recompress_batch, validate_produce_records, RecordBatchHeader, RecordsRefused,
+    check_records, recompress_batch, set_create_time_max_timestamp, validate_produce_records,
+    RecordBatchHeader, RecordsRefused,
 };
 
 use super::{str_bytes, RequestContext};
@@ -67,14 +68,14 @@ impl Refusal {
 /// `max.message.bytes` (32 MiB at the default): the records must be held in memory meanwhile.
 const RECOMPRESS_PLAIN_FACTOR: usize = 32;
 
-/// `batch` rebuilt with the topic's codec, and its header; refused as Kafka's broker refuses
-/// a rebuilt batch over `max.message.bytes` (MESSAGE_TOO_LARGE).
+/// `batch` rebuilt with the topic's codec; refused as Kafka's broker refuses a rebuilt batch
+/// over `max.message.bytes` (MESSAGE_TOO_LARGE).
 fn recompress(
     batch: &[u8],
     header: &RecordBatchHeader,
     (codec, level): (u8, i32),
     max_message_bytes: usize,
-) -> Result<(Vec<u8>, RecordBatchHeader), Refusal> {
+) -> Result<Vec<u8>, Refusal> {
     let refusal = |code: i16, message: String| Refusal {
         message: Some(Cow::Owned(message)),
         ..crate::errors::from_code(code).into()
@@ -91,8 +92,7 @@ fn recompress(
             ),
         ));
     }
-    let header = RecordBatchHeader::parse(&rebuilt).map_err(|e| refusal(-1, e.to_string()))?;
-    Ok((rebuilt, header))
+    Ok(rebuilt)
 }
 
 pub async fn handle(
@@ -156,20 +156,33 @@ pub async fn handle(
                     ));
                 }
                 let now = now_ms();
-                check_records(records, &summary.first, &partition.record_rules(now))
-                    .map_err(Refusal::records)?;
-                // The topic's compression.type, when it names another codec than the batch's.
-                let recompressed = match partition.recompression(summary.first.compression()) {
-                    Some((codec, level)) => Some(recompress(
+                let rules = partition.record_rules(now);
+                let checked =
+                    check_records(records, &summary.first, &rules).map_err(Refusal::records)?;
+                // The batch as stored, when it differs from the batch as sent: the topic's
+                // compression.type names another codec, or (as Kafka's broker) the producer's
+                // max timestamp is not its records' (a rebuilt batch takes it too).
+                let mut rebuilt = match partition.recompression(summary.first.compression()) {
+                    Some(codec) => Some(recompress(
                         records,
                         &summary.first,
-                        (codec, level),
+                        codec,
                         max_message_bytes,
                     )?),
                     None => None,
                 };
-                let (records, header) = match &recompressed {
-                    Some((bytes, header)) => (&bytes[..], *header),
+                if let Some(ts) = checked.corrected_max_timestamp(&summary.first, &rules) {
+                    let batch = rebuilt.get_or_insert_with(|| records.to_vec());
+                    set_create_time_max_timestamp(batch, ts);
+                }
+                let (records, header) = match &rebuilt {
+                    Some(batch) => (
+                        &batch[..],
+                        RecordBatchHeader::parse(batch).map_err(|e| Refusal {
+                            message: Some(Cow::Owned(e.to_string())),
+                            ..ErrorCode::UnknownServerError.into()
+                        })?,
+                    ),
                     None => (records, summary.first),
                 };
                 partition

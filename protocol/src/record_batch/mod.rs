@@ -11,7 +11,7 @@ mod walk;
 
 pub use iter::{BatchIter, BatchRef};
 pub use recompress::recompress_batch;
-pub use records::{check_records, RecordFault, RecordRules, RecordsRefused};
+pub use records::{check_records, RecordFault, RecordRules, RecordsChecked, RecordsRefused};
 pub use validate::{validate_produce_records, ProduceBatchesSummary};
 
 /// Bytes of the magic-2 batch header, up to and including the record count.
@@ -250,6 +250,20 @@ pub fn set_base_offset(batch: &mut [u8], base_offset: i64) {
 /// Rewrites the partition leader epoch (outside the CRC). No-op on a short buffer.
 pub fn set_partition_leader_epoch(batch: &mut [u8], epoch: i32) {
     write(batch, PARTITION_LEADER_EPOCH, &epoch.to_be_bytes());
+}
+
+/// For a CreateTime topic whose producer wrote a wrong max timestamp: sets it, clears the
+/// LogAppendTime bit and recomputes the CRC, as Kafka's `setMaxTimestamp(CREATE_TIME, ts)`.
+/// No-op on a buffer shorter than a header.
+pub fn set_create_time_max_timestamp(batch: &mut [u8], timestamp_ms: i64) {
+    if batch.len() < BATCH_HEADER_LEN {
+        return;
+    }
+    let attributes = i16::from_be_bytes(array(batch, ATTRIBUTES)) & !TIMESTAMP_TYPE_FLAG;
+    write(batch, ATTRIBUTES, &attributes.to_be_bytes());
+    write(batch, MAX_TIMESTAMP, &timestamp_ms.to_be_bytes());
+    let crc = compute_crc(batch);
+    write(batch, CRC, &crc.to_be_bytes());
 }
 
 /// For `message.timestamp.type=LogAppendTime`: sets the timestamp-type attribute bit and

@@ -44,6 +44,28 @@ impl RecordRules {
     }
 }
 
+/// What a batch's records showed, for the batch as stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordsChecked {
+    /// The largest record timestamp (NO_TIMESTAMP, -1, if none has one).
+    pub max_timestamp: i64,
+}
+
+impl RecordsChecked {
+    /// The max timestamp Kafka's broker stores instead of the producer's (its
+    /// `setMaxTimestamp(CREATE_TIME, ...)`, which also clears a LogAppendTime flag) on a
+    /// CreateTime topic when the header's differs from the records'; `None` when the header
+    /// is right, and on LogAppendTime topics (the log stamps those).
+    pub fn corrected_max_timestamp(
+        &self,
+        header: &RecordBatchHeader,
+        rules: &RecordRules,
+    ) -> Option<i64> {
+        let wrong = header.max_timestamp != self.max_timestamp || header.is_log_append_time();
+        (!rules.log_append_time && wrong).then_some(self.max_timestamp)
+    }
+}
+
 /// One record at fault, as ProduceResponse v8+ reports it (`record_errors`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordFault {
@@ -91,19 +113,29 @@ pub fn check_records(
     batch: &[u8],
     header: &RecordBatchHeader,
     rules: &RecordRules,
-) -> Result<(), RecordsRefused> {
+) -> Result<RecordsChecked, RecordsRefused> {
     let timestamps = TimestampRule::new(header, rules);
+    // The records' largest timestamp as Kafka reads them (a batch flagged LogAppendTime
+    // gives each record its max timestamp), from NO_TIMESTAMP up, as Kafka's validator.
+    let flagged = header.is_log_append_time().then_some(header.max_timestamp);
+    let mut max_timestamp = NO_TIMESTAMP;
+    let mut timestamp_of = |record: &RecordSeen| {
+        let ts = flagged.unwrap_or(header.base_timestamp.wrapping_add(record.timestamp_delta));
+        max_timestamp = max_timestamp.max(ts);
+    };
     if !rules.require_keys && matches!(timestamps, TimestampRule::Free) {
         // Kafka's defaults: only the framing to check (the common case, kept free of the
         // per-record rule code).
-        return walk(batch, header, |_, _| {});
+        walk(batch, header, |_, record| timestamp_of(&record))?;
+        return Ok(RecordsChecked { max_timestamp });
     }
     let mut faulty = false;
     walk(batch, header, |_, record| {
+        timestamp_of(&record);
         faulty |= record_fault(header, rules, &timestamps, record).is_some();
     })?;
     if !faulty {
-        return Ok(());
+        return Ok(RecordsChecked { max_timestamp });
     }
     // Refused: walk again, naming each record at fault (cold path, may allocate).
     let mut record_errors = Vec::new();
