@@ -1,7 +1,9 @@
 //! Produce: validate each partition's record batch as sent (magic 2, CRC32C, sizes, then each
 //! record's framing, keys on compacted topics and the timestamp window, as Kafka's
 //! LogValidator), check idempotent sequences, and append it to the partition's log with
-//! offsets patched in place. Record bytes are walked, never copied.
+//! offsets patched in place. Record bytes are walked, not copied, unless the batch must be
+//! stored otherwise than sent (the topic's compression.type names another codec, or the
+//! producer's max timestamp is wrong): then it is rebuilt, as Kafka's broker rebuilds it.
 
 use std::borrow::Cow;
 
