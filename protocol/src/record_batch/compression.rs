@@ -11,7 +11,7 @@
 //! format, and Zstandard frames (window up to the library's default limit, 2^27, as Java's).
 
 use std::cell::RefCell;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, Read};
 
 /// Codec ids of the batch attributes' low three bits.
 pub const CODEC_NONE: u8 = 0;
@@ -19,9 +19,6 @@ pub const CODEC_GZIP: u8 = 1;
 pub const CODEC_SNAPPY: u8 = 2;
 pub const CODEC_LZ4: u8 = 3;
 pub const CODEC_ZSTD: u8 = 4;
-
-/// Bytes of decompressed records read at a time by the produce-path walker.
-pub const WINDOW: usize = 64 * 1024;
 
 /// xerial's Snappy framing: 8 bytes of magic, then a version and a compatible version (int32
 /// each), then blocks of `[int32 compressed length][raw snappy block]`.
@@ -55,8 +52,7 @@ impl DecompressError {
 
 /// A reader of the decompressed records of `input` (a batch's bytes after its 61-byte
 /// header) compressed with `codec` (1-4). Unbuffered: read it in large pieces (the walker
-/// keeps its own window), or through [`decompressing_reader`]. Allocates per call, not per
-/// record.
+/// keeps its own window). Allocates per call, not per record.
 pub fn decompressor<'a>(codec: u8, input: &'a [u8]) -> Result<Box<dyn Read + 'a>, DecompressError> {
     Ok(match codec {
         CODEC_GZIP => Box::new(flate2::read::MultiGzDecoder::new(input)),
@@ -104,17 +100,6 @@ pub fn with_decompressor<T>(
             }
         }
     })
-}
-
-/// [`decompressor`] behind a buffer of [`WINDOW`] bytes.
-pub fn decompressing_reader<'a>(
-    codec: u8,
-    input: &'a [u8],
-) -> Result<Box<dyn BufRead + 'a>, DecompressError> {
-    Ok(Box::new(BufReader::with_capacity(
-        WINDOW,
-        decompressor(codec, input)?,
-    )))
 }
 
 /// All of `input`'s decompressed bytes, or `TooLarge` as soon as they pass `limit`.
@@ -308,7 +293,7 @@ mod tests {
         for codec in [CODEC_GZIP, CODEC_SNAPPY, CODEC_LZ4, CODEC_ZSTD] {
             let compressed = compress(codec, &data);
             let mut out = Vec::new();
-            decompressing_reader(codec, &compressed)
+            decompressor(codec, &compressed)
                 .unwrap()
                 .read_to_end(&mut out)
                 .unwrap();
@@ -407,7 +392,7 @@ mod tests {
             let _ = decompress_all(codec, &flipped, 64 << 20);
         }
         assert!(matches!(
-            decompressing_reader(5, &[]),
+            decompressor(5, &[]),
             Err(DecompressError::UnknownCodec(5))
         ));
     }

@@ -5,7 +5,7 @@
 
 use std::io::{self, Read};
 
-use super::compression::{with_decompressor, DecompressError, CODEC_NONE, WINDOW};
+use super::compression::{with_decompressor, DecompressError, CODEC_NONE};
 use super::records::RecordsRefused;
 use super::{RecordBatchHeader, BATCH_HEADER_LEN};
 
@@ -38,8 +38,8 @@ pub(super) fn walk(
     }
 }
 
-fn walk_source<S: Source>(
-    src: &mut S,
+fn walk_source<R: Read>(
+    src: &mut StreamSource<R>,
     count: u32,
     mut seen: impl FnMut(u32, RecordSeen),
 ) -> Result<(), RecordsRefused> {
@@ -179,7 +179,7 @@ fn fast_varlong(buf: &[u8], p: &mut usize) -> Option<u64> {
 /// checked, as Kafka's in-place path for uncompressed batches does not check it.
 fn slice_record(rest: &mut &[u8]) -> Result<RecordSeen, WalkError> {
     let mut cursor = SliceCursor(rest);
-    let size = cursor.varint()?;
+    let size = read_varint(&mut cursor)?;
     let size = usize::try_from(size).map_err(|_| WalkError::Invalid("negative record size"))?;
     let (mut body, after) = rest.split_at_checked(size).ok_or(WalkError::Eof)?;
     *rest = after;
@@ -195,11 +195,11 @@ fn slice_record(rest: &mut &[u8]) -> Result<RecordSeen, WalkError> {
 
 /// Parses one record (Kafka's DefaultRecord layout) from a stream, reads bounded by its
 /// declared size; returns its offset delta too.
-fn read_record<S: Source>(src: &mut S) -> Result<(RecordSeen, i32), WalkError> {
+fn read_record<R: Read>(src: &mut StreamSource<R>) -> Result<(RecordSeen, i32), WalkError> {
     src.unbound();
-    let size = src.varint()?;
+    let size = read_varint(src)?;
     let size = usize::try_from(size).map_err(|_| WalkError::Invalid("negative record size"))?;
-    src.bound(size)?;
+    src.bound(size);
     let fields = record_fields(src)?;
     if !src.at_bound() {
         return Err(WalkError::Invalid(
@@ -214,23 +214,23 @@ fn read_record<S: Source>(src: &mut S) -> Result<(RecordSeen, i32), WalkError> {
 #[inline(always)]
 fn record_fields<S: Source>(src: &mut S) -> Result<(RecordSeen, i32), WalkError> {
     src.skip(1)?; // attributes: unused in v2
-    let timestamp_delta = src.varlong()?;
-    let offset_delta = src.varint()?;
-    let key_len = src.varint()?;
+    let timestamp_delta = read_varlong(src)?;
+    let offset_delta = read_varint(src)?;
+    let key_len = read_varint(src)?;
     skip_bytes(src, key_len)?;
-    let value_len = src.varint()?;
+    let value_len = read_varint(src)?;
     skip_bytes(src, value_len)?;
-    let headers = src.varint()?;
+    let headers = read_varint(src)?;
     if headers < 0 {
         return Err(WalkError::Invalid("negative number of record headers"));
     }
     for _ in 0..headers {
-        let key_len = src.varint()?;
+        let key_len = read_varint(src)?;
         if key_len < 0 {
             return Err(WalkError::Invalid("negative header key size"));
         }
         skip_bytes(src, key_len)?;
-        let value_len = src.varint()?;
+        let value_len = read_varint(src)?;
         skip_bytes(src, value_len)?;
     }
     Ok((
@@ -309,27 +309,14 @@ impl WalkError {
     }
 }
 
-/// Record bytes, read one field at a time. Between `bound` and `unbound`, reads stop at the
-/// current record's declared end.
-trait Source: Sized {
+/// Record bytes, read one field at a time (for [`record_fields`]).
+trait Source {
     fn byte(&mut self) -> Result<u8, WalkError>;
     fn skip(&mut self, n: usize) -> Result<(), WalkError>;
-    fn varint(&mut self) -> Result<i32, WalkError> {
-        read_varint(self)
-    }
-    fn varlong(&mut self) -> Result<i64, WalkError> {
-        read_varlong(self)
-    }
-    /// The next `size` bytes are the current record.
-    fn bound(&mut self, size: usize) -> Result<(), WalkError>;
-    fn unbound(&mut self);
-    fn at_bound(&self) -> bool;
-    /// No bytes left after the last record.
-    fn exhausted(&mut self) -> Result<bool, WalkError>;
 }
 
-/// Uncompressed record bytes, read in place; varints of one or two bytes (nearly every
-/// length and delta) take the short path.
+/// Uncompressed record bytes, read in place (the reference reader's; sound records take
+/// [`fast_record`]).
 struct SliceCursor<'s, 'a>(&'s mut &'a [u8]);
 
 impl Source for SliceCursor<'_, '_> {
@@ -345,54 +332,10 @@ impl Source for SliceCursor<'_, '_> {
         *self.0 = self.0.get(n..).ok_or(WalkError::Eof)?;
         Ok(())
     }
-
-    #[inline(always)]
-    fn varint(&mut self) -> Result<i32, WalkError> {
-        let bytes: &[u8] = self.0;
-        match *bytes {
-            [b0, ref rest @ ..] if b0 < 0x80 => {
-                *self.0 = rest;
-                Ok(zigzag32(u32::from(b0)))
-            }
-            [b0, b1, ref rest @ ..] if b1 < 0x80 => {
-                *self.0 = rest;
-                Ok(zigzag32(u32::from(b0 & 0x7f) | u32::from(b1) << 7))
-            }
-            _ => read_varint(self),
-        }
-    }
-
-    #[inline(always)]
-    fn varlong(&mut self) -> Result<i64, WalkError> {
-        let bytes: &[u8] = self.0;
-        match *bytes {
-            [b0, ref rest @ ..] if b0 < 0x80 => {
-                *self.0 = rest;
-                Ok(zigzag64(u64::from(b0)))
-            }
-            [b0, b1, ref rest @ ..] if b1 < 0x80 => {
-                *self.0 = rest;
-                Ok(zigzag64(u64::from(b0 & 0x7f) | u64::from(b1) << 7))
-            }
-            _ => read_varlong(self),
-        }
-    }
-
-    // The slice is the record's body: its end is the bound.
-    fn bound(&mut self, _: usize) -> Result<(), WalkError> {
-        Ok(())
-    }
-
-    fn unbound(&mut self) {}
-
-    fn at_bound(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    fn exhausted(&mut self) -> Result<bool, WalkError> {
-        Ok(self.0.is_empty())
-    }
 }
+
+/// Bytes of decompressed records read at a time by [`StreamSource`].
+const WINDOW: usize = 64 * 1024;
 
 /// Decompressed records, read through a window of [`WINDOW`] bytes that this source owns, so
 /// that a field is read from memory and the decompressor is called once a window.
@@ -415,6 +358,25 @@ impl<R: Read> StreamSource<R> {
             filled: 0,
             left: usize::MAX,
         }
+    }
+
+    /// The next `size` bytes are the current record.
+    fn bound(&mut self, size: usize) {
+        // The stream's length is unknown until read; a short stream fails as EOF in a field.
+        self.left = size;
+    }
+
+    fn unbound(&mut self) {
+        self.left = usize::MAX;
+    }
+
+    fn at_bound(&self) -> bool {
+        self.left == 0
+    }
+
+    /// No bytes left after the last record.
+    fn exhausted(&mut self) -> Result<bool, WalkError> {
+        Ok(self.at >= self.filled && !self.refill()?)
     }
 
     /// Refills an exhausted window; false at the end of the stream.
@@ -464,24 +426,6 @@ impl<R: Read> Source for StreamSource<R> {
                 return Err(WalkError::Eof);
             }
         }
-    }
-
-    fn bound(&mut self, size: usize) -> Result<(), WalkError> {
-        // The stream's length is unknown until read; a short stream fails as EOF in a field.
-        self.left = size;
-        Ok(())
-    }
-
-    fn unbound(&mut self) {
-        self.left = usize::MAX;
-    }
-
-    fn at_bound(&self) -> bool {
-        self.left == 0
-    }
-
-    fn exhausted(&mut self) -> Result<bool, WalkError> {
-        Ok(self.at >= self.filled && !self.refill()?)
     }
 }
 

@@ -3,9 +3,8 @@
 //! never panics on hostile bytes. (Produce checks records with
 //! `strata_protocol::record_batch::check_records`, which never holds a whole payload.)
 
-use bytes::{Bytes, BytesMut};
-use strata_protocol::kafka_protocol::compression::{Compressor, Gzip, Lz4, Snappy, Zstd};
-use strata_protocol::record_batch::compression::decompress_all;
+use bytes::Bytes;
+use strata_protocol::record_batch::compression::{self, decompress_all};
 use strata_protocol::record_batch::{RecordBatchHeader, BATCH_HEADER_LEN};
 
 use crate::error::LogError;
@@ -53,31 +52,17 @@ pub(crate) fn record_payload(batch: &Bytes, h: &RecordBatchHeader) -> Result<Byt
     }
 }
 
-/// Compresses `records` (concatenated record encodings) with batch codec `codec`.
+/// Compresses `records` (concatenated record encodings) with batch codec `codec`, at the
+/// levels kafka-protocol's compressors used here before (gzip's default, LZ4 4, zstd 3).
 pub(crate) fn compress(codec: u8, records: &[u8]) -> Result<Vec<u8>, LogError> {
-    let mut out: Vec<u8> = Vec::with_capacity(records.len() / 2 + 64);
-    let fill = |b: &mut BytesMut| -> anyhow::Result<()> {
-        b.extend_from_slice(records);
-        Ok(())
+    let level = match codec {
+        0 => return Ok(records.to_vec()),
+        3 => 4,
+        4 => 3,
+        _ => -1,
     };
-    let r = match codec {
-        0 => {
-            out.extend_from_slice(records);
-            Ok(())
-        }
-        1 => <Gzip as Compressor<Vec<u8>>>::compress(&mut out, fill),
-        2 => <Snappy as Compressor<Vec<u8>>>::compress(&mut out, fill),
-        3 => <Lz4 as Compressor<Vec<u8>>>::compress(&mut out, fill),
-        4 => <Zstd as Compressor<Vec<u8>>>::compress(&mut out, fill),
-        other => {
-            return Err(invalid(
-                0,
-                format!("expected compression codec 0-4, found {other}"),
-            ))
-        }
-    };
-    r.map_err(|e| invalid(0, format!("records do not compress: {e}")))?;
-    Ok(out)
+    compression::compress(codec, level, records)
+        .map_err(|e| invalid(0, format!("records do not compress: {e}")))
 }
 
 /// A cursor over record bytes that refuses to read past the end.
