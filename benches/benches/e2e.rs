@@ -101,6 +101,7 @@ fn produce(c: &mut Criterion) {
                     requests: 0,
                     in_flight: IN_FLIGHT,
                     throughput: None,
+                    idempotence: None,
                 };
                 let (kind, throughput) = if elements {
                     ("records", Throughput::Elements(batch.records() as u64))
@@ -154,6 +155,7 @@ fn fetch(c: &mut Criterion) {
             version: rig.versions.produce,
             requests: (32 * 1024 * 1024 / batch.len() as u64) * partitions as u64,
             throughput: None,
+            idempotence: None,
             in_flight: IN_FLIGHT,
         };
         rig.runtime

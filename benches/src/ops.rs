@@ -1,5 +1,6 @@
 //! The Kafka requests the load generators send, built for whatever versions the broker
-//! advertises: ApiVersions, Metadata, CreateTopics, ListOffsets, Produce and Fetch.
+//! advertises: ApiVersions, Metadata, CreateTopics, ListOffsets, InitProducerId, Produce and
+//! Fetch.
 //! Topics are addressed by name, so versions stay below those that require topic ids.
 
 use std::collections::HashMap;
@@ -12,8 +13,9 @@ use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, BrokerId, CreateTopicsRequest,
-    CreateTopicsResponse, FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse,
-    MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse, TopicName,
+    CreateTopicsResponse, FetchRequest, FetchResponse, InitProducerIdRequest,
+    InitProducerIdResponse, ListOffsetsRequest, ListOffsetsResponse, MetadataRequest,
+    MetadataResponse, ProduceRequest, ProduceResponse, ProducerId, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use strata_protocol::record_batch::BatchIter;
@@ -49,6 +51,7 @@ const OURS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::Metadata, 1, 12),
     (ApiKey::ListOffsets, 1, 8),
     (ApiKey::CreateTopics, 2, 7),
+    (ApiKey::InitProducerId, 0, 5),
 ];
 
 /// Versions chosen for one broker.
@@ -60,6 +63,8 @@ pub struct Versions {
     pub list_offsets: i16,
     /// None when the broker does not offer CreateTopics in a range we speak.
     pub create_topics: Option<i16>,
+    /// None when the broker does not offer InitProducerId (no idempotent producers).
+    pub init_producer_id: Option<i16>,
     /// None when the broker lacks one of the consumer-group APIs in a range we speak.
     pub group: Option<GroupVersions>,
 }
@@ -87,6 +92,7 @@ pub async fn negotiate(conn: &mut KafkaConnection) -> Result<Versions, OpsError>
         metadata: pick(ApiKey::Metadata)?,
         list_offsets: pick(ApiKey::ListOffsets)?,
         create_topics: pick(ApiKey::CreateTopics).ok(),
+        init_producer_id: pick(ApiKey::InitProducerId).ok(),
         group: pick_group(&theirs),
     })
 }
@@ -216,6 +222,35 @@ pub async fn create_topic(
         }
     }
     Ok(())
+}
+
+/// A producer id and epoch for an idempotent (not transactional) producer, as Kafka's producer
+/// asks for them with `enable.idempotence=true`.
+pub async fn init_producer_id(
+    conn: &mut KafkaConnection,
+    versions: &Versions,
+) -> Result<(i64, i16), OpsError> {
+    let Some(version) = versions.init_producer_id else {
+        return Err(OpsError::Missing(
+            "expected the broker to offer InitProducerId v0..=v5 for an idempotent producer, \
+             found none"
+                .into(),
+        ));
+    };
+    let request = InitProducerIdRequest::default()
+        .with_transactional_id(None)
+        .with_transaction_timeout_ms(60_000)
+        .with_producer_id(ProducerId(-1))
+        .with_producer_epoch(-1);
+    let response: InitProducerIdResponse =
+        conn.call(ApiKey::InitProducerId, version, &request).await?;
+    if response.error_code != 0 {
+        return Err(OpsError::Kafka {
+            what: "InitProducerId".into(),
+            code: response.error_code,
+        });
+    }
+    Ok((response.producer_id.0, response.producer_epoch))
 }
 
 /// A Produce request carrying one batch for each of `partitions`.

@@ -1,6 +1,7 @@
 //! Load loops over one connection: pipelined Produce (up to `in_flight` requests outstanding,
-//! frames encoded once and re-stamped with a correlation id) and a Fetch loop that follows
-//! the offsets it is given. Both report each response's latency to a callback.
+//! frames encoded once and re-stamped with a correlation id, and for an idempotent producer
+//! with the batch's base sequence) and a Fetch loop that follows the offsets it is given.
+//! Both report each response's latency to a callback.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -9,6 +10,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use kafka_protocol::messages::{ApiKey, FetchResponse, ProduceResponse};
 
+use crate::batch::{increment_sequence, set_producer};
 use crate::client::{decode_response, encode_frame, KafkaConnection};
 use crate::ops::{self, FetchedPartition, OpsError};
 
@@ -30,6 +32,57 @@ pub struct ProduceLoad {
     /// Records per second this connection may send at most (as kafka-producer-perf-test's
     /// `--throughput`); `None` sends as fast as the window allows.
     pub throughput: Option<f64>,
+    /// Send as an idempotent producer (Kafka's `enable.idempotence=true`); `None` sends
+    /// batches without a producer id, as the template has them.
+    pub idempotence: Option<Idempotence>,
+}
+
+/// An idempotent producer's identity and where its sequences stand, as Kafka's producer keeps
+/// them: a producer id and epoch from InitProducerId, and for each partition the base
+/// sequence of its next batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Idempotence {
+    pub producer_id: i64,
+    pub epoch: i16,
+    /// The next batch's base sequence for each of [`ProduceLoad::partitions`], in order.
+    pub next_sequences: Vec<i32>,
+}
+
+impl ProduceLoad {
+    /// The producer's sequences once this load is sent: requests go round-robin over the
+    /// partitions, so each partition's count is known up front.
+    pub fn idempotence_after(&self) -> Option<Idempotence> {
+        let idempotence = self.idempotence.as_ref()?;
+        let n = self.partitions.len().max(1) as u64;
+        let next_sequences = idempotence
+            .next_sequences
+            .iter()
+            .enumerate()
+            .map(|(k, seq)| {
+                let requests = self.requests / n + u64::from((k as u64) < self.requests % n);
+                increment_sequence(*seq, requests * self.records_per_batch)
+            })
+            .collect();
+        Some(Idempotence {
+            next_sequences,
+            ..idempotence.clone()
+        })
+    }
+}
+
+/// Where the batch sits in an encoded Produce frame of one partition: at the end, before the
+/// tagged-field sections of flexible versions (partition, topic, request).
+fn batch_position(frame: &[u8], batch: &[u8], version: i16) -> Result<usize, OpsError> {
+    let trailer = if version >= 9 { 3 } else { 0 };
+    frame
+        .len()
+        .checked_sub(trailer + batch.len())
+        .filter(|at| frame.get(*at..*at + batch.len()) == Some(batch))
+        .ok_or_else(|| {
+            OpsError::Missing(format!(
+                "expected the batch at the end of the Produce v{version} frame"
+            ))
+        })
 }
 
 /// Sends `load` and waits for every response. `on_response(latency, records)` runs per
@@ -54,6 +107,25 @@ pub async fn produce(
             &request,
         )?);
     }
+    // An idempotent producer's batches differ only in their base sequence (and so their CRC),
+    // rewritten in the encoded frame before each send.
+    let mut idempotent = match &load.idempotence {
+        Some(idempotence) => {
+            if idempotence.next_sequences.len() != load.partitions.len() {
+                return Err(OpsError::Missing(format!(
+                    "expected a sequence for each of {} partitions, found {}",
+                    load.partitions.len(),
+                    idempotence.next_sequences.len()
+                )));
+            }
+            let positions = frames
+                .iter()
+                .map(|frame| batch_position(frame, &load.batch, load.version))
+                .collect::<Result<Vec<_>, _>>()?;
+            Some((idempotence.clone(), positions))
+        }
+        None => None,
+    };
     let expects_response = load.acks != 0;
     let window = load.in_flight.max(1);
     let mut pending: VecDeque<(i32, Instant)> = VecDeque::with_capacity(window);
@@ -70,6 +142,14 @@ pub async fn produce(
             let Some(frame) = frames.get_mut(index) else {
                 break;
             };
+            if let Some((idempotence, positions)) = &mut idempotent {
+                let at = positions.get(index).copied().unwrap_or_default();
+                let batch = frame.get_mut(at..at + load.batch.len()).unwrap_or_default();
+                if let Some(sequence) = idempotence.next_sequences.get_mut(index) {
+                    set_producer(batch, idempotence.producer_id, idempotence.epoch, *sequence);
+                    *sequence = increment_sequence(*sequence, load.records_per_batch);
+                }
+            }
             let started = Instant::now();
             let id = conn.send_frame(frame, expects_response).await?;
             sent += 1;

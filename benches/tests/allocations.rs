@@ -121,6 +121,7 @@ async fn produce_then_fetch(
         requests: REQUESTS,
         in_flight: 1,
         throughput: None,
+        idempotence: None,
     };
     // One request first, so that what the partition sets up once (its segment, its index
     // buffers, the connection's buffers) is not counted against either load.

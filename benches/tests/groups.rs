@@ -38,6 +38,7 @@ async fn produce(addr: &str, topic: &str, partitions: &[i32], requests: u64) {
             requests,
             in_flight: 2,
             throughput: None,
+            idempotence: None,
         };
         pipeline::produce(&mut conn, &load, |_, _| {})
             .await

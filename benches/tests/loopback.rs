@@ -54,6 +54,7 @@ fn pipelined_produce_then_fetch_returns_every_record() {
                 requests: 30,
                 in_flight: 8,
                 throughput: None,
+                idempotence: None,
             };
             pipeline::produce(&mut conn, &load, |_, records| acknowledged += records)
                 .await
@@ -113,6 +114,7 @@ fn throughput_paces_requests_to_the_rate_asked_for() {
             requests: 11,
             in_flight: 5,
             throughput: Some(200.0),
+            idempotence: None,
         };
         let started = std::time::Instant::now();
         let mut acknowledged = 0;
@@ -159,6 +161,7 @@ fn compressed_batches_round_trip_with_every_codec() {
                 requests: 4,
                 in_flight: 2,
                 throughput: None,
+                idempotence: None,
             };
             pipeline::produce(&mut conn, &load, |_, _| {})
                 .await
@@ -183,6 +186,107 @@ fn compressed_batches_round_trip_with_every_codec() {
                 .flat_map(|s| &s.records)
                 .all(|r| r.value.as_ref().is_some_and(|v| v.len() == 100)));
         }
+    });
+}
+
+/// An idempotent load (strata-perf --idempotence): every batch carries the producer id and
+/// epoch the broker handed out, and each partition's base sequences run 0, 3, 6, ... across
+/// two loads (whole batches, then the remainder), as Kafka's producer numbers them. The
+/// broker checks them: a load that skips ahead is refused with OUT_OF_ORDER_SEQUENCE_NUMBER.
+#[test]
+fn idempotent_loads_number_each_partitions_batches() {
+    use kafka_protocol::messages::{ApiKey, FetchResponse};
+    use strata_benches::ops::OpsError;
+    use strata_benches::pipeline::Idempotence;
+    use strata_protocol::record_batch::BatchIter;
+
+    let runtime = Arc::new(tokio::runtime::Runtime::new().unwrap());
+    let broker = InProcessBroker::start(runtime.clone(), &[]).unwrap();
+    runtime.block_on(async {
+        let (mut conn, versions) = connect_with_topic(&broker.addr, "idem", 2).await;
+        let (producer_id, epoch) = ops::init_producer_id(&mut conn, &versions).await.unwrap();
+        assert!(producer_id >= 0, "{producer_id}");
+        let batch = BatchTemplate::new(3, 50, 1_700_000_000_000).unwrap();
+        let whole = ProduceLoad {
+            topic: "idem".into(),
+            partitions: vec![0, 1],
+            batch: batch.to_bytes(),
+            records_per_batch: 3,
+            acks: -1,
+            version: versions.produce,
+            requests: 9,
+            in_flight: 5,
+            throughput: None,
+            idempotence: Some(Idempotence {
+                producer_id,
+                epoch,
+                next_sequences: vec![0, 0],
+            }),
+        };
+        // Nine requests over two partitions: five batches to 0, four to 1.
+        let after = whole.idempotence_after().unwrap();
+        assert_eq!(after.next_sequences, [15, 12]);
+        let tail = ProduceLoad {
+            requests: 1,
+            idempotence: Some(after.clone()),
+            ..whole.clone()
+        };
+        let mut acknowledged = 0;
+        for load in [&whole, &tail] {
+            pipeline::produce(&mut conn, load, |_, n| acknowledged += n)
+                .await
+                .unwrap();
+        }
+        assert_eq!(acknowledged, 30);
+
+        let request = ops::fetch_request(
+            versions.fetch,
+            "idem",
+            &[(0, 0), (1, 0)],
+            100,
+            1 << 20,
+            1 << 20,
+        );
+        let response: FetchResponse = conn
+            .call(ApiKey::Fetch, versions.fetch, &request)
+            .await
+            .unwrap();
+        for p in &response.responses[0].partitions {
+            let records = p.records.clone().unwrap_or_default();
+            let stored: Vec<(i64, i16, i32, i64)> = BatchIter::new(&records)
+                .map(|b| {
+                    let h = b.header;
+                    (
+                        h.producer_id,
+                        h.producer_epoch,
+                        h.base_sequence,
+                        h.base_offset,
+                    )
+                })
+                .collect();
+            let batches = if p.partition_index == 0 { 6 } else { 4 };
+            let expected: Vec<(i64, i16, i32, i64)> = (0..batches)
+                .map(|i| (producer_id, epoch, 3 * i, 3 * i64::from(i)))
+                .collect();
+            assert_eq!(stored, expected, "partition {}", p.partition_index);
+        }
+
+        // A load whose sequences skip ahead of what the broker has.
+        let skipped = ProduceLoad {
+            partitions: vec![1],
+            requests: 1,
+            idempotence: Some(Idempotence {
+                producer_id,
+                epoch,
+                next_sequences: vec![after.next_sequences[1] + 30],
+            }),
+            ..whole.clone()
+        };
+        let refused = pipeline::produce(&mut conn, &skipped, |_, _| {}).await;
+        assert!(
+            matches!(refused, Err(OpsError::Kafka { code: 45, .. })),
+            "{refused:?}"
+        );
     });
 }
 

@@ -17,7 +17,9 @@ use strata_benches::client::KafkaConnection;
 use strata_benches::fixtures::now_ms;
 use strata_benches::group_consume::{consume_in_group, GroupLoad, OnFetch};
 use strata_benches::ops::{self, TopicLayout, Versions};
-use strata_benches::pipeline::{self, FetchEnd, FetchLoad, ProduceLoad, SharedProgress};
+use strata_benches::pipeline::{
+    self, FetchEnd, FetchLoad, Idempotence, ProduceLoad, SharedProgress,
+};
 use strata_benches::security::ClientSecurity;
 
 const CLIENT_ID: &str = "strata-perf";
@@ -101,6 +103,12 @@ struct ProduceArgs {
     /// records before compression, as the producer's batch.size does.
     #[arg(long = "compression-type", value_enum, default_value_t = Compression::None)]
     compression: Compression,
+    /// Produce as an idempotent producer (as the producer's enable.idempotence=true, the
+    /// Java client's default): a producer id from InitProducerId, and every partition's
+    /// batches numbered by sequence, which the broker checks. Needs --acks -1 and at most 5
+    /// requests in flight, as Kafka's producer does.
+    #[arg(long)]
+    idempotence: bool,
 }
 
 fn positive_rate(text: &str) -> Result<f64, String> {
@@ -227,9 +235,24 @@ async fn produce(args: ProduceArgs) -> anyhow::Result<()> {
     if common.records == 0 {
         bail!("--records must be at least 1");
     }
+    if args.idempotence && (args.acks != -1 || args.in_flight > 5) {
+        // Kafka's producer refuses the same configuration (its ConfigException).
+        bail!(
+            "--idempotence needs --acks -1 and --in-flight of at most 5, found --acks {} and --in-flight {}",
+            args.acks,
+            args.in_flight
+        );
+    }
     let (versions, layout) = discover(common, Some(args.partitions)).await?;
     let security = common.security()?;
     let leaders = lanes(&layout, common.connections)?;
+    let producer = if args.idempotence {
+        let mut conn =
+            KafkaConnection::connect_with(&common.bootstrap, CLIENT_ID, &security).await?;
+        Some(ops::init_producer_id(&mut conn, &versions).await?)
+    } else {
+        None
+    };
     let per_batch = BatchTemplate::records_per_batch(args.batch_size, args.record_size)
         .min(usize::try_from(common.records).unwrap_or(usize::MAX));
     let batch = BatchTemplate::compressed(per_batch, args.record_size, now_ms(), args.compression)?;
@@ -272,12 +295,18 @@ async fn produce(args: ProduceArgs) -> anyhow::Result<()> {
             throughput: args
                 .throughput
                 .map(|rate| rate * partitions.len() as f64 / partition_count as f64),
+            idempotence: producer.map(|(producer_id, epoch)| Idempotence {
+                producer_id,
+                epoch,
+                next_sequences: vec![0; partitions.len()],
+            }),
         };
         // The first leader also sends the remainder batch, after its whole ones.
         let tail_load = tail.as_ref().filter(|_| i == 0).map(|t| ProduceLoad {
             batch: t.to_bytes(),
             records_per_batch: t.records() as u64,
             requests: 1,
+            idempotence: load.idempotence_after(),
             ..load.clone()
         });
         let (addr, bar, wire_bytes) = (addr.clone(), bar.clone(), wire_bytes.clone());
@@ -310,7 +339,7 @@ async fn produce(args: ProduceArgs) -> anyhow::Result<()> {
         wire_bytes.load(Ordering::Relaxed),
         elapsed,
         &format!(
-            "{} B records, {per_batch} per {} B batch ({}), acks={}, {} partitions, {} in flight per connection",
+            "{} B records, {per_batch} per {} B batch ({}), acks={}, {} partitions, {} in flight per connection{}",
             args.record_size,
             batch.len(),
             match args.compression {
@@ -319,7 +348,11 @@ async fn produce(args: ProduceArgs) -> anyhow::Result<()> {
             },
             args.acks,
             partition_count,
-            args.in_flight
+            args.in_flight,
+            match producer {
+                Some((id, epoch)) => format!(", idempotent (producer id {id}, epoch {epoch})"),
+                None => String::new(),
+            }
         ),
         (args.acks != 0).then_some(&histogram),
     );

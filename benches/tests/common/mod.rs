@@ -29,6 +29,7 @@ pub(crate) async fn produce_and_fetch(
         requests,
         in_flight,
         throughput: None,
+        idempotence: None,
     };
     let mut acknowledged = 0;
     pipeline::produce(conn, &load, |_, records| acknowledged += records)
