@@ -1,9 +1,13 @@
 #!/usr/bin/env python3
-"""Regenerates the body of protocol/src/guard/shapes.rs from Kafka's message schemas.
+"""Regenerates the guard's shapes from Kafka's message schemas.
 
-Usage: gen_shapes.py <dir with apache/kafka clients/src/main/resources/common/message/*Request.json>
-Prints the shape constants to stdout; paste them below the header of shapes.rs.
-The output is meant to be read and reviewed like hand-written code: one const per API.
+Usage: gen_shapes.py <dir with apache/kafka clients/src/main/resources/common/message/*.json>
+         prints the request shape constants; paste them below the header of shapes.rs.
+       gen_shapes.py --responses <same dir>
+         prints the whole of protocol/src/guard/response_shapes.rs (the responses strata-perf
+         decodes and the consumer-protocol messages inside them).
+Run `cargo fmt` on the result. The output is meant to be read and reviewed like hand-written
+code: one const per message.
 """
 import json
 import os
@@ -80,8 +84,40 @@ def emit(fields, common, indent, out):
             out.append(f"{indent}])){tag},")
 
 
-def main():
-    src = sys.argv[1]
+# The responses strata-perf decodes (benches/src; InitProducerId for its idempotent producer)
+# and the versions each shape is checked for: the schema's valid versions within the range
+# kafka-protocol decodes (it reads no Produce response below v3, no Fetch below v4...), so the
+# round-trip tests can prove every one.
+RESPONSES = [
+    ("ApiVersions", 0, 4), ("Metadata", 0, 12), ("Produce", 3, 12), ("Fetch", 4, 17),
+    ("ListOffsets", 1, 10), ("CreateTopics", 2, 7), ("InitProducerId", 0, 5),
+    ("FindCoordinator", 0, 6), ("JoinGroup", 0, 9), ("SyncGroup", 0, 5), ("Heartbeat", 0, 4),
+    ("LeaveGroup", 0, 5), ("OffsetCommit", 2, 9), ("OffsetFetch", 1, 9),
+    ("SaslHandshake", 0, 1), ("SaslAuthenticate", 0, 2),
+]
+# Versions newer than the schemas at hand that Kafka declares identical to the one before
+# (strata-perf sends them to brokers that offer them). Fields still present in the last
+# schema version carry over; the round-trip tests prove the layout against kafka-protocol.
+SAME_AS_PREVIOUS = {
+    ("Produce", 12): "Version 12 is the same as version 11 (KIP-890)",
+}
+# The consumer protocol's messages, which group members exchange as opaque bytes inside
+# JoinGroup (subscriptions) and SyncGroup (assignments): not flexible, no api key.
+EMBEDDED = [("ConsumerProtocolSubscription", 0, 3), ("ConsumerProtocolAssignment", 0, 3)]
+
+RESPONSES_HEADER = """\
+//! The shape of every response body strata-perf decodes, and of the consumer-protocol
+//! messages group members exchange inside JoinGroup and SyncGroup responses, derived from
+//! Kafka's message schemas (clients/src/main/resources/common/message/*Response.json,
+//! ConsumerProtocol*.json). Generated whole by `protocol/tools/gen_shapes.py --responses`:
+//! regenerate rather than edit. Round-trip tests against kafka-protocol prove each version.
+
+use super::dsl::*;
+use kafka_protocol::messages::ApiKey;
+"""
+
+
+def request_shapes(src):
     out = []
     for name, lo, hi in SUPPORTED:
         msg = load(os.path.join(src, f"{name}Request.json"))
@@ -103,7 +139,68 @@ def main():
     for name, _, _ in SUPPORTED:
         out.append(f"    {snake(name).upper()},")
     out.append("];")
-    print("\n".join(out))
+    return out
+
+
+def last_version_fields(fields, last):
+    """Names of fields (at any depth) whose versions end exactly at `last`."""
+    for fd in fields:
+        if parse_versions(fd["versions"])[1] == last:
+            yield fd["name"]
+        yield from last_version_fields(fd.get("fields", []), last)
+
+
+def versioned_shape(name, file, lo, hi, api, out):
+    """Appends one `Shape` const for `file`'s schema, checked in versions lo..=hi."""
+    msg = load(file)
+    valid = parse_versions(msg["validVersions"])
+    notes = []
+    if valid[0] > lo:
+        sys.exit(f"{name}: schema valid {msg['validVersions']} does not start by v{lo}")
+    if valid[1] is not None and valid[1] < hi:
+        for v in range(valid[1] + 1, hi + 1):
+            if (name, v) not in SAME_AS_PREVIOUS:
+                sys.exit(f"{name}: schema valid {msg['validVersions']} does not reach v{v}")
+            notes.append(f"{SAME_AS_PREVIOUS[(name, v)]}.")
+        ending = sorted(set(last_version_fields(msg["fields"], valid[1])))
+        if ending:
+            sys.exit(f"{name}: fields {ending} end at v{valid[1]}, so v{hi} cannot repeat its layout")
+    flex = parse_versions(msg["flexibleVersions"])
+    common = {c["name"]: c for c in msg.get("commonStructs", [])}
+    what = f"{name} response (api key {msg['apiKey']})" if api else name
+    out.append(f"/// {what}, schema v{msg['validVersions']}, flexible {msg['flexibleVersions']}; "
+               f"checked in v{lo}-{hi}.")
+    out.extend(f"/// {n}" for n in notes)
+    flex_expr = "NO_FLEXIBLE" if flex == (1, 0) else str(flex[0])
+    label = msg["name"]
+    out.append(f'pub(crate) const {snake(name).upper()}: Shape = shape("{label}", range({lo}, {hi}), '
+               f"{flex_expr}, &[")
+    emit(msg["fields"], common, "    ", out)
+    out.append("]);")
+    out.append("")
+
+
+def response_shapes(src):
+    out = [RESPONSES_HEADER]
+    for name, lo, hi in RESPONSES:
+        versioned_shape(name, os.path.join(src, f"{name}Response.json"), lo, hi, True, out)
+    out.append("/// Every response shape, by the api key of the request it answers.")
+    out.append("pub(crate) const ALL: &[(ApiKey, Shape)] = &[")
+    for name, _, _ in RESPONSES:
+        out.append(f"    (ApiKey::{name}, {snake(name).upper()}),")
+    out.append("];")
+    out.append("")
+    for name, lo, hi in EMBEDDED:
+        versioned_shape(name, os.path.join(src, f"{name}.json"), lo, hi, False, out)
+    return out
+
+
+def main():
+    if sys.argv[1:2] == ["--responses"]:
+        out = response_shapes(sys.argv[2])
+    else:
+        out = request_shapes(sys.argv[1])
+    print("\n".join(out).rstrip("\n"))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
-//! The vocabulary for request shapes: which fields a message has in which versions, and how
-//! each is laid out on the wire. Only layout matters here (nullability and defaults are the
-//! codec's business); the walker uses it to bound every length before the codec allocates.
+//! The vocabulary for request and response shapes: which fields a message has in which
+//! versions, and how each is laid out on the wire. Only layout matters here (nullability and
+//! defaults are the codec's business); the walker uses it to bound every length before the
+//! codec allocates.
 
 use kafka_protocol::messages::ApiKey;
 
@@ -161,6 +162,33 @@ pub(crate) const fn message(
 ) -> Message {
     Message {
         api_key,
+        flexible_from,
+        fields,
+    }
+}
+
+/// The shape of one response body or consumer-protocol message, and the versions it has been
+/// proven for (a response's version is the one the client asked for, so anything outside
+/// them is refused rather than walked by a guess).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Shape {
+    /// Kafka's name for the message, for errors.
+    pub(crate) name: &'static str,
+    pub(crate) versions: Versions,
+    /// First version that uses compact lengths and tagged fields.
+    pub(crate) flexible_from: i16,
+    pub(crate) fields: &'static [Field],
+}
+
+pub(crate) const fn shape(
+    name: &'static str,
+    versions: Versions,
+    flexible_from: i16,
+    fields: &'static [Field],
+) -> Shape {
+    Shape {
+        name,
+        versions,
         flexible_from,
         fields,
     }

@@ -1,6 +1,7 @@
-//! Proves the shapes against the codec: for every supported (api, version) a generator lays out
-//! a body from the shape (two-element arrays, distinct strings and numbers, known and unknown
-//! tagged fields); kafka-protocol must decode all of it and re-encode exactly the same bytes.
+//! Proves the request shapes against the codec: for every supported (api, version) a generator
+//! lays out a body from the shape (two-element arrays, distinct strings and numbers, known and
+//! unknown tagged fields); kafka-protocol must decode all of it and re-encode exactly the same
+//! bytes. `response_tests` uses the same generator for the response shapes.
 
 use super::dsl::{Field, Message, Prim, Ty};
 use super::shapes::ALL;
@@ -122,13 +123,18 @@ impl Gen {
 }
 
 fn body_for(shape: &Message, version: i16) -> Vec<u8> {
+    shaped_body(shape.fields, version, version >= shape.flexible_from)
+}
+
+/// A body laid out from `fields` as the codec of `version` should read it.
+pub(super) fn shaped_body(fields: &'static [Field], version: i16, flexible: bool) -> Vec<u8> {
     let mut gen = Gen {
         out: Vec::new(),
         version,
-        flexible: version >= shape.flexible_from,
+        flexible,
         counter: 0,
     };
-    gen.fields(shape.fields);
+    gen.fields(fields);
     gen.out
 }
 
