@@ -8,6 +8,7 @@ use std::time::Duration;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use strata_protocol::guard::{self, GuardError};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, WriteHalf};
 use tokio::sync::mpsc;
 
@@ -57,6 +58,12 @@ pub enum ClientError {
         version: i16,
         reason: String,
     },
+    #[error("malformed {api_key:?} v{version} response, refused before decoding: {reason}")]
+    MalformedResponse {
+        api_key: ApiKey,
+        version: i16,
+        reason: GuardError,
+    },
 }
 
 /// Encodes a request with its 4-byte size prefix. The correlation id sits at bytes 8..12 and
@@ -102,26 +109,37 @@ pub fn set_correlation_id(frame: &mut [u8], correlation_id: i32) {
     }
 }
 
-/// Decodes a response frame (without its size prefix), checking the correlation id.
+/// Decodes a response frame (without its size prefix), checking the correlation id. The
+/// frame is walked by strata-protocol's guard first: kafka-protocol reserves capacity for
+/// every array from the count on the wire, so a broker's few bytes could otherwise abort us.
 pub fn decode_response<R: Decodable>(
     api_key: ApiKey,
     version: i16,
     expected_correlation_id: i32,
     mut frame: Bytes,
 ) -> Result<R, ClientError> {
+    // Someone else's response is named as such before its body is judged against ours.
+    if let Some(found) = response_correlation_id(&frame) {
+        if found != expected_correlation_id {
+            return Err(ClientError::CorrelationMismatch {
+                expected: expected_correlation_id,
+                found,
+            });
+        }
+    }
+    guard::check_response(&frame, api_key, version).map_err(|reason| {
+        ClientError::MalformedResponse {
+            api_key,
+            version,
+            reason,
+        }
+    })?;
     let err = |e: anyhow::Error| ClientError::Decode {
         api_key,
         version,
         reason: format!("{e:#}"),
     };
-    let header = ResponseHeader::decode(&mut frame, api_key.response_header_version(version))
-        .map_err(err)?;
-    if header.correlation_id != expected_correlation_id {
-        return Err(ClientError::CorrelationMismatch {
-            expected: expected_correlation_id,
-            found: header.correlation_id,
-        });
-    }
+    ResponseHeader::decode(&mut frame, api_key.response_header_version(version)).map_err(err)?;
     R::decode(&mut frame, version).map_err(err)
 }
 

@@ -25,6 +25,7 @@ use kafka_protocol::messages::{
     SyncGroupResponse,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use strata_protocol::guard::{self, ConsumerProtocol};
 
 use crate::client::KafkaConnection;
 use crate::ops::{topic_name, OpsError};
@@ -381,7 +382,13 @@ fn embedded<T: Encodable>(version: i16, value: &T) -> Result<Bytes, OpsError> {
     Ok(buf.freeze())
 }
 
-fn decode_embedded<T: Decodable + Default>(bytes: &Bytes, what: &str) -> Result<T, OpsError> {
+/// Reads a consumer-protocol message another member wrote (it reaches us through the
+/// broker, so it is as hostile as any network input): checked by the guard, then decoded.
+fn decode_embedded<T: Decodable + Default>(
+    bytes: &Bytes,
+    message: ConsumerProtocol,
+    what: &str,
+) -> Result<T, OpsError> {
     if bytes.is_empty() {
         return Ok(T::default());
     }
@@ -392,6 +399,9 @@ fn decode_embedded<T: Decodable + Default>(bytes: &Bytes, what: &str) -> Result<
     // Later versions only add fields at the end, so a newer member's bytes read as the
     // newest version we know (as Kafka's ConsumerProtocol reads them).
     let version = buf.get_i16().clamp(0, 3);
+    guard::check_consumer_protocol(&buf, message, version).map_err(|e| {
+        OpsError::Missing(format!("{what}: malformed, refused before decoding: {e}"))
+    })?;
     T::decode(&mut buf, version).map_err(|e| OpsError::Missing(format!("{what}: {e:#}")))
 }
 
@@ -403,7 +413,11 @@ fn subscription(topic: &str) -> Result<Bytes, OpsError> {
 }
 
 fn subscribed_topics(metadata: &Bytes) -> Result<Vec<String>, OpsError> {
-    let s: ConsumerProtocolSubscription = decode_embedded(metadata, "a member's subscription")?;
+    let s: ConsumerProtocolSubscription = decode_embedded(
+        metadata,
+        ConsumerProtocol::Subscription,
+        "a member's subscription",
+    )?;
     Ok(s.topics.iter().map(|t| t.to_string()).collect())
 }
 
@@ -419,7 +433,8 @@ fn assignment(topic: &str, partitions: &[i32]) -> Result<Bytes, OpsError> {
 }
 
 fn assigned_partitions(bytes: &Bytes, topic: &str) -> Result<Vec<i32>, OpsError> {
-    let a: ConsumerProtocolAssignment = decode_embedded(bytes, "the assignment")?;
+    let a: ConsumerProtocolAssignment =
+        decode_embedded(bytes, ConsumerProtocol::Assignment, "the assignment")?;
     let mut out: Vec<i32> = a
         .assigned_partitions
         .iter()
@@ -464,5 +479,48 @@ mod tests {
         let sub = subscription("orders").unwrap();
         assert_eq!(subscribed_topics(&sub).unwrap(), ["orders"]);
         assert!(subscribed_topics(&Bytes::from_static(&[0])).is_err());
+    }
+
+    #[test]
+    fn embedded_counts_beyond_the_bytes_are_refused_before_decoding() {
+        // Version 0, then a first array claiming i32::MAX elements: the codec would reserve
+        // them all before reading one.
+        let mut hostile = BytesMut::new();
+        hostile.put_i16(0);
+        hostile.put_i32(i32::MAX);
+        hostile.put_i32(0);
+        let hostile = hostile.freeze();
+        for result in [
+            subscribed_topics(&hostile).map(|_| ()),
+            assigned_partitions(&hostile, "t").map(|_| ()),
+        ] {
+            match result {
+                Err(OpsError::Missing(message)) => assert!(
+                    message.contains("malformed, refused before decoding")
+                        && message.contains("claims 2147483647 elements"),
+                    "{message}"
+                ),
+                other => panic!("expected a refusal, found {other:?}"),
+            }
+        }
+        // A newer member's version reads as v3, its extra fields left alone.
+        let mut newer = BytesMut::new();
+        newer.put_i16(9);
+        ConsumerProtocolAssignment::default()
+            .with_assigned_partitions(vec![AssignedTopic::default()
+                .with_topic(topic_name("t"))
+                .with_partitions(vec![4])])
+            .encode(&mut newer, 3)
+            .unwrap();
+        newer.put_i32(77);
+        assert_eq!(assigned_partitions(&newer.freeze(), "t").unwrap(), [4]);
+    }
+
+    #[test]
+    fn every_group_version_sent_has_a_response_shape() {
+        for (api_key, min, max) in GROUP_APIS {
+            let (lo, hi) = guard::response_versions(*api_key).unwrap();
+            assert!(lo <= *min && *max <= hi, "{api_key:?} v{min}..=v{max}");
+        }
     }
 }
