@@ -252,3 +252,50 @@ fn confluent_kafka_sees_authorized_operations_and_a_deny_acl_removes_one() {
         &["--bootstrap", &broker.bootstrap()],
     );
 }
+
+/// Metadata v12 by topic id, as Kafka's admin client sends it for `describeTopics` of ids and
+/// `kafka-topics --describe --topic-id`: the id with an empty (not null) name. The id decides,
+/// as on Kafka's broker; an unknown one is UNKNOWN_TOPIC_ID with the id and no name.
+#[test]
+fn metadata_resolves_a_topic_id_sent_with_an_empty_name() {
+    use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+    use kafka_protocol::messages::{MetadataRequest, MetadataResponse};
+    const UNKNOWN_TOPIC_ID: i16 = 100;
+
+    let broker = Broker::start();
+    let mut conn = RawConnection::connect(broker.addr()).unwrap();
+    create(&mut conn, &[("by-id", 3), ("other", 1)]);
+    let all = conn.metadata(12, TIMEOUT).unwrap();
+    let id = all
+        .topics
+        .iter()
+        .find(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == "by-id"))
+        .unwrap()
+        .topic_id;
+    assert!(!id.is_nil());
+    let unknown = uuid::Uuid::from_u128(0x5354_5241_5441_0000_0000_0000_0000_0001);
+
+    let request = MetadataRequest::default().with_topics(Some(vec![
+        MetadataRequestTopic::default()
+            .with_topic_id(id)
+            .with_name(Some(name(""))),
+        MetadataRequestTopic::default()
+            .with_topic_id(unknown)
+            .with_name(Some(name(""))),
+    ]));
+    let corr = conn.send_request(ApiKey::Metadata, 12, &request).unwrap();
+    let response: MetadataResponse = conn
+        .read_response(ApiKey::Metadata, 12, corr, TIMEOUT)
+        .unwrap();
+    let found = &response.topics[0];
+    assert_eq!(found.error_code, 0, "{found:?}");
+    assert_eq!(found.name.as_ref().unwrap().0.as_str(), "by-id");
+    assert_eq!(found.topic_id, id);
+    assert_eq!(found.partitions.len(), 3);
+    let missing = &response.topics[1];
+    assert_eq!(
+        (missing.error_code, missing.topic_id, missing.name.is_none()),
+        (UNKNOWN_TOPIC_ID, unknown, true),
+        "{missing:?}"
+    );
+}

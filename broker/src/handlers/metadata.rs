@@ -110,15 +110,20 @@ fn lookup(
     version: i16,
 ) -> MetadataResponseTopic {
     let image = broker.metadata.image();
-    let Some(name) = name else {
+    // A topic id, when given, decides (as Kafka's broker resolves by id whenever one is
+    // non-zero): Java's admin sends the id with an empty name, not a null one.
+    let Some(name) = name.filter(|_| id.is_nil()) else {
         return match image.topic_by_id(&id) {
             Some(t) if !ctx.allowed_topic(broker, AclOperation::Describe, &t.name) => {
                 MetadataResponseTopic::default()
+                    .with_name(None)
                     .with_topic_id(id)
                     .with_error_code(ErrorCode::TopicAuthorizationFailed.code())
             }
             Some(t) => topic_entry(broker, t, &image, version),
+            // No name (null, not empty), as Kafka answers an id it does not know.
             None => MetadataResponseTopic::default()
+                .with_name(None)
                 .with_topic_id(id)
                 .with_error_code(ErrorCode::UnknownTopicId.code()),
         };
