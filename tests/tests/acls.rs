@@ -163,6 +163,48 @@ fn acl_matrix_with_confluent_over_sasl_ssl() {
     );
 }
 
+/// Without `authorizer.class.name` nothing enforces ACLs, so the ACL APIs answer
+/// SECURITY_DISABLED (54), as Kafka's broker does, instead of storing ACLs that do nothing.
+/// (librdkafka reports the DescribeAcls error as an empty list, so that one is read raw.)
+#[test]
+fn acl_apis_without_an_authorizer_say_security_is_disabled() {
+    use kafka_protocol::messages::{ApiKey, DescribeAclsRequest, DescribeAclsResponse};
+    use strata_tests::RawConnection;
+
+    let broker = SecureBroker::start(&["SASL_SSL"], &[]);
+    for mode in ["create", "delete"] {
+        assert_eq!(
+            acl(
+                &broker,
+                mode,
+                &["TOPIC:orders:LITERAL:User=alice:WRITE:ALLOW"]
+            ),
+            "error SECURITY_DISABLED",
+            "{mode}"
+        );
+    }
+    let addr = broker.bootstrap("PLAINTEXT").parse().unwrap();
+    let mut conn = RawConnection::connect(addr).unwrap();
+    // Match anything: resource type, pattern type, operation and permission ANY (1).
+    let request = DescribeAclsRequest::default()
+        .with_resource_type_filter(1)
+        .with_pattern_type_filter(1)
+        .with_operation(1)
+        .with_permission_type(1);
+    let id = conn
+        .send_request(ApiKey::DescribeAcls, 3, &request)
+        .unwrap();
+    let response: DescribeAclsResponse = conn
+        .read_response(
+            ApiKey::DescribeAcls,
+            3,
+            id,
+            std::time::Duration::from_secs(10),
+        )
+        .unwrap();
+    assert_eq!(response.error_code, 54, "{response:?}");
+}
+
 #[test]
 fn acls_via_admin_client_survive_restart() {
     let mut broker = acl_broker();

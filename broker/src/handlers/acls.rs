@@ -142,6 +142,9 @@ const CLUSTER_OPERATIONS: [AclOperation; 7] = [
 ];
 
 const CLUSTER_DENIED: &str = "Cluster authorization failed.";
+/// Without `authorizer.class.name` the ACL APIs answer SECURITY_DISABLED, as Kafka's broker
+/// does: ACLs that nothing would enforce are not stored.
+const NO_AUTHORIZER: &str = "No Authorizer is configured.";
 
 pub fn create_acls(
     broker: &Broker,
@@ -153,6 +156,19 @@ pub fn create_acls(
             .with_error_code(code.map_or(0, |c| c.code()))
             .with_error_message(message.map(str_bytes))
     };
+    if !broker.authorizer.is_enabled() {
+        let disabled = request
+            .creations
+            .iter()
+            .map(|_| {
+                result(
+                    Some(ErrorCode::SecurityDisabled),
+                    Some(NO_AUTHORIZER.into()),
+                )
+            })
+            .collect();
+        return CreateAclsResponse::default().with_results(disabled);
+    }
     if !ctx.allowed_cluster(broker, AclOperation::Alter) {
         let denied = request
             .creations
@@ -215,6 +231,11 @@ pub fn describe_acls(
     ctx: &RequestContext,
     request: DescribeAclsRequest,
 ) -> DescribeAclsResponse {
+    if !broker.authorizer.is_enabled() {
+        return DescribeAclsResponse::default()
+            .with_error_code(ErrorCode::SecurityDisabled.code())
+            .with_error_message(Some(str_bytes("No Authorizer is configured on the broker")));
+    }
     if !ctx.allowed_cluster(broker, AclOperation::Describe) {
         return DescribeAclsResponse::default()
             .with_error_code(ErrorCode::ClusterAuthorizationFailed.code())
@@ -275,6 +296,14 @@ pub fn delete_acls(
             .with_error_code(code.code())
             .with_error_message(Some(str_bytes(message)))
     };
+    if !broker.authorizer.is_enabled() {
+        let disabled = request
+            .filters
+            .iter()
+            .map(|_| failed(ErrorCode::SecurityDisabled, NO_AUTHORIZER.into()))
+            .collect();
+        return DeleteAclsResponse::default().with_filter_results(disabled);
+    }
     if !ctx.allowed_cluster(broker, AclOperation::Alter) {
         let denied = request
             .filters
