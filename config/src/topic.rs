@@ -10,30 +10,39 @@ use crate::error::ConfigError;
 use crate::registry::{gzip_level, CLEANUP_POLICIES, COMPRESSION_TYPES, TIMESTAMP_TYPES};
 use crate::types::{format_double, parse_value, validate, ConfigType, ConfigValue, Validator};
 
-/// `cleanup.policy`: delete old segments, compact by key, or both.
+/// `cleanup.policy`: delete old segments, compact by key, or both. Both come in the order
+/// they were given, which DescribeConfigs reports back as Kafka does (a declarative tool
+/// comparing `delete,compact` with what it set must not see a difference).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CleanupPolicy {
     Delete,
     Compact,
+    /// Both, given as `compact,delete`.
     CompactDelete,
+    /// Both, given as `delete,compact` (as Kafka's APPEND of compact to the default makes).
+    DeleteCompact,
 }
 
 impl CleanupPolicy {
     pub fn deletes(self) -> bool {
-        matches!(self, CleanupPolicy::Delete | CleanupPolicy::CompactDelete)
+        !matches!(self, CleanupPolicy::Compact)
     }
 
     pub fn compacts(self) -> bool {
-        matches!(self, CleanupPolicy::Compact | CleanupPolicy::CompactDelete)
+        !matches!(self, CleanupPolicy::Delete)
     }
 
     /// From Kafka's list form (`compact,delete` in any order, case-insensitive).
     pub fn from_list<S: AsRef<str>>(items: &[S]) -> Result<CleanupPolicy, String> {
         let mut compact = false;
         let mut delete = false;
+        let mut compact_first = false;
         for item in items {
             match item.as_ref().trim().to_ascii_lowercase().as_str() {
-                "compact" => compact = true,
+                "compact" => {
+                    compact_first |= !delete;
+                    compact = true;
+                }
                 "delete" => delete = true,
                 other => {
                     return Err(format!(
@@ -43,7 +52,8 @@ impl CleanupPolicy {
             }
         }
         match (compact, delete) {
-            (true, true) => Ok(CleanupPolicy::CompactDelete),
+            (true, true) if compact_first => Ok(CleanupPolicy::CompactDelete),
+            (true, true) => Ok(CleanupPolicy::DeleteCompact),
             (true, false) => Ok(CleanupPolicy::Compact),
             (false, true) => Ok(CleanupPolicy::Delete),
             (false, false) => Err("expected compact, delete or both, found nothing".to_owned()),
@@ -57,6 +67,7 @@ impl fmt::Display for CleanupPolicy {
             CleanupPolicy::Delete => "delete",
             CleanupPolicy::Compact => "compact",
             CleanupPolicy::CompactDelete => "compact,delete",
+            CleanupPolicy::DeleteCompact => "delete,compact",
         })
     }
 }
@@ -404,8 +415,14 @@ mod tests {
     fn cleanup_policy_lists() {
         assert_eq!(
             CleanupPolicy::from_list(&["delete", "compact"]),
+            Ok(CleanupPolicy::DeleteCompact)
+        );
+        assert_eq!(
+            CleanupPolicy::from_list(&["compact", "delete", "compact"]),
             Ok(CleanupPolicy::CompactDelete)
         );
+        assert_eq!(CleanupPolicy::DeleteCompact.to_string(), "delete,compact");
+        assert!(CleanupPolicy::DeleteCompact.compacts() && CleanupPolicy::DeleteCompact.deletes());
         assert_eq!(
             CleanupPolicy::from_list(&["Compact"]),
             Ok(CleanupPolicy::Compact)
