@@ -57,6 +57,7 @@ pub struct GroupVersions {
 
 // Kafka's error codes a member acts on.
 const NONE: i16 = 0;
+const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
 const NOT_COORDINATOR: i16 = 16;
 const ILLEGAL_GENERATION: i16 = 22;
 const UNKNOWN_MEMBER_ID: i16 = 25;
@@ -69,6 +70,8 @@ const SESSION_TIMEOUT_MS: i32 = 45_000;
 const REBALANCE_TIMEOUT_MS: i32 = 300_000;
 const PROTOCOL_TYPE: &str = "consumer";
 const JOIN_ATTEMPTS: usize = 100;
+/// Kafka's retry.backoff.ms default.
+const RETRY_BACKOFF: std::time::Duration = std::time::Duration::from_millis(100);
 const ASSIGNOR: &str = "range";
 
 /// One member's place in one generation of its group.
@@ -172,6 +175,12 @@ pub async fn join(
                 continue;
             }
             REBALANCE_IN_PROGRESS => continue,
+            // The coordinator is still reading its __consumer_offsets partition (a group's
+            // first request can race its creation): retriable, after Kafka's retry.backoff.ms.
+            COORDINATOR_LOAD_IN_PROGRESS => {
+                tokio::time::sleep(RETRY_BACKOFF).await;
+                continue;
+            }
             code => return Err(kafka_error(&format!("JoinGroup {group}"), code)),
         }
         let member = Member {

@@ -10,11 +10,12 @@ use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::consumer_protocol_assignment::TopicPartition as AssignedTopic;
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsResponse, CreateTopicsRequest, FetchRequest, JoinGroupRequest,
-    JoinGroupResponse, LeaveGroupRequest, ListOffsetsRequest, MetadataRequest, OffsetCommitRequest,
-    OffsetFetchRequest, ProduceRequest, SyncGroupResponse,
+    ApiKey, ApiVersionsResponse, ConsumerProtocolAssignment, CreateTopicsRequest, FetchRequest,
+    JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest, ListOffsetsRequest, MetadataRequest,
+    OffsetCommitRequest, OffsetFetchRequest, ProduceRequest, SyncGroupResponse, TopicName,
 };
 use kafka_protocol::protocol::{Encodable, Request, StrBytes};
 use strata_benches::client::{ClientError, KafkaConnection};
@@ -329,6 +330,42 @@ fn hostile_subscriptions_and_assignments_from_other_members_are_errors() {
             _ => None,
         });
         join_refused(as_follower, "the assignment: malformed").await;
+    });
+}
+
+#[test]
+fn a_join_while_the_coordinator_is_loading_is_retried() {
+    // Not hostile, just early: COORDINATOR_LOAD_IN_PROGRESS (14) is retriable, as for Kafka's
+    // consumer; the second JoinGroup makes this member a follower assigned partition 0.
+    let joins = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let answer: Answer = Arc::new(move |api_key, version| match api_key {
+        ApiKey::JoinGroup if joins.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 => {
+            Some(encoded(&joined("leader").with_error_code(14), version))
+        }
+        ApiKey::JoinGroup => Some(encoded(&joined("leader"), version)),
+        ApiKey::SyncGroup => {
+            let mut assignment = BytesMut::new();
+            assignment.put_i16(0);
+            ConsumerProtocolAssignment::default()
+                .with_assigned_partitions(vec![AssignedTopic::default()
+                    .with_topic(TopicName(str_bytes("t")))
+                    .with_partitions(vec![0])])
+                .encode(&mut assignment, 0)
+                .unwrap();
+            let synced = SyncGroupResponse::default().with_assignment(assignment.freeze());
+            Some(encoded(&synced, version))
+        }
+        _ => None,
+    });
+    runtime().block_on(async {
+        let addr = fake_broker(answer).await;
+        let mut conn = KafkaConnection::connect(&addr, "test").await.unwrap();
+        let versions = ops::negotiate(&mut conn).await.unwrap();
+        let g = versions.group.unwrap();
+        let (member, assigned) = group::join(&mut conn, &g, "g", "", "t", &[0])
+            .await
+            .unwrap();
+        assert_eq!((member.generation, assigned), (1, vec![0]));
     });
 }
 
