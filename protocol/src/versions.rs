@@ -31,7 +31,7 @@ pub const SUPPORTED: &[ApiRange] = &[
     r(ApiKey::Metadata, 0, 12),
     r(ApiKey::Produce, 0, 11),
     r(ApiKey::Fetch, 4, 17),
-    r(ApiKey::ListOffsets, 1, 9),
+    r(ApiKey::ListOffsets, 1, 10),
     r(ApiKey::OffsetForLeaderEpoch, 2, 4),
     r(ApiKey::CreateTopics, 2, 7),
     r(ApiKey::DeleteTopics, 1, 6),

@@ -17,7 +17,7 @@ import sys
 # Keep in step with versions::SUPPORTED (the guard only needs shapes for these).
 SUPPORTED = [
     ("ApiVersions", 0, 4), ("Metadata", 0, 12), ("Produce", 0, 11), ("Fetch", 4, 17),
-    ("ListOffsets", 1, 9), ("OffsetForLeaderEpoch", 2, 4), ("CreateTopics", 2, 7),
+    ("ListOffsets", 1, 10), ("OffsetForLeaderEpoch", 2, 4), ("CreateTopics", 2, 7),
     ("DeleteTopics", 1, 6), ("CreatePartitions", 0, 3), ("DeleteRecords", 0, 2),
     ("InitProducerId", 0, 5), ("DescribeCluster", 0, 1), ("DescribeConfigs", 1, 4),
     ("AlterConfigs", 0, 2), ("IncrementalAlterConfigs", 0, 1), ("DescribeLogDirs", 1, 4),
