@@ -16,6 +16,11 @@ use crate::security::{ClientSecurity, Stream};
 
 /// Largest response frame accepted: responses are network input too.
 pub const MAX_RESPONSE_FRAME: usize = 256 * 1024 * 1024;
+/// Largest response decoded other than Fetch's, whose records stay slices of the frame.
+/// kafka-protocol's structs are up to ~30x their wire size (a 4-byte group member becomes
+/// ~120 bytes), so a response near [`MAX_RESPONSE_FRAME`] could cost gigabytes once decoded;
+/// strata-perf's other requests name one topic or group, whose answers are kilobytes.
+pub const MAX_DECODED_RESPONSE: usize = 16 * 1024 * 1024;
 /// How long any single response may take before the client gives up.
 pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -51,6 +56,14 @@ pub enum ClientError {
         api_key: ApiKey,
         version: i16,
         reason: String,
+    },
+    #[error(
+        "expected a {api_key:?} v{version} response of at most {MAX_DECODED_RESPONSE} bytes, found {size}"
+    )]
+    ResponseTooLarge {
+        api_key: ApiKey,
+        version: i16,
+        size: usize,
     },
     #[error("decoding {api_key:?} v{version} response: {reason}")]
     Decode {
@@ -126,6 +139,13 @@ pub fn decode_response<R: Decodable>(
                 found,
             });
         }
+    }
+    if api_key != ApiKey::Fetch && frame.len() > MAX_DECODED_RESPONSE {
+        return Err(ClientError::ResponseTooLarge {
+            api_key,
+            version,
+            size: frame.len(),
+        });
     }
     guard::check_response(&frame, api_key, version).map_err(|reason| {
         ClientError::MalformedResponse {

@@ -231,6 +231,40 @@ fn every_response_with_an_array_claiming_i32_max_elements_is_an_error() {
     });
 }
 
+/// A well-formed but huge answer (17 MiB of Metadata: one topic name of that length) is
+/// refused by size before decoding: kafka-protocol's structs can be ~30x the wire bytes.
+#[test]
+fn a_non_fetch_response_beyond_the_decoded_bound_is_refused_by_size() {
+    use kafka_protocol::messages::metadata_response::MetadataResponseTopic;
+    use kafka_protocol::messages::MetadataResponse;
+    use strata_benches::client::MAX_DECODED_RESPONSE;
+
+    runtime().block_on(async {
+        let answer: Answer = Arc::new(|api_key, version| {
+            (api_key == ApiKey::Metadata).then(|| {
+                let name = "t".repeat(MAX_DECODED_RESPONSE + 1024);
+                let topic = MetadataResponseTopic::default()
+                    .with_name(Some(TopicName(StrBytes::from_string(name))));
+                encoded(
+                    &MetadataResponse::default().with_topics(vec![topic]),
+                    version,
+                )
+            })
+        });
+        let addr = fake_broker(answer).await;
+        let mut conn = KafkaConnection::connect(&addr, "test").await.unwrap();
+        let versions = ops::negotiate(&mut conn).await.unwrap();
+        let result = ops::describe_topic(&mut conn, &versions, "t").await;
+        match result {
+            Err(OpsError::Client(ClientError::ResponseTooLarge { api_key, size, .. })) => {
+                assert_eq!(api_key, ApiKey::Metadata);
+                assert!(size > MAX_DECODED_RESPONSE, "{size}");
+            }
+            other => panic!("expected a refusal by size, found {other:?}"),
+        }
+    });
+}
+
 #[test]
 fn every_version_strata_perf_negotiates_has_a_response_shape() {
     runtime().block_on(async {
