@@ -6,6 +6,9 @@
 use std::collections::BTreeMap;
 
 use strata_config::TopicConfig;
+use strata_protocol::record_batch::compression::{
+    CODEC_GZIP, CODEC_LZ4, CODEC_NONE, CODEC_SNAPPY, CODEC_ZSTD,
+};
 use strata_storage::{LogConfig, TimestampType};
 
 use crate::errors::ErrorCode;
@@ -65,11 +68,11 @@ pub fn log_config(topic: &TopicConfig) -> LogConfig {
         message_timestamp_before_max_ms: topic.message_timestamp_before_max_ms,
         message_timestamp_after_max_ms: topic.message_timestamp_after_max_ms,
         compression: match topic.compression_type.as_str() {
-            "uncompressed" => Some((0, 0)),
-            "gzip" => Some((1, topic.compression_gzip_level)),
-            "snappy" => Some((2, 0)),
-            "lz4" => Some((3, topic.compression_lz4_level)),
-            "zstd" => Some((4, topic.compression_zstd_level)),
+            "uncompressed" => Some((CODEC_NONE, 0)),
+            "gzip" => Some((CODEC_GZIP, topic.compression_gzip_level)),
+            "snappy" => Some((CODEC_SNAPPY, 0)),
+            "lz4" => Some((CODEC_LZ4, topic.compression_lz4_level)),
+            "zstd" => Some((CODEC_ZSTD, topic.compression_zstd_level)),
             _ => None, // "producer": batches are stored as sent
         },
         file_delete_delay_ms: topic.file_delete_delay_ms,

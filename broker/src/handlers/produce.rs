@@ -42,9 +42,9 @@ impl From<ErrorCode> for Refusal {
 }
 
 impl Refusal {
-    fn because(code: ErrorCode, message: &'static str) -> Self {
+    fn because(code: ErrorCode, message: impl Into<Cow<'static, str>>) -> Self {
         Refusal {
-            message: Some(Cow::Borrowed(message)),
+            message: Some(message.into()),
             ..code.into()
         }
     }
@@ -78,16 +78,16 @@ fn recompress(
     (codec, level): (u8, i32),
     max_message_bytes: usize,
 ) -> Result<Vec<u8>, Refusal> {
-    let refusal = |code: i16, message: String| Refusal {
-        message: Some(Cow::Owned(message)),
-        ..crate::errors::from_code(code).into()
-    };
     let max_plain = max_message_bytes.saturating_mul(RECOMPRESS_PLAIN_FACTOR);
-    let rebuilt = recompress_batch(batch, header, codec, level, max_plain)
-        .map_err(|e| refusal(e.kafka_error_code(), e.to_string()))?;
+    let rebuilt = recompress_batch(batch, header, codec, level, max_plain).map_err(|e| {
+        Refusal::because(
+            crate::errors::from_code(e.kafka_error_code()),
+            e.to_string(),
+        )
+    })?;
     if rebuilt.len() > max_message_bytes {
-        return Err(refusal(
-            10, // MESSAGE_TOO_LARGE
+        return Err(Refusal::because(
+            ErrorCode::MessageTooLarge,
             format!(
                 "the batch is {} bytes with the topic's compression.type, above max.message.bytes {max_message_bytes}",
                 rebuilt.len()
@@ -146,9 +146,11 @@ pub async fn handle(
                     .ok_or(ErrorCode::UnknownTopicOrPartition)?;
                 let records = data.records.as_deref().unwrap_or_default();
                 let summary =
-                    validate_produce_records(records, max_message_bytes).map_err(|e| Refusal {
-                        message: Some(Cow::Owned(e.to_string())),
-                        ..crate::errors::from_code(e.kafka_error_code()).into()
+                    validate_produce_records(records, max_message_bytes).map_err(|e| {
+                        Refusal::because(
+                            crate::errors::from_code(e.kafka_error_code()),
+                            e.to_string(),
+                        )
                     })?;
                 if summary.batch_count != 1 {
                     // Kafka: a v3+ produce request carries exactly one batch per partition.
@@ -180,9 +182,8 @@ pub async fn handle(
                 let (records, header) = match &rebuilt {
                     Some(batch) => (
                         &batch[..],
-                        RecordBatchHeader::parse(batch).map_err(|e| Refusal {
-                            message: Some(Cow::Owned(e.to_string())),
-                            ..ErrorCode::UnknownServerError.into()
+                        RecordBatchHeader::parse(batch).map_err(|e| {
+                            Refusal::because(ErrorCode::UnknownServerError, e.to_string())
                         })?,
                     ),
                     None => (records, summary.first),

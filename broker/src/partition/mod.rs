@@ -13,8 +13,8 @@ pub mod durable;
 mod tests;
 
 use std::ops::ControlFlow;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 
 use bytes::Bytes;
 use strata_protocol::record_batch::{RecordBatchHeader, RecordRules};
@@ -47,14 +47,9 @@ pub struct Partition {
     high_watermark: AtomicI64,
     /// Woken on every append (and on deletion) so that long-polling fetches re-check.
     appended: Notify,
-    /// `cleanup.policy` includes compact: produce refuses keyless records.
-    compacted: AtomicBool,
-    /// The rest of the topic's record rules for produce (see [`Partition::record_rules`]).
-    log_append_time: AtomicBool,
-    timestamp_before_max_ms: AtomicI64,
-    timestamp_after_max_ms: AtomicI64,
-    /// The topic's `compression.type`, packed by [`pack_compression`].
-    compression: AtomicU64,
+    /// What produce checks and stores batches by, from the topic's config (read once a
+    /// request, without the log's locks).
+    produce_rules: RwLock<ProduceRules>,
     /// Durable mode (`flush.messages=1`) and its group-commit state.
     durable: durable::GroupCommit,
     /// Shared by every partition of the same log dir: set on the first I/O failure there,
@@ -62,16 +57,29 @@ pub struct Partition {
     log_dir_offline: Arc<AtomicBool>,
 }
 
-/// `compression.type` in one atomic word: `u64::MAX` for `producer`, else the codec in the
-/// high half and the level's bits in the low half.
-fn pack_compression(compression: Option<(u8, i32)>) -> u64 {
-    compression.map_or(u64::MAX, |(codec, level)| {
-        (u64::from(codec) << 32) | u64::from(level as u32)
-    })
+/// The part of a topic's config the produce path applies itself (the log applies the rest).
+#[derive(Debug, Clone, Copy)]
+struct ProduceRules {
+    /// `cleanup.policy` includes compact: keyless records are refused, and the cleaner runs.
+    compacted: bool,
+    /// `message.timestamp.type=LogAppendTime`.
+    log_append_time: bool,
+    timestamp_before_max_ms: i64,
+    timestamp_after_max_ms: i64,
+    /// `compression.type` (codec, level); `None` for `producer`.
+    compression: Option<(u8, i32)>,
 }
 
-fn unpack_compression(packed: u64) -> Option<(u8, i32)> {
-    (packed != u64::MAX).then_some(((packed >> 32) as u8, packed as u32 as i32))
+impl ProduceRules {
+    fn of(config: &LogConfig) -> Self {
+        ProduceRules {
+            compacted: config.cleanup_compact,
+            log_append_time: config.message_timestamp_type == TimestampType::LogAppendTime,
+            timestamp_before_max_ms: config.message_timestamp_before_max_ms,
+            timestamp_after_max_ms: config.message_timestamp_after_max_ms,
+            compression: config.compression,
+        }
+    }
 }
 
 /// The outcome of a leader append, as Produce reports it.
@@ -111,13 +119,7 @@ impl Partition {
             }
         }
         let (lso, leo) = (log.log_start_offset(), log.log_end_offset());
-        let config = log.config();
-        let compacted = AtomicBool::new(config.cleanup_compact);
-        let log_append_time =
-            AtomicBool::new(config.message_timestamp_type == TimestampType::LogAppendTime);
-        let timestamp_before_max_ms = AtomicI64::new(config.message_timestamp_before_max_ms);
-        let timestamp_after_max_ms = AtomicI64::new(config.message_timestamp_after_max_ms);
-        let compression = AtomicU64::new(pack_compression(config.compression));
+        let produce_rules = RwLock::new(ProduceRules::of(log.config()));
         let durable = durable::GroupCommit::new(log.config().durable(), log.recovery_point());
         Self {
             tp,
@@ -130,11 +132,7 @@ impl Partition {
             // Single replica: everything in the log is replicated to the whole ISR.
             high_watermark: AtomicI64::new(leo),
             appended: Notify::new(),
-            compacted,
-            log_append_time,
-            timestamp_before_max_ms,
-            timestamp_after_max_ms,
-            compression,
+            produce_rules,
             durable,
             log_dir_offline: Arc::new(AtomicBool::new(false)),
         }
@@ -167,18 +165,10 @@ impl Partition {
 
     /// Applies changed topic configs to the log (future rolls, retention, cleaning, flushing).
     pub fn set_log_config(&self, config: LogConfig) {
-        self.compacted
-            .store(config.cleanup_compact, Ordering::Release);
-        self.log_append_time.store(
-            config.message_timestamp_type == TimestampType::LogAppendTime,
-            Ordering::Release,
-        );
-        self.timestamp_before_max_ms
-            .store(config.message_timestamp_before_max_ms, Ordering::Release);
-        self.timestamp_after_max_ms
-            .store(config.message_timestamp_after_max_ms, Ordering::Release);
-        self.compression
-            .store(pack_compression(config.compression), Ordering::Release);
+        *self
+            .produce_rules
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = ProduceRules::of(&config);
         self.durable.set_enabled(config.durable());
         let _ = self.with_log_writer(|local| {
             local.log.set_config(config);
@@ -189,26 +179,36 @@ impl Partition {
     /// What produce checks the records of a batch against: keys on compacted topics and the
     /// CreateTime window, from the topic's current config.
     pub fn record_rules(&self, now_ms: i64) -> RecordRules {
+        let rules = self.produce_rules();
         RecordRules {
             now_ms,
-            log_append_time: self.log_append_time.load(Ordering::Acquire),
-            timestamp_before_max_ms: self.timestamp_before_max_ms.load(Ordering::Acquire),
-            timestamp_after_max_ms: self.timestamp_after_max_ms.load(Ordering::Acquire),
-            require_keys: self.compacted.load(Ordering::Acquire),
+            log_append_time: rules.log_append_time,
+            timestamp_before_max_ms: rules.timestamp_before_max_ms,
+            timestamp_after_max_ms: rules.timestamp_after_max_ms,
+            require_keys: rules.compacted,
         }
+    }
+
+    fn produce_rules(&self) -> ProduceRules {
+        // A poisoned lock still holds a whole (Copy) value: nothing was left half-written.
+        *self
+            .produce_rules
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The codec and level a batch compressed with `codec` must be stored with instead, when
     /// the topic's `compression.type` names another one.
     pub fn recompression(&self, codec: u8) -> Option<(u8, i32)> {
-        unpack_compression(self.compression.load(Ordering::Acquire))
+        self.produce_rules()
+            .compression
             .filter(|&(target, _)| target != codec)
     }
 
     /// One compaction pass if one is due: plan and install under the lock (brief), the
     /// rewrite without it, so producers keep appending meanwhile.
     pub fn clean(&self, now_ms: i64, dedupe_buffer_size: u64) {
-        if !self.compacted.load(Ordering::Acquire) {
+        if !self.produce_rules().compacted {
             return;
         }
         let Ok(Some(mut task)) = self.with_local(|local| Ok(local.log.plan_compaction(now_ms)))
@@ -511,7 +511,7 @@ impl Partition {
 
     /// The log cleaner's first dirty offset, for compacted logs only.
     pub fn cleaner_offset(&self) -> Option<i64> {
-        if !self.compacted.load(Ordering::Acquire) {
+        if !self.produce_rules().compacted {
             return None;
         }
         self.with_local(|local| Ok(local.log.first_dirty_offset()))
