@@ -146,6 +146,22 @@ const CLUSTER_DENIED: &str = "Cluster authorization failed.";
 /// does: ACLs that nothing would enforce are not stored.
 const NO_AUTHORIZER: &str = "No Authorizer is configured.";
 
+/// Why an ACL request is refused as a whole, if it is: no authorizer (Kafka checks that
+/// first), or `operation` on the cluster not allowed.
+fn refused_outright(
+    broker: &Broker,
+    ctx: &RequestContext,
+    operation: AclOperation,
+) -> Option<(ErrorCode, &'static str)> {
+    if !broker.authorizer.is_enabled() {
+        return Some((ErrorCode::SecurityDisabled, NO_AUTHORIZER));
+    }
+    if !ctx.allowed_cluster(broker, operation) {
+        return Some((ErrorCode::ClusterAuthorizationFailed, CLUSTER_DENIED));
+    }
+    None
+}
+
 pub fn create_acls(
     broker: &Broker,
     ctx: &RequestContext,
@@ -156,31 +172,13 @@ pub fn create_acls(
             .with_error_code(code.map_or(0, |c| c.code()))
             .with_error_message(message.map(str_bytes))
     };
-    if !broker.authorizer.is_enabled() {
-        let disabled = request
+    if let Some((code, message)) = refused_outright(broker, ctx, AclOperation::Alter) {
+        let refused = request
             .creations
             .iter()
-            .map(|_| {
-                result(
-                    Some(ErrorCode::SecurityDisabled),
-                    Some(NO_AUTHORIZER.into()),
-                )
-            })
+            .map(|_| result(Some(code), Some(message.into())))
             .collect();
-        return CreateAclsResponse::default().with_results(disabled);
-    }
-    if !ctx.allowed_cluster(broker, AclOperation::Alter) {
-        let denied = request
-            .creations
-            .iter()
-            .map(|_| {
-                result(
-                    Some(ErrorCode::ClusterAuthorizationFailed),
-                    Some(CLUSTER_DENIED.into()),
-                )
-            })
-            .collect();
-        return CreateAclsResponse::default().with_results(denied);
+        return CreateAclsResponse::default().with_results(refused);
     }
     let parsed: Vec<Result<AclBinding, String>> = request
         .creations
@@ -231,15 +229,16 @@ pub fn describe_acls(
     ctx: &RequestContext,
     request: DescribeAclsRequest,
 ) -> DescribeAclsResponse {
-    if !broker.authorizer.is_enabled() {
+    if let Some((code, message)) = refused_outright(broker, ctx, AclOperation::Describe) {
+        // Kafka words this one's SECURITY_DISABLED message apart.
+        let message = if code == ErrorCode::SecurityDisabled {
+            "No Authorizer is configured on the broker"
+        } else {
+            message
+        };
         return DescribeAclsResponse::default()
-            .with_error_code(ErrorCode::SecurityDisabled.code())
-            .with_error_message(Some(str_bytes("No Authorizer is configured on the broker")));
-    }
-    if !ctx.allowed_cluster(broker, AclOperation::Describe) {
-        return DescribeAclsResponse::default()
-            .with_error_code(ErrorCode::ClusterAuthorizationFailed.code())
-            .with_error_message(Some(str_bytes(CLUSTER_DENIED)));
+            .with_error_code(code.code())
+            .with_error_message(Some(str_bytes(message)));
     }
     let filter = match AclBindingFilter::from_wire(
         request.resource_type_filter,
@@ -296,21 +295,13 @@ pub fn delete_acls(
             .with_error_code(code.code())
             .with_error_message(Some(str_bytes(message)))
     };
-    if !broker.authorizer.is_enabled() {
-        let disabled = request
+    if let Some((code, message)) = refused_outright(broker, ctx, AclOperation::Alter) {
+        let refused = request
             .filters
             .iter()
-            .map(|_| failed(ErrorCode::SecurityDisabled, NO_AUTHORIZER.into()))
+            .map(|_| failed(code, message.into()))
             .collect();
-        return DeleteAclsResponse::default().with_filter_results(disabled);
-    }
-    if !ctx.allowed_cluster(broker, AclOperation::Alter) {
-        let denied = request
-            .filters
-            .iter()
-            .map(|_| failed(ErrorCode::ClusterAuthorizationFailed, CLUSTER_DENIED.into()))
-            .collect();
-        return DeleteAclsResponse::default().with_filter_results(denied);
+        return DeleteAclsResponse::default().with_filter_results(refused);
     }
     let parsed: Vec<Result<AclBindingFilter, String>> = request
         .filters
