@@ -117,11 +117,7 @@ pub(crate) fn check_response_frame(
     api_key: ApiKey,
     version: i16,
 ) -> Result<usize, GuardError> {
-    let shape = response_shapes::ALL
-        .iter()
-        .find(|(key, _)| *key == api_key)
-        .map(|(_, shape)| shape)
-        .ok_or(GuardError::NoResponseShape { api_key })?;
+    let shape = response_shape(api_key).ok_or(GuardError::NoResponseShape { api_key })?;
     checked_version(shape, version)?;
     // The codec's own choice of header version, so guard and codec read the same layout.
     let header_version = api_key.response_header_version(version);
@@ -141,10 +137,14 @@ pub fn shaped_responses() -> impl Iterator<Item = ApiKey> {
 
 /// The versions of `api_key`'s responses the guard has a shape for, if any.
 pub fn response_versions(api_key: ApiKey) -> Option<(i16, i16)> {
+    response_shape(api_key).map(|shape| (shape.versions.min, shape.versions.max))
+}
+
+fn response_shape(api_key: ApiKey) -> Option<&'static dsl::Shape> {
     response_shapes::ALL
         .iter()
         .find(|(key, _)| *key == api_key)
-        .map(|(_, shape)| (shape.versions.min, shape.versions.max))
+        .map(|(_, shape)| shape)
 }
 
 /// The consumer protocol's messages (Kafka's `ConsumerProtocol`), which group members exchange
