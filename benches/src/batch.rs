@@ -16,9 +16,6 @@ const CRC_AT: usize = 17;
 const CRC_FROM: usize = 21;
 const BASE_TIMESTAMP_AT: usize = 27;
 const MAX_TIMESTAMP_AT: usize = 35;
-const PRODUCER_ID_AT: usize = 43;
-const PRODUCER_EPOCH_AT: usize = 51;
-const BASE_SEQUENCE_AT: usize = 53;
 
 /// Why a batch could not be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -227,37 +224,6 @@ impl BatchTemplate {
     }
 }
 
-/// Writes an idempotent producer's id, epoch and base sequence into the header of the magic-2
-/// batch at the start of `batch`, and recomputes its CRC (which covers them). A slice too
-/// short to hold a header is left alone.
-pub fn set_producer(batch: &mut [u8], producer_id: i64, epoch: i16, base_sequence: i32) {
-    if batch.len() < BATCH_HEADER_LEN {
-        return;
-    }
-    let fields: [(usize, &[u8]); 3] = [
-        (PRODUCER_ID_AT, &producer_id.to_be_bytes()),
-        (PRODUCER_EPOCH_AT, &epoch.to_be_bytes()),
-        (BASE_SEQUENCE_AT, &base_sequence.to_be_bytes()),
-    ];
-    for (at, value) in fields {
-        if let Some(field) = batch.get_mut(at..at + value.len()) {
-            field.copy_from_slice(value);
-        }
-    }
-    let crc = crc32c::crc32c(batch.get(CRC_FROM..).unwrap_or_default());
-    if let Some(f) = batch.get_mut(CRC_AT..CRC_AT + 4) {
-        f.copy_from_slice(&crc.to_be_bytes());
-    }
-}
-
-/// The base sequence after `sequence` once `records` more records are sent: Kafka's
-/// producer wraps sequences from `i32::MAX` to 0 (its DefaultRecordBatch.incrementSequence).
-pub fn increment_sequence(sequence: i32, records: u64) -> i32 {
-    const SPAN: i64 = i32::MAX as i64 + 1;
-    let step = (records % SPAN as u64) as i64;
-    (i64::from(sequence) + step).rem_euclid(SPAN) as i32
-}
-
 fn varint_len(value: i64) -> usize {
     let mut v = ((value << 1) ^ (value >> 63)) as u64;
     let mut n = 1;
@@ -341,34 +307,6 @@ mod tests {
         t.restamp(42);
         let summary = validate_produce_records(&t.to_bytes(), 1 << 20).unwrap();
         assert_eq!(summary.max_timestamp, 42);
-    }
-
-    #[test]
-    fn producer_fields_are_set_under_a_valid_crc() {
-        let mut template = BatchTemplate::new(5, 40, 1_700_000_000_000).unwrap();
-        let mut bytes = template.bytes.to_vec();
-        set_producer(&mut bytes, 4242, 3, 17);
-        let header = strata_protocol::record_batch::RecordBatchHeader::parse(&bytes).unwrap();
-        assert_eq!(
-            (
-                header.producer_id,
-                header.producer_epoch,
-                header.base_sequence
-            ),
-            (4242, 3, 17)
-        );
-        strata_protocol::record_batch::verify_crc(&bytes).unwrap();
-        template.restamp(1);
-        assert!(strata_protocol::record_batch::verify_crc(&template.bytes).is_ok());
-    }
-
-    #[test]
-    fn sequences_wrap_as_kafkas_producer_wraps_them() {
-        assert_eq!(increment_sequence(0, 10), 10);
-        assert_eq!(increment_sequence(i32::MAX - 5, 5), i32::MAX);
-        // Kafka: increment - (MAX - sequence) - 1
-        assert_eq!(increment_sequence(i32::MAX - 5, 10), 10 - 5 - 1);
-        assert_eq!(increment_sequence(i32::MAX, 1), 0);
     }
 
     #[test]

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kafka_protocol::messages::{ApiKey, FetchResponse, ProduceResponse};
+use strata_protocol::record_batch::{increment_sequence, set_producer};
 
-use crate::batch::{increment_sequence, set_producer};
 use crate::client::{decode_response, encode_frame, KafkaConnection};
 use crate::ops::{self, FetchedPartition, OpsError};
 
@@ -60,7 +60,7 @@ impl ProduceLoad {
             .enumerate()
             .map(|(k, seq)| {
                 let requests = self.requests / n + u64::from((k as u64) < self.requests % n);
-                increment_sequence(*seq, requests * self.records_per_batch)
+                increment_sequence(*seq, sequence_step(requests * self.records_per_batch))
             })
             .collect();
         Some(Idempotence {
@@ -68,6 +68,11 @@ impl ProduceLoad {
             ..idempotence.clone()
         })
     }
+}
+
+/// `records` as a step of Kafka's wrapping sequence arithmetic (modulo 2^31).
+fn sequence_step(records: u64) -> i32 {
+    (records % (1 << 31)) as i32
 }
 
 /// Where the batch sits in an encoded Produce frame of one partition: at the end, before the
@@ -147,7 +152,8 @@ pub async fn produce(
                 let batch = frame.get_mut(at..at + load.batch.len()).unwrap_or_default();
                 if let Some(sequence) = idempotence.next_sequences.get_mut(index) {
                     set_producer(batch, idempotence.producer_id, idempotence.epoch, *sequence);
-                    *sequence = increment_sequence(*sequence, load.records_per_batch);
+                    *sequence =
+                        increment_sequence(*sequence, sequence_step(load.records_per_batch));
                 }
             }
             let started = Instant::now();

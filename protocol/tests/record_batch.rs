@@ -146,6 +146,10 @@ fn last_sequence_wraps_like_kafka() {
     assert_eq!(h.last_sequence(), 0);
     assert_eq!(increment_sequence(i32::MAX, 1), 0);
     assert_eq!(increment_sequence(5, 3), 8);
+    assert_eq!(increment_sequence(0, 10), 10);
+    assert_eq!(increment_sequence(i32::MAX - 5, 5), i32::MAX);
+    // Kafka: increment - (MAX - sequence) - 1
+    assert_eq!(increment_sequence(i32::MAX - 5, 10), 10 - 5 - 1);
     let none = RecordBatchHeader::parse(&batch(2, Compression::None, -1, -1)).unwrap();
     assert_eq!(none.last_sequence(), -1);
     assert!(!none.has_producer_id());
@@ -244,4 +248,20 @@ fn short_buffers_never_panic() {
         set_partition_leader_epoch(&mut short, 1);
         set_log_append_time(&mut short, 1);
     }
+}
+
+#[test]
+fn producer_fields_are_set_under_a_valid_crc() {
+    let mut b = batch(5, Compression::None, -1, -1);
+    set_producer(&mut b, 4242, 3, 17);
+    let header = RecordBatchHeader::parse(&b).unwrap();
+    assert_eq!(
+        (
+            header.producer_id,
+            header.producer_epoch,
+            header.base_sequence
+        ),
+        (4242, 3, 17)
+    );
+    verify_crc(&b).unwrap();
 }

@@ -266,6 +266,19 @@ pub fn set_create_time_max_timestamp(batch: &mut [u8], timestamp_ms: i64) {
     write(batch, CRC, &crc.to_be_bytes());
 }
 
+/// Sets an idempotent producer's id, epoch and base sequence (all covered by the CRC, which is
+/// recomputed), as a producer writes them. No-op on a buffer shorter than a header.
+pub fn set_producer(batch: &mut [u8], producer_id: i64, epoch: i16, base_sequence: i32) {
+    if batch.len() < BATCH_HEADER_LEN {
+        return;
+    }
+    write(batch, PRODUCER_ID, &producer_id.to_be_bytes());
+    write(batch, PRODUCER_EPOCH, &epoch.to_be_bytes());
+    write(batch, BASE_SEQUENCE, &base_sequence.to_be_bytes());
+    let crc = compute_crc(batch);
+    write(batch, CRC, &crc.to_be_bytes());
+}
+
 /// For `message.timestamp.type=LogAppendTime`: sets the timestamp-type attribute bit and
 /// max_timestamp, then recomputes the CRC (both are covered by it), as Kafka's
 /// DefaultRecordBatch.setMaxTimestamp does. No-op on a buffer shorter than a header.
