@@ -74,7 +74,7 @@ impl Compression {
     }
 }
 
-fn put_varint(buf: &mut BytesMut, value: i64) {
+pub(crate) fn put_varint(buf: &mut BytesMut, value: i64) {
     // Zig-zag, then base-128 little-endian groups, as Kafka's ByteUtils.writeVarlong.
     let mut v = ((value << 1) ^ (value >> 63)) as u64;
     while v >= 0x80 {
@@ -124,6 +124,31 @@ impl BatchTemplate {
         timestamp_ms: i64,
         codec: Compression,
     ) -> Result<Self, BatchBuildError> {
+        // Random capital letters, a fresh value for every record, as kafka-producer-perf-test
+        // makes them (seeded: the same batch every run), so compressed batches shrink about
+        // as much as the Java tool's: by entropy coding alone, not by repeats.
+        let mut rng = StdRng::seed_from_u64(record_size as u64);
+        Self::build(records, record_size, timestamp_ms, codec, |value| {
+            value.fill_with(|| rng.gen_range(b'A'..=b'Z'))
+        })
+    }
+
+    /// An uncompressed batch of one record whose value is `value` (a record the caller can
+    /// recognise when it comes back).
+    pub fn single(value: &[u8], timestamp_ms: i64) -> Result<Self, BatchBuildError> {
+        Self::build(1, value.len(), timestamp_ms, Compression::None, |out| {
+            out.copy_from_slice(value)
+        })
+    }
+
+    /// Builds `records` records of `record_size` bytes, each value written by `fill`.
+    fn build(
+        records: usize,
+        record_size: usize,
+        timestamp_ms: i64,
+        codec: Compression,
+        mut fill: impl FnMut(&mut [u8]),
+    ) -> Result<Self, BatchBuildError> {
         if records == 0 {
             return Err(BatchBuildError::NoRecords { records });
         }
@@ -138,10 +163,6 @@ impl BatchTemplate {
             .ok_or(too_large.clone())?;
         let last_offset_delta = i32::try_from(records - 1).map_err(|_| too_large.clone())?;
         let count = i32::try_from(records).map_err(|_| too_large.clone())?;
-        // Random capital letters, a fresh value for every record, as kafka-producer-perf-test
-        // makes them (seeded: the same batch every run), so compressed batches shrink about
-        // as much as the Java tool's: by entropy coding alone, not by repeats.
-        let mut rng = StdRng::seed_from_u64(record_size as u64);
         let mut value = vec![0u8; record_size];
         let mut buf = BytesMut::with_capacity(estimate);
         buf.put_i64(0); // base offset
@@ -159,7 +180,7 @@ impl BatchTemplate {
         buf.put_i32(count);
         let mut plain = BytesMut::with_capacity(estimate - BATCH_HEADER_LEN);
         for delta in 0..count {
-            value.fill_with(|| rng.gen_range(b'A'..=b'Z'));
+            fill(&mut value);
             put_record(&mut plain, delta, &value);
         }
         codec.put(&mut buf, &plain)?;

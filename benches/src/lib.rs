@@ -8,6 +8,7 @@ pub mod fixtures;
 pub mod group;
 pub mod group_consume;
 pub mod inproc;
+pub mod latency;
 pub mod ops;
 pub mod pipeline;
 pub mod security;

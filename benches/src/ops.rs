@@ -42,6 +42,8 @@ pub enum OpsError {
     Kafka { what: String, code: i16 },
     #[error("{0}")]
     Missing(String),
+    #[error(transparent)]
+    Batch(#[from] crate::batch::BatchBuildError),
 }
 
 /// The highest version of each request this client can send by topic name.
@@ -393,6 +395,28 @@ pub async fn earliest_offsets(
     topic: &str,
     partitions: &[i32],
 ) -> Result<Vec<(i32, i64)>, OpsError> {
+    list_offsets(conn, versions, topic, partitions, -2).await
+}
+
+/// The log end offset of each partition (ListOffsets, timestamp -1): where the next record
+/// will land.
+pub async fn latest_offsets(
+    conn: &mut KafkaConnection,
+    versions: &Versions,
+    topic: &str,
+    partitions: &[i32],
+) -> Result<Vec<(i32, i64)>, OpsError> {
+    list_offsets(conn, versions, topic, partitions, -1).await
+}
+
+/// Each partition's offset for `timestamp` (-2 earliest, -1 latest), sorted by partition.
+async fn list_offsets(
+    conn: &mut KafkaConnection,
+    versions: &Versions,
+    topic: &str,
+    partitions: &[i32],
+    timestamp: i64,
+) -> Result<Vec<(i32, i64)>, OpsError> {
     let request = ListOffsetsRequest::default()
         .with_replica_id(BrokerId(-1))
         .with_topics(vec![ListOffsetsTopic::default()
@@ -403,7 +427,7 @@ pub async fn earliest_offsets(
                     .map(|p| {
                         ListOffsetsPartition::default()
                             .with_partition_index(*p)
-                            .with_timestamp(-2)
+                            .with_timestamp(timestamp)
                     })
                     .collect(),
             )]);

@@ -16,6 +16,7 @@ use strata_benches::batch::{BatchTemplate, Compression};
 use strata_benches::client::KafkaConnection;
 use strata_benches::fixtures::now_ms;
 use strata_benches::group_consume::{consume_in_group, GroupLoad, OnFetch};
+use strata_benches::latency::{self, LatencyLoad, TAG_LEN};
 use strata_benches::ops::{self, TopicLayout, Versions};
 use strata_benches::pipeline::{
     self, FetchEnd, FetchLoad, Idempotence, ProduceLoad, SharedProgress,
@@ -38,6 +39,9 @@ enum Command {
     Produce(ProduceArgs),
     /// Read records from the earliest offset of every partition.
     Consume(ConsumeArgs),
+    /// Time records end to end, one at a time, from produce until a waiting consumer's Fetch
+    /// returns them (as kafka-e2e-latency).
+    Latency(LatencyArgs),
 }
 
 #[derive(Debug, Args)]
@@ -145,6 +149,28 @@ struct ConsumeArgs {
     heartbeat_interval_ms: u64,
 }
 
+#[derive(Debug, Args)]
+struct LatencyArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Bytes of each record's value (at least 8: the first 8 name the record).
+    #[arg(long, default_value_t = 100)]
+    record_size: usize,
+    /// 0, 1 or -1 (all in-sync replicas).
+    #[arg(long, default_value_t = 1, allow_negative_numbers = true, value_parser = clap::value_parser!(i16).range(-1..=1))]
+    acks: i16,
+    /// The consumer's fetch.max.wait.ms: how long its Fetch may wait at the broker for data.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(i32).range(0..))]
+    max_wait_ms: i32,
+    /// Milliseconds between one record coming back and the next being written, as records
+    /// that arrive apart: the consumer's Fetch waits at the broker meanwhile (not counted).
+    #[arg(long, default_value_t = 0)]
+    interval_ms: u64,
+    /// Partition to write and read (created as one partition when the topic does not exist).
+    #[arg(long, default_value_t = 0)]
+    partition: i32,
+}
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -161,6 +187,7 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Produce(args) => produce(args).await,
             Command::Consume(args) => consume(args).await,
+            Command::Latency(args) => latency(args).await,
         }
     });
     match result {
@@ -462,6 +489,95 @@ async fn consume(args: ConsumeArgs) -> anyhow::Result<()> {
         println!("consume: {note}");
     }
     Ok(())
+}
+
+async fn latency(args: LatencyArgs) -> anyhow::Result<()> {
+    let common = &args.common;
+    if common.records == 0 {
+        bail!("--records must be at least 1");
+    }
+    if common.connections != 1 {
+        bail!("--connections does not apply to latency (one producer and one consumer connection)");
+    }
+    if args.record_size < TAG_LEN {
+        bail!(
+            "--record-size must be at least {TAG_LEN} (the first {TAG_LEN} bytes name the record), found {}",
+            args.record_size
+        );
+    }
+    let (versions, layout) = discover(common, Some(1)).await?;
+    let leader = leader_of_each(&layout)?
+        .remove(&args.partition)
+        .with_context(|| format!("topic {} has no partition {}", common.topic, args.partition))?;
+    let security = common.security()?;
+    let mut producer = KafkaConnection::connect_with(&leader, CLIENT_ID, &security).await?;
+    let mut consumer = KafkaConnection::connect_with(&leader, CLIENT_ID, &security).await?;
+    let start = ops::latest_offsets(&mut consumer, &versions, &common.topic, &[args.partition])
+        .await?
+        .first()
+        .map(|(_, offset)| *offset)
+        .context("ListOffsets named no offset for the partition")?;
+    let load = LatencyLoad {
+        topic: common.topic.clone(),
+        partition: args.partition,
+        acks: args.acks,
+        produce_version: versions.produce,
+        fetch_version: versions.fetch,
+        max_wait_ms: args.max_wait_ms,
+        records: common.records,
+        record_size: args.record_size,
+        pause: Duration::from_millis(args.interval_ms),
+        nonce: rand::random(),
+    };
+    let bar = progress(common.records, common.quiet);
+    let mut delivered = new_histogram()?;
+    let mut acknowledged = new_histogram()?;
+    let started = Instant::now();
+    latency::measure(&mut producer, &mut consumer, &load, start, |sample| {
+        let micros = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1);
+        let _ = delivered.record(micros(sample.delivered));
+        if let Some(ack) = sample.acknowledged {
+            let _ = acknowledged.record(micros(ack));
+        }
+        bar.inc(1);
+    })
+    .await?;
+    let secs = started.elapsed().as_secs_f64().max(1e-9);
+    bar.finish_and_clear();
+    println!(
+        "latency: {} B records one at a time to {}-{}, acks={}, fetch.max.wait.ms={}, {} ms apart",
+        args.record_size,
+        common.topic,
+        args.partition,
+        args.acks,
+        args.max_wait_ms,
+        args.interval_ms
+    );
+    println!(
+        "latency: {} records in {secs:.2} s ({:.0} records/s)",
+        common.records,
+        common.records as f64 / secs
+    );
+    print_percentiles(
+        "latency: end to end (produce written to record fetched)",
+        &delivered,
+    );
+    if args.acks != 0 {
+        print_percentiles("latency: produce acknowledged", &acknowledged);
+    }
+    Ok(())
+}
+
+fn print_percentiles(what: &str, h: &Histogram<u64>) {
+    let ms = |micros: u64| micros as f64 / 1000.0;
+    println!(
+        "{what}: avg {:.2} ms, p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",
+        h.mean() / 1000.0,
+        ms(h.value_at_quantile(0.50)),
+        ms(h.value_at_quantile(0.99)),
+        ms(h.value_at_quantile(0.999)),
+        ms(h.max()),
+    );
 }
 
 /// Every partition from its earliest offset, one connection and fetch loop per leader.
