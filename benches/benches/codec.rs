@@ -142,5 +142,26 @@ fn fetch_encoding(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, decoding, validation, fetch_encoding);
+/// The batch checksum alone: crc-fast (what the broker uses) against the crc32c crate (what it
+/// used before), on a produce request's batch and on a 1 MB one (librdkafka's large batches).
+fn checksum(c: &mut Criterion) {
+    let mut group = c.benchmark_group("crc32c");
+    group.measurement_time(Duration::from_secs(3));
+    let data: Vec<u8> = (0..1_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    for len in [16 * 1024, 1_000_000] {
+        let buf = data.get(..len).unwrap_or_default();
+        group.throughput(Throughput::Bytes(len as u64));
+        group.bench_function(format!("crc-fast/{len}B"), |b| {
+            b.iter(|| strata_protocol::record_batch::crc32c(black_box(buf)))
+        });
+        group.bench_function(format!("crc32c-crate/{len}B"), |b| {
+            b.iter(|| crc32c::crc32c(black_box(buf)))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, decoding, validation, fetch_encoding, checksum);
 criterion_main!(benches);

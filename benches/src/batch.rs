@@ -212,7 +212,8 @@ impl BatchTemplate {
         if let Some(f) = self.bytes.get_mut(MAX_TIMESTAMP_AT..MAX_TIMESTAMP_AT + 8) {
             f.copy_from_slice(&timestamp_ms.to_be_bytes());
         }
-        let crc = crc32c::crc32c(self.bytes.get(CRC_FROM..).unwrap_or_default());
+        let crc =
+            strata_protocol::record_batch::crc32c(self.bytes.get(CRC_FROM..).unwrap_or_default());
         if let Some(f) = self.bytes.get_mut(CRC_AT..CRC_AT + 4) {
             f.copy_from_slice(&crc.to_be_bytes());
         }

@@ -265,3 +265,29 @@ fn producer_fields_are_set_under_a_valid_crc() {
     );
     verify_crc(&b).unwrap();
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+    /// crc-fast (SIMD folding, several code paths by length) computes the same CRC32C as the
+    /// crc32c crate, whole or in parts, at every length around its block sizes.
+    #[test]
+    fn crc32c_agrees_with_an_independent_implementation(
+        data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..5000),
+        cut in proptest::prelude::any::<proptest::sample::Index>(),
+    ) {
+        proptest::prop_assert_eq!(crc32c(&data), crc32c::crc32c(&data));
+        let (head, tail) = data.split_at(cut.index(data.len() + 1));
+        proptest::prop_assert_eq!(crc32c_parts(&[head, tail]), crc32c::crc32c(&data));
+    }
+}
+
+#[test]
+fn crc32c_agrees_on_large_buffers() {
+    let data: Vec<u8> = (0..3_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    for len in [65_536, 1_000_000, 1_048_583, 3_000_000] {
+        assert_eq!(crc32c(&data[..len]), crc32c::crc32c(&data[..len]), "{len}");
+    }
+}

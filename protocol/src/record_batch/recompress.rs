@@ -46,7 +46,7 @@ pub fn recompress_batch(
             limit: i32::MAX as usize,
         })?;
     write(&mut out, BATCH_LENGTH, &batch_length.to_be_bytes());
-    let crc = crc32c::crc32c(out.get(ATTRIBUTES..).unwrap_or_default());
+    let crc = super::crc32c(out.get(ATTRIBUTES..).unwrap_or_default());
     write(&mut out, CRC, &crc.to_be_bytes());
     Ok(out)
 }

@@ -471,7 +471,7 @@ fn rebuild_batch(
     if let Some(dst) = batch.get_mut(57..61) {
         dst.copy_from_slice(&count.to_be_bytes());
     }
-    let crc = crc32c::crc32c(batch.get(21..).unwrap_or_default());
+    let crc = strata_protocol::record_batch::crc32c(batch.get(21..).unwrap_or_default());
     if let Some(dst) = batch.get_mut(17..21) {
         dst.copy_from_slice(&crc.to_be_bytes());
     }

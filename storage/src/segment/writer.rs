@@ -57,7 +57,7 @@ fn patch_header<'a>(
     record_batch::set_partition_leader_epoch(header, leader_epoch);
     if let Some(ts) = log_append_time {
         record_batch::set_log_append_time(header, ts);
-        let crc = crc32c::crc32c_append(crc32c::crc32c(header.get(CRC_FROM..)?), body);
+        let crc = record_batch::crc32c_parts(&[header.get(CRC_FROM..)?, body]);
         header
             .get_mut(CRC_AT..CRC_FROM)?
             .copy_from_slice(&crc.to_be_bytes());
