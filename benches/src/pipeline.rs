@@ -139,9 +139,25 @@ pub async fn produce(
     while sent < load.requests || !pending.is_empty() {
         if sent < load.requests && (pending.len() < window || !expects_response) {
             if let Some(rate) = load.throughput {
-                // The next request leaves when the records already sent are due at `rate`.
+                // The next request leaves when the records already sent are due at `rate`;
+                // responses that arrive meanwhile are read as they come, so that their latency
+                // is the broker's and not the pacing's.
                 let due = (sent * load.records_per_batch) as f64 / rate;
-                tokio::time::sleep_until(paced_from + Duration::from_secs_f64(due)).await;
+                let due = paced_from + Duration::from_secs_f64(due);
+                while !pending.is_empty() {
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(due) => break,
+                        // recv_frame only awaits a channel, so dropping it when the deadline
+                        // wins loses no response.
+                        frame = conn.recv_frame() => {
+                            let (id, started) = pending.pop_front().ok_or_else(|| {
+                                OpsError::Missing("a response with no request outstanding".into())
+                            })?;
+                            take_response(load, id, started, frame?, &mut on_response)?;
+                        }
+                    }
+                }
+                tokio::time::sleep_until(due).await;
             }
             let index = (sent % frames.len() as u64) as usize;
             let Some(frame) = frames.get_mut(index) else {
@@ -170,10 +186,22 @@ pub async fn produce(
             break;
         };
         let frame = conn.recv_frame().await?;
-        let response: ProduceResponse = decode_response(ApiKey::Produce, load.version, id, frame)?;
-        ops::check_produce_response(&response)?;
-        on_response(started.elapsed(), load.records_per_batch);
+        take_response(load, id, started, frame, &mut on_response)?;
     }
+    Ok(())
+}
+
+/// Checks the Produce response to request `id`, sent at `started`, and reports it.
+fn take_response(
+    load: &ProduceLoad,
+    id: i32,
+    started: Instant,
+    frame: Bytes,
+    on_response: &mut impl FnMut(Duration, u64),
+) -> Result<(), OpsError> {
+    let response: ProduceResponse = decode_response(ApiKey::Produce, load.version, id, frame)?;
+    ops::check_produce_response(&response)?;
+    on_response(started.elapsed(), load.records_per_batch);
     Ok(())
 }
 

@@ -118,14 +118,25 @@ fn throughput_paces_requests_to_the_rate_asked_for() {
         };
         let started = std::time::Instant::now();
         let mut acknowledged = 0;
-        pipeline::produce(&mut conn, &load, |_, records| acknowledged += records)
-            .await
-            .unwrap();
+        let mut slowest = Duration::ZERO;
+        pipeline::produce(&mut conn, &load, |latency, records| {
+            acknowledged += records;
+            slowest = slowest.max(latency);
+        })
+        .await
+        .unwrap();
         let elapsed = started.elapsed();
         assert_eq!(acknowledged, 110);
         assert!(
             elapsed >= Duration::from_millis(500),
             "11 requests at 200 records/s took {elapsed:?}"
+        );
+        // A response is read when it arrives, not when the pacing next has a moment: its
+        // latency stays under the 50 ms between requests (with 5 in flight, reading only
+        // once the window is full would report up to 200 ms).
+        assert!(
+            slowest < Duration::from_millis(40),
+            "slowest request {slowest:?}"
         );
     });
 }
