@@ -74,7 +74,7 @@ impl Compression {
     }
 }
 
-pub(crate) fn put_varint(buf: &mut BytesMut, value: i64) {
+fn put_varint(buf: &mut BytesMut, value: i64) {
     // Zig-zag, then base-128 little-endian groups, as Kafka's ByteUtils.writeVarlong.
     let mut v = ((value << 1) ^ (value >> 63)) as u64;
     while v >= 0x80 {

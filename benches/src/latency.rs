@@ -6,11 +6,10 @@
 
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
 use kafka_protocol::messages::{ApiKey, FetchResponse, ProduceResponse};
-use strata_protocol::record_batch::BatchIter;
+use strata_protocol::record_batch::{BatchIter, BATCH_HEADER_LEN};
 
-use crate::batch::{put_varint, BatchTemplate};
+use crate::batch::BatchTemplate;
 use crate::client::{decode_response, KafkaConnection};
 use crate::fixtures::now_ms;
 use crate::ops::{self, OpsError};
@@ -75,7 +74,9 @@ pub async fn measure(
             front.copy_from_slice(&tag);
         }
         let batch = BatchTemplate::single(&value, now_ms())?.to_bytes();
-        let tail = record_tail(&value);
+        // Brokers keep an uncompressed batch's records as sent (offsets and timestamps are
+        // deltas in the header's terms), so the record comes back as these bytes.
+        let records = batch.slice(BATCH_HEADER_LEN.min(batch.len())..);
         let produce = ops::produce_request(&load.topic, &[load.partition], &batch, load.acks);
         let fetch_id = send_fetch(consumer, load, fetch_offset).await?;
         if !load.pause.is_zero() {
@@ -101,7 +102,8 @@ pub async fn measure(
             ops::check_produce_response(&response)?;
             Ok::<_, OpsError>(Some(at))
         };
-        let delivered = fetch_until_found(consumer, load, fetch_id, fetch_offset, &tail, started);
+        let delivered =
+            fetch_until_found(consumer, load, fetch_id, fetch_offset, &records, started);
         let (acknowledged, (delivered, offset)) = tokio::time::timeout(DELIVERY_TIMEOUT, async {
             tokio::try_join!(acknowledged, delivered)
         })
@@ -123,17 +125,6 @@ pub async fn measure(
     Ok(())
 }
 
-/// How an uncompressed batch whose one record has `value` ends: a null key, the value's
-/// length and bytes, no headers.
-fn record_tail(value: &[u8]) -> Vec<u8> {
-    let mut tail = BytesMut::with_capacity(value.len() + 8);
-    put_varint(&mut tail, -1);
-    put_varint(&mut tail, i64::try_from(value.len()).unwrap_or(i64::MAX));
-    tail.extend_from_slice(value);
-    put_varint(&mut tail, 0);
-    tail.to_vec()
-}
-
 async fn send_fetch(
     consumer: &mut KafkaConnection,
     load: &LatencyLoad,
@@ -153,13 +144,13 @@ async fn send_fetch(
 }
 
 /// Reads Fetch responses (sending the next Fetch after each one that lacks the record) until
-/// the record whose batch ends with `tail` arrives; returns when it arrived and its offset.
+/// the batch holding `records` arrives; returns when it arrived and its offset.
 async fn fetch_until_found(
     consumer: &mut KafkaConnection,
     load: &LatencyLoad,
     mut id: i32,
     mut offset: i64,
-    tail: &[u8],
+    records: &[u8],
     started: Instant,
 ) -> Result<(Duration, i64), OpsError> {
     loop {
@@ -167,7 +158,7 @@ async fn fetch_until_found(
         let arrived = started.elapsed();
         let response: FetchResponse =
             decode_response(ApiKey::Fetch, load.fetch_version, id, frame)?;
-        match search(&response, load.partition, offset, tail)? {
+        match search(&response, load.partition, offset, records)? {
             Search::Found(at) => return Ok((arrived, at)),
             Search::NotYet(next) => offset = next,
         }
@@ -183,47 +174,26 @@ enum Search {
     NotYet(i64),
 }
 
-/// Looks for the one-record batch ending with `tail` at or after `from` in `partition`'s records.
+/// Looks for the batch whose records are `records` at or after `from` in `partition`.
 fn search(
     response: &FetchResponse,
     partition: i32,
     from: i64,
-    tail: &[u8],
+    records: &[u8],
 ) -> Result<Search, OpsError> {
-    if response.error_code != 0 {
-        return Err(OpsError::Kafka {
-            what: "Fetch".into(),
-            code: response.error_code,
-        });
-    }
     let mut next = from;
-    for t in &response.responses {
-        for p in t
-            .partitions
-            .iter()
-            .filter(|p| p.partition_index == partition)
-        {
-            if p.error_code != 0 {
-                return Err(OpsError::Kafka {
-                    what: format!("Fetch of {}-{partition}", t.topic.as_str()),
-                    code: p.error_code,
-                });
+    let fetched = ops::fetched_partitions(response)?;
+    for p in fetched.iter().filter(|p| p.partition_index == partition) {
+        for batch in BatchIter::new(p.records.as_deref().unwrap_or_default()) {
+            let last = batch.header.last_offset();
+            if last < from {
+                continue;
             }
-            for batch in BatchIter::new(p.records.as_deref().unwrap_or_default()) {
-                let header = batch.header;
-                let last = header.last_offset();
-                if last < from {
-                    continue;
-                }
-                if header.records_count == 1
-                    && header.compression() == 0
-                    && batch.bytes.ends_with(tail)
-                {
-                    return Ok(Search::Found(last));
-                }
-                // Someone else's record (or an earlier run's): read on past it.
-                next = next.max(last + 1);
+            if batch.bytes.get(BATCH_HEADER_LEN..) == Some(records) {
+                return Ok(Search::Found(last));
             }
+            // Someone else's record (or an earlier run's): read on past it.
+            next = next.max(last + 1);
         }
     }
     Ok(Search::NotYet(next))
@@ -251,29 +221,36 @@ mod tests {
                 .with_records(Some(records.into()))])])
     }
 
+    /// The records of the one-record batch `measure` writes for `value` (at another time than
+    /// the fetched ones: the header's timestamps are not compared).
+    fn records_of(value: &[u8]) -> Vec<u8> {
+        let batch = BatchTemplate::single(value, 2).unwrap().to_bytes();
+        batch[BATCH_HEADER_LEN..].to_vec()
+    }
+
     #[test]
     fn search_finds_the_record_by_its_value_and_reads_past_others() {
         let ours = b"00000007xxxx";
         let got = response(0, &[(4, b"00000006xxxx"), (5, ours), (6, b"00000008xxxx")]);
         assert_eq!(
-            search(&got, 0, 5, &record_tail(ours)).unwrap(),
+            search(&got, 0, 5, &records_of(ours)).unwrap(),
             Search::Found(5)
         );
         // Records before the fetch offset are not candidates.
         assert_eq!(
-            search(&got, 0, 6, &record_tail(ours)).unwrap(),
+            search(&got, 0, 6, &records_of(ours)).unwrap(),
             Search::NotYet(7)
         );
         // Another partition's records are not ours.
         assert_eq!(
-            search(&got, 1, 5, &record_tail(ours)).unwrap(),
+            search(&got, 1, 5, &records_of(ours)).unwrap(),
             Search::NotYet(5)
         );
         // A value that only ends like ours is another record.
         let longer = b"y00000007xxxx";
         let got = response(0, &[(9, longer)]);
         assert_eq!(
-            search(&got, 0, 9, &record_tail(ours)).unwrap(),
+            search(&got, 0, 9, &records_of(ours)).unwrap(),
             Search::NotYet(10)
         );
     }
@@ -283,7 +260,7 @@ mod tests {
         let mut got = response(0, &[]);
         got.responses[0].partitions[0].error_code = 1;
         assert!(matches!(
-            search(&got, 0, 0, &record_tail(b"x")),
+            search(&got, 0, 0, &records_of(b"x")),
             Err(OpsError::Kafka { code: 1, .. })
         ));
     }

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use bytes::Bytes;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::fetch_response::PartitionData;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
@@ -339,11 +340,9 @@ pub struct FetchedPartition {
     pub high_watermark: i64,
 }
 
-/// Sums what a Fetch response carries per partition, starting from `offsets`.
-pub fn summarise_fetch(
-    response: &FetchResponse,
-    offsets: &[(i32, i64)],
-) -> Result<Vec<FetchedPartition>, OpsError> {
+/// Every partition a Fetch response carries; the response's error, or the first partition's,
+/// as an error.
+pub fn fetched_partitions(response: &FetchResponse) -> Result<Vec<&PartitionData>, OpsError> {
     if response.error_code != 0 {
         return Err(OpsError::Kafka {
             what: "Fetch".into(),
@@ -359,31 +358,43 @@ pub fn summarise_fetch(
                     code: p.error_code,
                 });
             }
-            let from = offsets
-                .iter()
-                .find(|(q, _)| *q == p.partition_index)
-                .map_or(0, |(_, o)| *o);
-            let mut summary = FetchedPartition {
-                partition: p.partition_index,
-                next_offset: from,
-                high_watermark: p.high_watermark,
-                ..FetchedPartition::default()
-            };
-            let records = p.records.as_deref().unwrap_or_default();
-            for batch in BatchIter::new(records) {
-                let h = batch.header;
-                // A batch may start before the fetch offset; count only what is new.
-                let last = h.last_offset();
-                if last < from {
-                    continue;
-                }
-                let first_new = h.base_offset.max(from);
-                summary.records += u64::try_from(last - first_new + 1).unwrap_or(0);
-                summary.bytes += batch.bytes.len() as u64;
-                summary.next_offset = last + 1;
-            }
-            out.push(summary);
+            out.push(p);
         }
+    }
+    Ok(out)
+}
+
+/// Sums what a Fetch response carries per partition, starting from `offsets`.
+pub fn summarise_fetch(
+    response: &FetchResponse,
+    offsets: &[(i32, i64)],
+) -> Result<Vec<FetchedPartition>, OpsError> {
+    let mut out = Vec::new();
+    for p in fetched_partitions(response)? {
+        let from = offsets
+            .iter()
+            .find(|(q, _)| *q == p.partition_index)
+            .map_or(0, |(_, o)| *o);
+        let mut summary = FetchedPartition {
+            partition: p.partition_index,
+            next_offset: from,
+            high_watermark: p.high_watermark,
+            ..FetchedPartition::default()
+        };
+        let records = p.records.as_deref().unwrap_or_default();
+        for batch in BatchIter::new(records) {
+            let h = batch.header;
+            // A batch may start before the fetch offset; count only what is new.
+            let last = h.last_offset();
+            if last < from {
+                continue;
+            }
+            let first_new = h.base_offset.max(from);
+            summary.records += u64::try_from(last - first_new + 1).unwrap_or(0);
+            summary.bytes += batch.bytes.len() as u64;
+            summary.next_offset = last + 1;
+        }
+        out.push(summary);
     }
     Ok(out)
 }
