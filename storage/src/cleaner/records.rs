@@ -56,9 +56,9 @@ pub(crate) fn record_payload(batch: &Bytes, h: &RecordBatchHeader) -> Result<Byt
 /// levels kafka-protocol's compressors used here before (gzip's default, LZ4 4, zstd 3).
 pub(crate) fn compress(codec: u8, records: &[u8]) -> Result<Vec<u8>, LogError> {
     let level = match codec {
-        0 => return Ok(records.to_vec()),
-        3 => 4,
-        4 => 3,
+        compression::CODEC_NONE => return Ok(records.to_vec()),
+        compression::CODEC_LZ4 => 4,
+        compression::CODEC_ZSTD => 3,
         _ => -1,
     };
     compression::compress(codec, level, records)
