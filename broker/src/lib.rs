@@ -2,6 +2,7 @@
 //! cluster metadata image. The `strata` binary in `main.rs` is a thin shell over [`server`].
 
 pub mod errors;
+pub mod fetch_session;
 pub mod group;
 pub mod handlers;
 pub mod http;

@@ -51,6 +51,8 @@ pub struct Broker {
     pub metrics: BrokerMetrics,
     /// ACLs and the checks made against them (a no-op without `authorizer.class.name`).
     pub authorizer: Arc<crate::security::authorizer::Authorizer>,
+    /// Incremental fetch sessions (KIP-227).
+    pub fetch_sessions: crate::fetch_session::FetchSessionCache,
 }
 
 impl Broker {
@@ -137,8 +139,12 @@ pub fn open(config: BrokerConfig) -> anyhow::Result<Arc<Broker>> {
         &config, &first_dir,
     )?);
     let current = effective_config(&config, &metadata.image());
+    let fetch_sessions = crate::fetch_session::FetchSessionCache::new(
+        config.max_incremental_fetch_session_cache_slots,
+    );
     let broker = Arc::new(Broker {
         authorizer,
+        fetch_sessions,
         current: std::sync::RwLock::new(Arc::new(current)),
         config,
         metadata,

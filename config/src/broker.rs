@@ -92,6 +92,8 @@ pub struct BrokerConfig {
     /// `strata.connection.threads`: 0 for the shared runtime, else the connection threads.
     pub connection_threads: usize,
     pub connections_max_idle_ms: i64,
+    /// `max.incremental.fetch.session.cache.slots`: fetch sessions kept; 0 turns them off.
+    pub max_incremental_fetch_session_cache_slots: usize,
     /// `strata.metrics.listener`; `None` when set to empty or `0`.
     pub metrics_listener: Option<String>,
     pub cluster_id: Option<String>,
@@ -419,6 +421,8 @@ pub(crate) fn build(
         num_network_threads: r.count("num.network.threads")?,
         connection_threads: r.count("strata.connection.threads")?,
         connections_max_idle_ms: r.i64("connections.max.idle.ms")?,
+        max_incremental_fetch_session_cache_slots: r
+            .count("max.incremental.fetch.session.cache.slots")?,
         metrics_listener,
         cluster_id,
         originals: given.clone(),

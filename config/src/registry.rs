@@ -211,6 +211,7 @@ pub static BROKER_KEYS: &[BrokerKey] = &[
     k("replica.fetch.max.bytes", I, Some("1048576"), AtLeast(0), "Bytes fetched per partition by a follower."),
     k("replica.fetch.min.bytes", I, Some("1"), Any, "Minimum bytes expected for each follower fetch response."),
     k("replica.fetch.wait.max.ms", I, Some("500"), Any, "Maximum wait time for each follower fetch request."),
+    k("max.incremental.fetch.session.cache.slots", I, Some("1000"), AtLeast(0), "The maximum number of incremental fetch sessions (KIP-227) the broker keeps; 0 turns them off."),
     // --- groups and offsets ---
     k("offsets.topic.num.partitions", I, Some("50"), AtLeast(1), "The number of partitions of the __consumer_offsets topic."),
     k("offsets.topic.replication.factor", S, Some("3"), AtLeast(1), "The replication factor of the offsets topic (capped to the live brokers)."),

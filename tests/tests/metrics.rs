@@ -6,79 +6,15 @@
 // Tests may unwrap: a panic here is a failed assertion with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
-use std::collections::HashMap;
-use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
+use strata_tests::metrics::{http, metrics_addr, scrape, series_key as key, series_value as value};
 use strata_tests::tools::workspace_root;
 use strata_tests::{poll_until, run_python, wait_until, Broker, RawConnection};
 
 const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
 const SETTLE: Duration = Duration::from_secs(30);
-
-/// One HTTP/1.1 exchange with `Connection: close`: (status, body).
-fn http(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect_timeout(&addr, HTTP_TIMEOUT).unwrap();
-    stream.set_read_timeout(Some(HTTP_TIMEOUT)).unwrap();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
-    )
-    .unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).unwrap();
-    let text = String::from_utf8(raw).unwrap();
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .unwrap_or_else(|| panic!("no header end in {text:?}"));
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no status in {head:?}"));
-    (status, body.to_owned())
-}
-
-fn metrics_addr(broker: &Broker) -> SocketAddr {
-    broker.metrics_addr().unwrap_or_else(|| {
-        panic!(
-            "no 'metrics listening on' line in the broker log:\n{}",
-            broker.log_contents()
-        )
-    })
-}
-
-/// The exposition as `name{label="v",...}` -> value; labels in the order the broker
-/// prints them (sorted by name).
-fn scrape(broker: &Broker) -> HashMap<String, f64> {
-    let (status, body) = http(metrics_addr(broker), "GET", "/metrics");
-    assert_eq!(status, 200, "GET /metrics: {body}");
-    body.lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .map(|l| {
-            let (key, value) = l
-                .rsplit_once(' ')
-                .unwrap_or_else(|| panic!("bad line {l:?}"));
-            (key.to_owned(), value.parse::<f64>().unwrap())
-        })
-        .collect()
-}
-
-fn key(name: &str, labels: &[(&str, &str)]) -> String {
-    if labels.is_empty() {
-        return name.to_owned();
-    }
-    let mut labels = labels.to_vec();
-    labels.sort();
-    let inner: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
-    format!("{name}{{{}}}", inner.join(","))
-}
-
-/// A series' value, 0 when absent (a counter nobody has touched yet).
-fn value(series: &HashMap<String, f64>, name: &str, labels: &[(&str, &str)]) -> f64 {
-    series.get(&key(name, labels)).copied().unwrap_or(0.0)
-}
 
 fn json_field(output: &std::process::Output, field: &str) -> i64 {
     let stdout = String::from_utf8_lossy(&output.stdout);

@@ -344,20 +344,6 @@ fn a_full_log_dir_refuses_produce_keeps_serving_reads_and_recovers() {
     broker.assert_running("after the disk filled and emptied");
 }
 
-/// The broker's /metrics body (one plain HTTP/1.1 request, the connection closed after it).
-fn scrape_metrics(broker: &Broker) -> String {
-    use std::io::{Read, Write};
-    let addr = broker.metrics_addr().expect("the harness enables /metrics");
-    let mut conn = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(10)).unwrap();
-    conn.set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    conn.write_all(b"GET /metrics HTTP/1.1\r\nHost: strata\r\nConnection: close\r\n\r\n")
-        .unwrap();
-    let mut body = String::new();
-    conn.read_to_string(&mut body).unwrap();
-    body
-}
-
 /// `chattr +i` on a directory: entries can no longer be created in it (an injected I/O fault
 /// that root cannot bypass); undone on drop.
 struct Immutable(std::path::PathBuf);
@@ -462,7 +448,12 @@ fn an_io_failure_takes_only_its_own_log_dir_offline() {
             && described.contains(&format!(r#""{healthy_dir}": 0"#)),
         "DescribeLogDirs: {described}"
     );
-    let metrics = scrape_metrics(&broker);
+    let metrics = strata_tests::metrics::http(
+        strata_tests::metrics::metrics_addr(&broker),
+        "GET",
+        "/metrics",
+    )
+    .1;
     let offline = |dir: &str| format!("strata_log_dir_offline{{log_dir=\"{dir}\"}} ");
     assert!(
         metrics.contains(&format!("{}1", offline(&failed_dir)))

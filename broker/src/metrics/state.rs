@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use prometheus::{Gauge, IntGauge, IntGaugeVec, Opts, Registry};
+use prometheus::{Gauge, IntCounter, IntGauge, IntGaugeVec, Opts, Registry};
 use strata_storage::LogDirs;
 
 use super::MetricsError;
@@ -39,6 +39,9 @@ pub(super) struct StateGauges {
     group_members: IntGaugeVec,
     group_lag: IntGaugeVec,
     group_max_lag: IntGaugeVec,
+    fetch_sessions: IntGauge,
+    fetch_session_partitions: IntGauge,
+    fetch_session_evictions: IntCounter,
 }
 
 fn register<C: prometheus::core::Collector + Clone + 'static>(
@@ -152,6 +155,23 @@ impl StateGauges {
                 "The largest partition lag of the consumer group.",
                 &["group"],
             )?,
+            fetch_sessions: int_gauge(
+                r,
+                "strata_fetch_sessions",
+                "Incremental fetch sessions (KIP-227) in the cache (Kafka's NumIncrementalFetchSessions).",
+            )?,
+            fetch_session_partitions: int_gauge(
+                r,
+                "strata_fetch_session_partitions",
+                "Partitions cached over all fetch sessions (NumIncrementalFetchPartitionsCached).",
+            )?,
+            fetch_session_evictions: register(
+                r,
+                IntCounter::with_opts(Opts::new(
+                    "strata_fetch_session_evictions_total",
+                    "Fetch sessions evicted to make room for new ones (IncrementalFetchSessionEvictionsPerSec).",
+                ))?,
+            )?,
         })
     }
 
@@ -168,6 +188,19 @@ impl StateGauges {
         self.refresh_partitions(broker);
         self.refresh_log_dirs(broker);
         self.refresh_groups(broker);
+        self.refresh_fetch_sessions(broker);
+    }
+
+    fn refresh_fetch_sessions(&self, broker: &Broker) {
+        let stats = broker.fetch_sessions.stats();
+        self.fetch_sessions
+            .set(i64::try_from(stats.sessions).unwrap_or(i64::MAX));
+        self.fetch_session_partitions
+            .set(i64::try_from(stats.partitions).unwrap_or(i64::MAX));
+        // The cache counts evictions itself; the counter catches up at each scrape.
+        let counted = self.fetch_session_evictions.get();
+        self.fetch_session_evictions
+            .inc_by(stats.evictions.saturating_sub(counted));
     }
 
     fn refresh_partitions(&self, broker: &Broker) {

@@ -1,0 +1,393 @@
+//! Fetch: whole batches from each requested partition, up to the high watermark, as
+//! zero-copy slices of the segment mappings. When less than `min_bytes` is available the
+//! request long-polls: it sleeps until an append to one of its partitions wakes it or
+//! `max_wait_ms` passes — no polling loop.
+//!
+//! From v7 a consumer may keep an incremental fetch session (KIP-227, `crate::fetch_session`):
+//! a full fetch with epoch 0 opens one, and later fetches name only the partitions whose
+//! position changed and get back only the partitions with something new.
+
+mod regions;
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::future::select_all;
+use kafka_protocol::messages::fetch_request::{FetchTopic, ForgottenTopic};
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
+pub use regions::FileRegions;
+use strata_protocol::kafka_protocol;
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use super::{str_bytes, RequestContext};
+use crate::errors::ErrorCode;
+use crate::fetch_session::{FetchPlan, FetchPosition, PartitionKey, Reported, Requested, TopicKey};
+use crate::partition::Partition;
+use crate::security::acl::AclOperation;
+use crate::server::Broker;
+
+/// Upper bound on how long one fetch may park, whatever the client asks.
+const MAX_WAIT_CAP: Duration = Duration::from_secs(60);
+
+struct WantedPartition {
+    /// Index of its topic in the response's topic list.
+    topic_slot: usize,
+    requested: Requested,
+    /// The partition, or why the request cannot read it (unknown, not authorized).
+    partition: Result<Arc<Partition>, ErrorCode>,
+}
+
+/// A Fetch response and where its records lie in segment files.
+pub struct FetchOutcome {
+    pub response: FetchResponse,
+    pub regions: FileRegions,
+}
+
+/// What this request does with a fetch session once its partitions are read.
+enum SessionStep {
+    None,
+    Open,
+    Continue { id: i32, epoch: i32 },
+}
+
+pub async fn handle(broker: &Broker, ctx: &RequestContext, request: FetchRequest) -> FetchOutcome {
+    let uses_topic_ids = ctx.api_version >= 13;
+    let requested = requested_partitions(&request.topics, uses_topic_ids);
+    let plan = if ctx.api_version < 7 {
+        // No session fields before v7.
+        FetchPlan::Sessionless(requested)
+    } else {
+        let forgotten = forgotten_partitions(&request.forgotten_topics_data, uses_topic_ids);
+        broker.fetch_sessions.begin(
+            request.session_id,
+            request.session_epoch,
+            uses_topic_ids,
+            requested,
+            &forgotten,
+            Instant::now(),
+        )
+    };
+    let (partitions, step) = match plan {
+        FetchPlan::Error(code) => return session_error(code, 0),
+        FetchPlan::Sessionless(partitions) => (partitions, SessionStep::None),
+        FetchPlan::Full(partitions) => (partitions, SessionStep::Open),
+        FetchPlan::Incremental {
+            session_id,
+            epoch,
+            partitions,
+        } => (
+            partitions,
+            SessionStep::Continue {
+                id: session_id,
+                epoch,
+            },
+        ),
+    };
+    let (topics, wanted) = resolve(broker, ctx, partitions, uses_topic_ids);
+
+    let max_wait = Duration::from_millis(request.max_wait_ms.max(0) as u64).min(MAX_WAIT_CAP);
+    let deadline = Instant::now() + max_wait;
+    let min_bytes = request.min_bytes.max(0) as usize;
+    let max_bytes = if request.max_bytes <= 0 {
+        usize::MAX
+    } else {
+        request.max_bytes as usize
+    };
+    let (data, regions) = loop {
+        // Register for wake-ups BEFORE reading, so an append between the read and the
+        // wait is not missed.
+        let mut wakeups: Vec<Pin<Box<tokio::sync::futures::Notified<'_>>>> = wanted
+            .iter()
+            .filter_map(|w| w.partition.as_ref().ok())
+            .map(|p| Box::pin(p.appended().notified()))
+            .collect();
+        for w in &mut wakeups {
+            w.as_mut().enable();
+        }
+        let read = read_once(&wanted, max_bytes, ctx.api_version);
+        // As in Kafka, an error reading a partition answers at once; partitions that could
+        // not be looked up (unknown, not authorized) do not cut the others' wait short.
+        if read.bytes >= min_bytes
+            || read.read_error
+            || wakeups.is_empty()
+            || Instant::now() >= deadline
+        {
+            break (read.data, read.regions);
+        }
+        tokio::select! {
+            _ = select_all(wakeups) => {}
+            () = tokio::time::sleep_until(deadline) => {}
+        }
+    };
+    record_metrics(broker, &wanted, &data);
+
+    let reported: Vec<Reported> = data.iter().map(reported).collect();
+    let (session_id, keep) = match step {
+        SessionStep::None => (0, None),
+        SessionStep::Open => {
+            let answered: Vec<(Requested, Reported)> = wanted
+                .iter()
+                .map(|w| w.requested.clone())
+                .zip(reported)
+                .collect();
+            let id = broker
+                .fetch_sessions
+                .open(uses_topic_ids, &answered, Instant::now());
+            (id, None)
+        }
+        SessionStep::Continue { id, epoch } => {
+            match broker.fetch_sessions.finish(id, epoch, &reported) {
+                Ok(keep) => (id, Some(keep)),
+                // Kafka names the session in an epoch error, not in a missing-session one.
+                Err(code @ ErrorCode::InvalidFetchSessionEpoch) => return session_error(code, id),
+                Err(code) => return session_error(code, 0),
+            }
+        }
+    };
+    FetchOutcome {
+        response: assemble(&topics, &wanted, data, keep.as_deref(), session_id),
+        regions,
+    }
+}
+
+fn topic_key(name: &TopicName, id: Uuid, uses_topic_ids: bool) -> TopicKey {
+    if uses_topic_ids {
+        TopicKey::Id(id)
+    } else {
+        TopicKey::Name(name.0.to_string())
+    }
+}
+
+/// The request's partitions in the order it lists them.
+fn requested_partitions(topics: &[FetchTopic], uses_topic_ids: bool) -> Vec<Requested> {
+    let mut requested = Vec::with_capacity(topics.iter().map(|t| t.partitions.len()).sum());
+    for t in topics {
+        let topic = topic_key(&t.topic, t.topic_id, uses_topic_ids);
+        requested.extend(t.partitions.iter().map(|p| Requested {
+            key: PartitionKey {
+                topic: topic.clone(),
+                partition: p.partition,
+            },
+            position: FetchPosition {
+                fetch_offset: p.fetch_offset,
+                partition_max_bytes: p.partition_max_bytes,
+                current_leader_epoch: p.current_leader_epoch,
+            },
+        }));
+    }
+    requested
+}
+
+fn forgotten_partitions(forgotten: &[ForgottenTopic], uses_topic_ids: bool) -> Vec<PartitionKey> {
+    let mut keys = Vec::new();
+    for t in forgotten {
+        let topic = topic_key(&t.topic, t.topic_id, uses_topic_ids);
+        keys.extend(t.partitions.iter().map(|&partition| PartitionKey {
+            topic: topic.clone(),
+            partition,
+        }));
+    }
+    keys
+}
+
+/// Looks each partition up (topic by name or id, READ permission, the local replica) and
+/// gives consecutive partitions of a topic one entry in the response's topic list.
+fn resolve(
+    broker: &Broker,
+    ctx: &RequestContext,
+    partitions: Vec<Requested>,
+    uses_topic_ids: bool,
+) -> (Vec<(TopicName, Uuid)>, Vec<WantedPartition>) {
+    let image = broker.metadata.image();
+    let mut topics: Vec<(TopicName, Uuid)> = Vec::new();
+    let mut wanted = Vec::with_capacity(partitions.len());
+    // The topic of the current run: its key, name and why it cannot be read, if so.
+    let mut current: Option<(TopicKey, String, Option<ErrorCode>)> = None;
+    for requested in partitions {
+        if current
+            .as_ref()
+            .is_none_or(|(key, _, _)| *key != requested.key.topic)
+        {
+            let (name, id, unknown) = match &requested.key.topic {
+                TopicKey::Id(id) => match image.topic_by_id(id) {
+                    Some(t) => (t.name.clone(), *id, None),
+                    None => (String::new(), *id, Some(ErrorCode::UnknownTopicId)),
+                },
+                TopicKey::Name(name) => {
+                    let unknown = image
+                        .topic(name)
+                        .is_none()
+                        .then_some(ErrorCode::UnknownTopicOrPartition);
+                    (name.clone(), Uuid::nil(), unknown)
+                }
+            };
+            // READ is checked before existence (an id we do not know stays UNKNOWN_TOPIC_ID).
+            let unreadable = match unknown {
+                Some(ErrorCode::UnknownTopicId) => unknown,
+                _ if !ctx.allowed_topic(broker, AclOperation::Read, &name) => {
+                    Some(ErrorCode::TopicAuthorizationFailed)
+                }
+                other => other,
+            };
+            // v13+ identifies topics by id only; the name field no longer exists on the wire.
+            let wire_name = if uses_topic_ids {
+                TopicName::default()
+            } else {
+                TopicName(str_bytes(name.clone()))
+            };
+            topics.push((wire_name, id));
+            current = Some((requested.key.topic.clone(), name, unreadable));
+        }
+        let Some((_, name, unreadable)) = &current else {
+            continue;
+        };
+        let partition = match unreadable {
+            Some(code) => Err(*code),
+            None => broker
+                .replicas
+                .get(name, requested.key.partition)
+                .ok_or(ErrorCode::UnknownTopicOrPartition),
+        };
+        wanted.push(WantedPartition {
+            topic_slot: topics.len().saturating_sub(1),
+            requested,
+            partition,
+        });
+    }
+    (topics, wanted)
+}
+
+struct ReadOnce {
+    /// One entry per wanted partition, in the same order.
+    data: Vec<PartitionData>,
+    regions: FileRegions,
+    bytes: usize,
+    /// Some partition failed when read (not when looked up).
+    read_error: bool,
+}
+
+fn read_once(wanted: &[WantedPartition], max_bytes: usize, version: i16) -> ReadOnce {
+    let log_start = |offset: i64| if version >= 5 { offset } else { -1 };
+    let mut read_once = ReadOnce {
+        data: Vec::with_capacity(wanted.len()),
+        regions: FileRegions::default(),
+        bytes: 0,
+        read_error: false,
+    };
+    for w in wanted {
+        let position = &w.requested.position;
+        let data = PartitionData::default()
+            .with_partition_index(w.requested.key.partition)
+            .with_preferred_read_replica(kafka_protocol::messages::BrokerId(-1));
+        let data = match &w.partition {
+            Err(code) => error_data(data, *code),
+            Ok(p) => {
+                if let Err(code) = p.check_leader_epoch(position.current_leader_epoch) {
+                    read_once.read_error = true;
+                    error_data(data, code)
+                } else {
+                    let partition_max_bytes = position.partition_max_bytes.max(0) as usize;
+                    let budget = partition_max_bytes.min(max_bytes.saturating_sub(read_once.bytes));
+                    // KIP-74: the first non-empty partition returns at least one whole batch.
+                    let min_one_batch = read_once.bytes == 0;
+                    match p.read(position.fetch_offset, budget, min_one_batch) {
+                        Ok(read) => {
+                            read_once.bytes += read.records.len();
+                            read_once.regions.add(&read.records, read.region);
+                            data.with_high_watermark(read.high_watermark)
+                                .with_last_stable_offset(read.high_watermark)
+                                .with_log_start_offset(log_start(read.log_start_offset))
+                                .with_records(Some(read.records))
+                        }
+                        Err(code) => {
+                            read_once.read_error = true;
+                            error_data(data, code)
+                                .with_high_watermark(p.high_watermark())
+                                .with_last_stable_offset(p.high_watermark())
+                                .with_log_start_offset(log_start(p.log_start_offset()))
+                        }
+                    }
+                }
+            }
+        };
+        read_once.data.push(data);
+    }
+    read_once
+}
+
+fn reported(data: &PartitionData) -> Reported {
+    Reported {
+        error_code: data.error_code,
+        high_watermark: data.high_watermark,
+        log_start_offset: data.log_start_offset,
+        has_records: data.records.as_ref().is_some_and(|r| !r.is_empty()),
+    }
+}
+
+/// Per-topic fetch metrics, once per request (not per long-poll round), for every partition
+/// read, whether or not an incremental response then carries it.
+fn record_metrics(broker: &Broker, wanted: &[WantedPartition], data: &[PartitionData]) {
+    for (w, data) in wanted.iter().zip(data) {
+        // Unknown topics are not labelled: their names come from the client.
+        if let Ok(p) = &w.partition {
+            let bytes = data.records.as_ref().map_or(0, |r| r.len() as u64);
+            broker
+                .metrics
+                .fetch_partition(&p.tp.topic, data.error_code, bytes);
+        }
+    }
+}
+
+fn error_data(data: PartitionData, code: ErrorCode) -> PartitionData {
+    data.with_error_code(code.code())
+        .with_high_watermark(-1)
+        .with_last_stable_offset(-1)
+        .with_log_start_offset(-1)
+        .with_records(Some(Bytes::new()))
+}
+
+fn session_error(code: ErrorCode, session_id: i32) -> FetchOutcome {
+    FetchOutcome {
+        response: FetchResponse::default()
+            .with_error_code(code.code())
+            .with_session_id(session_id),
+        regions: FileRegions::default(),
+    }
+}
+
+/// The response: the partitions `keep` selects (all without it), each under its topic's
+/// entry; a topic none of whose partitions is kept is left out.
+fn assemble(
+    topics: &[(TopicName, Uuid)],
+    wanted: &[WantedPartition],
+    data: Vec<PartitionData>,
+    keep: Option<&[bool]>,
+    session_id: i32,
+) -> FetchResponse {
+    let mut responses: Vec<FetchableTopicResponse> = Vec::new();
+    let mut last_slot = None;
+    for (i, (w, partition)) in wanted.iter().zip(data).enumerate() {
+        if keep.is_some_and(|keep| keep.get(i) != Some(&true)) {
+            continue;
+        }
+        if last_slot != Some(w.topic_slot) {
+            let (name, id) = topics.get(w.topic_slot).cloned().unwrap_or_default();
+            responses.push(
+                FetchableTopicResponse::default()
+                    .with_topic(name)
+                    .with_topic_id(id),
+            );
+            last_slot = Some(w.topic_slot);
+        }
+        if let Some(topic) = responses.last_mut() {
+            topic.partitions.push(partition);
+        }
+    }
+    FetchResponse::default()
+        .with_session_id(session_id)
+        .with_responses(responses)
+}
