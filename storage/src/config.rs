@@ -91,7 +91,8 @@ pub struct LogConfig {
     /// because in-flight reads hold the mapping (and so the inode) alive.
     pub file_delete_delay_ms: i64,
     /// `preallocate`. The active segment is always allocated ahead of the write position in
-    /// chunks (needed for mapped writes); this only makes the chunk the whole segment.
+    /// growing steps (so a full disk fails the append, not a later store); this makes the
+    /// step the whole segment.
     pub preallocate: bool,
     /// `cleanup.policy` contains `delete`: retention.ms / retention.bytes apply.
     pub cleanup_delete: bool,

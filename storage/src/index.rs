@@ -1,6 +1,8 @@
 //! Sparse, memory-mapped segment indexes in Kafka's format: `.index` maps a relative offset to
 //! a byte position (u32, u32 big-endian), `.timeindex` a timestamp to a relative offset
-//! (i64, u32). Active indexes are preallocated to `segment.index.bytes` and trimmed on roll.
+//! (i64, u32). Active indexes are mapped at `segment.index.bytes`, their blocks allocated in
+//! growing steps as entries arrive (Kafka's index files are sparse instead, and a store into a
+//! sparse page on a full disk is a SIGBUS), and trimmed on roll.
 
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
@@ -21,7 +23,14 @@ struct MappedIndex {
     entry_size: usize,
     entries: usize,
     capacity: usize,
+    /// Bytes of the file allocated on disk (its length): entries are stored below it only.
+    allocated: usize,
 }
+
+/// Index blocks are allocated a page at first, then in steps that double with the index up
+/// to 1 MiB: a partition's two active indexes hold 8 KiB until it has data, not 20 MiB.
+const MIN_INDEX_STEP: usize = 4096;
+const MAX_INDEX_STEP: usize = 1024 * 1024;
 
 impl MappedIndex {
     /// Opens (creating if needed) `path`. Existing entries are kept when `keep` is true; a
@@ -54,7 +63,13 @@ impl MappedIndex {
         } else {
             entries
         };
-        file_alloc::allocate(&file, len as u64, (capacity * entry_size) as u64).at(path)?;
+        let allocated = if writable {
+            let first = len.max(MIN_INDEX_STEP).min(capacity * entry_size).max(len);
+            file_alloc::allocate(&file, len as u64, first as u64).at(path)?;
+            first
+        } else {
+            len
+        };
         // SAFETY: the file is ours (one Log per directory, guarded by the broker's mutex) and is
         // never shrunk below the mapped length while this mapping lives, except by `trim`, which
         // then forbids further access beyond the kept entries.
@@ -75,6 +90,7 @@ impl MappedIndex {
             entry_size,
             entries,
             capacity,
+            allocated,
         })
     }
 
@@ -90,6 +106,9 @@ impl MappedIndex {
             return false;
         }
         let at = self.entries * self.entry_size;
+        if at + self.entry_size > self.allocated && !self.grow() {
+            return false;
+        }
         match self.map.get_mut(at..at + self.entry_size) {
             Some(dst) => {
                 dst.copy_from_slice(bytes);
@@ -126,6 +145,26 @@ impl MappedIndex {
         }
     }
 
+    /// Allocates the next step of blocks. On failure (a full disk) the entry is not stored:
+    /// the index is sparse, so a lookup then scans from an earlier entry, and nothing is lost.
+    fn grow(&mut self) -> bool {
+        let step = self.allocated.clamp(MIN_INDEX_STEP, MAX_INDEX_STEP);
+        let to = self
+            .allocated
+            .saturating_add(step)
+            .min(self.capacity * self.entry_size);
+        match file_alloc::allocate(&self.file, self.allocated as u64, to as u64) {
+            Ok(()) => {
+                self.allocated = to;
+                true
+            }
+            Err(e) => {
+                tracing::warn!(path = %self.path.display(), error = %e, "index entry skipped: no room for the index");
+                false
+            }
+        }
+    }
+
     fn is_full(&self) -> bool {
         self.entries >= self.capacity
     }
@@ -134,6 +173,7 @@ impl MappedIndex {
     /// lookup reads past them, so it may run later, without the log's lock).
     fn seal(&mut self) -> TrimFile {
         self.capacity = self.entries;
+        self.allocated = self.allocated.min(self.entries * self.entry_size);
         TrimFile {
             file: Arc::clone(&self.file),
             len: (self.entries * self.entry_size) as u64,
@@ -365,6 +405,33 @@ mod tests {
         assert!(!idx.is_sane(500));
         idx.truncate_to_position(301);
         assert_eq!(idx.entries(), 3);
+    }
+
+    #[test]
+    fn an_active_index_allocates_blocks_as_entries_arrive() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("0.index");
+        let len = |p: &Path| std::fs::metadata(p).unwrap().len();
+        let mut idx = OffsetIndex::open(&path, 10 * 1024 * 1024, false, true).unwrap();
+        // A page, not the 10 MiB the index may grow to.
+        assert_eq!(len(&path), 4096);
+        for i in 0..600u32 {
+            assert!(idx.append(i, i * 4096));
+        }
+        assert_eq!(len(&path), 8192);
+        assert_eq!(idx.lookup(599), Some((599, 599 * 4096)));
+        // Steps double: 4 KiB, 8 KiB, 16 KiB...
+        for i in 600..2000u32 {
+            assert!(idx.append(i, i * 4096));
+        }
+        assert_eq!(len(&path), 16384);
+        idx.trim().unwrap();
+        assert_eq!(len(&path), 2000 * 8);
+        // Reopened active after a clean roll-back: it grows again from there.
+        let mut idx = OffsetIndex::open(&path, 10 * 1024 * 1024, true, true).unwrap();
+        assert_eq!(idx.entries(), 2000);
+        assert!(idx.append(2000, 2000 * 4096));
+        assert_eq!(idx.lookup(u32::MAX), Some((2000, 2000 * 4096)));
     }
 
     #[test]
