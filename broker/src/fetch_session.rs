@@ -10,7 +10,7 @@
 //! that with a response size limit every partition gets its turn.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rand::Rng;
@@ -36,7 +36,8 @@ const MAX_CACHED_PARTITIONS: usize = 500_000;
 /// the form it was opened with.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum TopicKey {
-    Name(String),
+    /// Shared by all the partitions of the topic in a request or session (cheap to clone).
+    Name(Arc<str>),
     Id(Uuid),
 }
 
@@ -130,12 +131,13 @@ struct FetchSession {
 
 impl FetchSession {
     fn reindex(&mut self) {
-        self.index = self
-            .partitions
-            .iter()
-            .enumerate()
-            .map(|(i, p)| (p.requested.key.clone(), i))
-            .collect();
+        self.index.clear();
+        self.index.extend(
+            self.partitions
+                .iter()
+                .enumerate()
+                .map(|(i, p)| (p.requested.key.clone(), i)),
+        );
     }
 
     /// Applies an incremental request: new partitions join at the end, known ones take the

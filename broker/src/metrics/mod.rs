@@ -7,6 +7,8 @@ pub mod errors;
 mod state;
 mod topic;
 
+pub use topic::FetchedPartitions;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -252,9 +254,9 @@ impl BrokerMetrics {
 
     /// One fetch partition result: the error code sent and the record bytes returned.
     /// Call only for topics that exist.
-    pub fn fetch_partition(&self, topic: &str, error_code: i16, bytes: u64) {
-        self.topic_series
-            .fetch(&self.topics, topic, error_code, bytes);
+    /// One fetch's reads from the partitions of `topic` (one series lookup for them all).
+    pub fn fetched(&self, topic: &str, read: FetchedPartitions) {
+        self.topic_series.fetch(&self.topics, topic, read);
     }
 
     /// A connection was accepted; the gauge goes down when the guard is dropped.

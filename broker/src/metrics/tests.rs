@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use kafka_protocol::messages::{ApiKey, HeartbeatResponse, ResponseKind};
 
+use super::FetchedPartitions;
 use crate::server::Broker;
 use crate::topics::{create_topic, delete_topic, NewTopic};
 
@@ -56,8 +57,14 @@ fn topic_counters_follow_produce_and_fetch_hooks() {
     m.produce_partition("orders", Ok((10, 1_000)));
     m.produce_partition("orders", Ok((5, 400)));
     m.produce_partition("orders", Err(3));
-    m.fetch_partition("orders", 0, 1_400);
-    m.fetch_partition("orders", 1, 0);
+    m.fetched(
+        "orders",
+        FetchedPartitions {
+            partitions: 2,
+            failed: 1,
+            bytes: 1_400,
+        },
+    );
 
     let s = series(&m.render(&broker).unwrap());
     assert_eq!(s["strata_topic_messages_in_total{topic=\"orders\"}"], 15.0);
@@ -96,7 +103,14 @@ fn deleted_topics_stop_being_reported() {
     // per topic, so the deleted topic's must have gone with its series).
     create(&broker, "gone", 1);
     broker.metrics.produce_partition("gone", Ok((2, 90)));
-    broker.metrics.fetch_partition("gone", 0, 90);
+    broker.metrics.fetched(
+        "gone",
+        FetchedPartitions {
+            partitions: 1,
+            failed: 0,
+            bytes: 90,
+        },
+    );
     let s = series(&broker.metrics.render(&broker).unwrap());
     assert_eq!(s["strata_topic_messages_in_total{topic=\"gone\"}"], 2.0);
     assert_eq!(s["strata_topic_bytes_out_total{topic=\"gone\"}"], 90.0);

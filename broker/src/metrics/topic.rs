@@ -171,15 +171,16 @@ impl TopicSeriesCache {
     }
 
     /// One fetch partition result: the error code sent and the record bytes returned.
-    pub(super) fn fetch(&self, vecs: &TopicVecs, topic: &str, error_code: i16, bytes: u64) {
+    pub(super) fn fetch(&self, vecs: &TopicVecs, topic: &str, read: FetchedPartitions) {
         let series = self.get(topic);
         let fetch = series
             .fetch
             .get_or_init(|| RequestSeries::new(vecs, topic, "fetch"));
-        fetch.requests.inc();
-        if error_code != 0 {
-            fetch.failed.inc();
+        fetch.requests.inc_by(read.partitions);
+        if read.failed > 0 {
+            fetch.failed.inc_by(read.failed);
         }
+        let bytes = read.bytes;
         if bytes > 0 {
             series
                 .bytes_out
@@ -187,4 +188,13 @@ impl TopicSeriesCache {
                 .inc_by(bytes);
         }
     }
+}
+
+/// What one fetch read from one topic's partitions, for its metrics (counted per partition, as
+/// Kafka's TotalFetchRequestsPerSec).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FetchedPartitions {
+    pub partitions: u64,
+    pub failed: u64,
+    pub bytes: u64,
 }

@@ -134,6 +134,21 @@ impl ReplicaManager {
             .cloned()
     }
 
+    /// Several partitions of one topic under one lock and one lookup of the topic (a fetch
+    /// may name thousands).
+    pub fn get_many(
+        &self,
+        topic: &str,
+        partitions: impl IntoIterator<Item = i32>,
+    ) -> Vec<Option<Arc<Partition>>> {
+        let all = self.partitions.read().unwrap_or_else(|p| p.into_inner());
+        let by_index = all.get(topic);
+        partitions
+            .into_iter()
+            .map(|p| by_index.and_then(|b| b.get(&p)).cloned())
+            .collect()
+    }
+
     pub fn all(&self) -> Vec<Arc<Partition>> {
         self.partitions
             .read()

@@ -26,6 +26,7 @@ use uuid::Uuid;
 use super::{str_bytes, RequestContext};
 use crate::errors::ErrorCode;
 use crate::fetch_session::{FetchPlan, FetchPosition, PartitionKey, Reported, Requested, TopicKey};
+use crate::metrics::FetchedPartitions;
 use crate::partition::Partition;
 use crate::security::acl::AclOperation;
 use crate::server::Broker;
@@ -158,7 +159,7 @@ fn topic_key(name: &TopicName, id: Uuid, uses_topic_ids: bool) -> TopicKey {
     if uses_topic_ids {
         TopicKey::Id(id)
     } else {
-        TopicKey::Name(name.0.to_string())
+        TopicKey::Name(name.0.as_str().into())
     }
 }
 
@@ -195,7 +196,8 @@ fn forgotten_partitions(forgotten: &[ForgottenTopic], uses_topic_ids: bool) -> V
 }
 
 /// Looks each partition up (topic by name or id, READ permission, the local replica) and
-/// gives consecutive partitions of a topic one entry in the response's topic list.
+/// gives consecutive partitions of a topic one entry in the response's topic list. A topic is
+/// resolved once for its run of partitions, which are then found under one lock.
 fn resolve(
     broker: &Broker,
     ctx: &RequestContext,
@@ -205,58 +207,64 @@ fn resolve(
     let image = broker.metadata.image();
     let mut topics: Vec<(TopicName, Uuid)> = Vec::new();
     let mut wanted = Vec::with_capacity(partitions.len());
-    // The topic of the current run: its key, name and why it cannot be read, if so.
-    let mut current: Option<(TopicKey, String, Option<ErrorCode>)> = None;
-    for requested in partitions {
-        if current
-            .as_ref()
-            .is_none_or(|(key, _, _)| *key != requested.key.topic)
+    let mut partitions = partitions.into_iter().peekable();
+    while let Some(first) = partitions.next() {
+        let mut run = vec![first];
+        while let Some(next) =
+            partitions.next_if(|r| run.first().is_some_and(|f| f.key.topic == r.key.topic))
         {
-            let (name, id, unknown) = match &requested.key.topic {
-                TopicKey::Id(id) => match image.topic_by_id(id) {
-                    Some(t) => (t.name.clone(), *id, None),
-                    None => (String::new(), *id, Some(ErrorCode::UnknownTopicId)),
-                },
-                TopicKey::Name(name) => {
-                    let unknown = image
-                        .topic(name)
-                        .is_none()
-                        .then_some(ErrorCode::UnknownTopicOrPartition);
-                    (name.clone(), Uuid::nil(), unknown)
-                }
-            };
-            // READ is checked before existence (an id we do not know stays UNKNOWN_TOPIC_ID).
-            let unreadable = match unknown {
-                Some(ErrorCode::UnknownTopicId) => unknown,
-                _ if !ctx.allowed_topic(broker, AclOperation::Read, &name) => {
-                    Some(ErrorCode::TopicAuthorizationFailed)
-                }
-                other => other,
-            };
-            // v13+ identifies topics by id only; the name field no longer exists on the wire.
-            let wire_name = if uses_topic_ids {
-                TopicName::default()
-            } else {
-                TopicName(str_bytes(name.clone()))
-            };
-            topics.push((wire_name, id));
-            current = Some((requested.key.topic.clone(), name, unreadable));
+            run.push(next);
         }
-        let Some((_, name, unreadable)) = &current else {
+        let Some(topic) = run.first().map(|r| r.key.topic.clone()) else {
             continue;
         };
-        let partition = match unreadable {
-            Some(code) => Err(*code),
+        let (name, id, unknown) = match &topic {
+            TopicKey::Id(id) => match image.topic_by_id(id) {
+                Some(t) => (t.name.clone(), *id, None),
+                None => (String::new(), *id, Some(ErrorCode::UnknownTopicId)),
+            },
+            TopicKey::Name(name) => {
+                let unknown = image
+                    .topic(name)
+                    .is_none()
+                    .then_some(ErrorCode::UnknownTopicOrPartition);
+                (name.to_string(), Uuid::nil(), unknown)
+            }
+        };
+        // READ is checked before existence (an id we do not know stays UNKNOWN_TOPIC_ID).
+        let unreadable = match unknown {
+            Some(ErrorCode::UnknownTopicId) => unknown,
+            _ if !ctx.allowed_topic(broker, AclOperation::Read, &name) => {
+                Some(ErrorCode::TopicAuthorizationFailed)
+            }
+            other => other,
+        };
+        let found: Vec<Result<Arc<Partition>, ErrorCode>> = match unreadable {
+            Some(code) => run.iter().map(|_| Err(code)).collect(),
             None => broker
                 .replicas
-                .get(name, requested.key.partition)
-                .ok_or(ErrorCode::UnknownTopicOrPartition),
+                .get_many(&name, run.iter().map(|r| r.key.partition))
+                .into_iter()
+                .map(|p| p.ok_or(ErrorCode::UnknownTopicOrPartition))
+                .collect(),
         };
-        wanted.push(WantedPartition {
-            topic_slot: topics.len().saturating_sub(1),
-            requested,
-            partition,
-        });
+        // v13+ identifies topics by id only; the name field no longer exists on the wire.
+        let wire_name = if uses_topic_ids {
+            TopicName::default()
+        } else {
+            TopicName(str_bytes(name))
+        };
+        let topic_slot = topics.len();
+        topics.push((wire_name, id));
+        wanted.extend(
+            run.into_iter()
+                .zip(found)
+                .map(|(requested, partition)| WantedPartition {
+                    topic_slot,
+                    requested,
+                    partition,
+                }),
+        );
     }
     (topics, wanted)
 }
@@ -329,16 +337,37 @@ fn reported(data: &PartitionData) -> Reported {
 }
 
 /// Per-topic fetch metrics, once per request (not per long-poll round), for every partition
-/// read, whether or not an incremental response then carries it.
+/// read, whether or not an incremental response then carries it; one series update per topic.
 fn record_metrics(broker: &Broker, wanted: &[WantedPartition], data: &[PartitionData]) {
+    let mut run: Option<(usize, &str, FetchedPartitions)> = None;
     for (w, data) in wanted.iter().zip(data) {
         // Unknown topics are not labelled: their names come from the client.
-        if let Ok(p) = &w.partition {
-            let bytes = data.records.as_ref().map_or(0, |r| r.len() as u64);
-            broker
-                .metrics
-                .fetch_partition(&p.tp.topic, data.error_code, bytes);
+        let Ok(p) = &w.partition else {
+            continue;
+        };
+        let failed = u64::from(data.error_code != 0);
+        let bytes = data.records.as_ref().map_or(0, |r| r.len() as u64);
+        match &mut run {
+            Some((slot, _, read)) if *slot == w.topic_slot => {
+                read.partitions += 1;
+                read.failed += failed;
+                read.bytes += bytes;
+            }
+            _ => {
+                if let Some((_, topic, read)) = run.take() {
+                    broker.metrics.fetched(topic, read);
+                }
+                let read = FetchedPartitions {
+                    partitions: 1,
+                    failed,
+                    bytes,
+                };
+                run = Some((w.topic_slot, &p.tp.topic, read));
+            }
         }
+    }
+    if let Some((_, topic, read)) = run {
+        broker.metrics.fetched(topic, read);
     }
 }
 
