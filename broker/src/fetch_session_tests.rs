@@ -319,3 +319,127 @@ fn epochs_wrap_to_one() {
     assert_eq!(next_epoch(i32::MAX), 1);
     assert_eq!(next_epoch(-7), FINAL_EPOCH);
 }
+
+/// A step of a client (or several, or a hostile one) against the cache.
+#[derive(Debug, Clone)]
+enum Step {
+    Open {
+        partitions: Vec<i32>,
+    },
+    Incremental {
+        session: usize,
+        epoch_skew: i32,
+        add: Vec<i32>,
+        forget: Vec<i32>,
+    },
+    Finish {
+        session: usize,
+        epoch_skew: i32,
+        records: Vec<bool>,
+        high_watermark: i64,
+    },
+    Close {
+        session: usize,
+    },
+    Wait {
+        seconds: u64,
+    },
+}
+
+fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+    use proptest::prelude::*;
+    let partitions = || proptest::collection::vec(0..12i32, 0..8);
+    prop_oneof![
+        partitions().prop_map(|partitions| Step::Open { partitions }),
+        (0..4usize, -1..2i32, partitions(), partitions()).prop_map(
+            |(session, epoch_skew, add, forget)| {
+                Step::Incremental {
+                    session,
+                    epoch_skew,
+                    add,
+                    forget,
+                }
+            }
+        ),
+        (
+            0..4usize,
+            -1..2i32,
+            proptest::collection::vec(any::<bool>(), 0..12),
+            0..3i64
+        )
+            .prop_map(
+                |(session, epoch_skew, records, high_watermark)| Step::Finish {
+                    session,
+                    epoch_skew,
+                    records,
+                    high_watermark
+                }
+            ),
+        (0..4usize).prop_map(|session| Step::Close { session }),
+        (0..200u64).prop_map(|seconds| Step::Wait { seconds }),
+    ]
+}
+
+proptest::proptest! {
+    /// Whatever clients send, in whatever order: no panic, at most the configured sessions,
+    /// the partition count kept for the metrics and the bound equals what the sessions hold,
+    /// and every session's index points at its own partitions.
+    #[test]
+    fn any_sequence_of_requests_keeps_the_cache_consistent(
+        steps in proptest::collection::vec(step(), 1..60),
+    ) {
+        let cache = FetchSessionCache::new(3);
+        let mut now = Instant::now();
+        // (id, the epoch its client believes is next), as clients track them.
+        let mut known: Vec<(i32, i32)> = Vec::new();
+        for step in steps {
+            match step {
+                Step::Open { partitions } => {
+                    let answered: Vec<_> =
+                        partitions.iter().map(|&p| (at("t", p, 0), quiet(0))).collect();
+                    let id = cache.open(false, &answered, now);
+                    if id != 0 {
+                        known.push((id, 1));
+                    }
+                }
+                Step::Incremental { session, epoch_skew, add, forget } => {
+                    let Some(&(id, epoch)) = known.get(session) else { continue };
+                    let add: Vec<_> = add.iter().map(|&p| at("t", p, 1)).collect();
+                    let forget: Vec<_> = forget.iter().map(|&p| key("t", p)).collect();
+                    if let FetchPlan::Incremental { epoch: next, .. } =
+                        cache.begin(id, epoch + epoch_skew, false, add, &forget, now)
+                    {
+                        if let Some(entry) = known.get_mut(session) {
+                            entry.1 = next;
+                        }
+                    }
+                }
+                Step::Finish { session, epoch_skew, records, high_watermark } => {
+                    let Some(&(id, epoch)) = known.get(session) else { continue };
+                    let reported: Vec<_> = records
+                        .iter()
+                        .map(|&r| if r { fed(high_watermark) } else { quiet(high_watermark) })
+                        .collect();
+                    if let Ok(keep) = cache.finish(id, epoch + epoch_skew, &reported) {
+                        proptest::prop_assert_eq!(keep.len(), reported.len());
+                    }
+                }
+                Step::Close { session } => {
+                    let Some(&(id, _)) = known.get(session) else { continue };
+                    let _ = cache.begin(id, FINAL_EPOCH, false, vec![], &[], now);
+                }
+                Step::Wait { seconds } => now += Duration::from_secs(seconds),
+            }
+            let sessions = cache.lock();
+            proptest::prop_assert!(sessions.by_id.len() <= 3);
+            let held: usize = sessions.by_id.values().map(|s| s.partitions.len()).sum();
+            proptest::prop_assert_eq!(sessions.cached_partitions, held);
+            for s in sessions.by_id.values() {
+                proptest::prop_assert_eq!(s.index.len(), s.partitions.len());
+                for (key, &i) in &s.index {
+                    proptest::prop_assert_eq!(s.partitions.get(i).map(|p| &p.requested.key), Some(key));
+                }
+            }
+        }
+    }
+}
