@@ -140,29 +140,45 @@ impl FetchSession {
         );
     }
 
+    /// Adds a partition at the end of the session, or gives a known one the request's
+    /// position (`high_watermark` and `log_start_offset` are what a response said, -1 when
+    /// none has yet).
+    fn upsert(&mut self, requested: &Requested, high_watermark: i64, log_start_offset: i64) {
+        match self
+            .index
+            .get(&requested.key)
+            .and_then(|&i| self.partitions.get_mut(i))
+        {
+            Some(cached) => cached.requested.position = requested.position,
+            None => {
+                let _ = self
+                    .index
+                    .insert(requested.key.clone(), self.partitions.len());
+                self.partitions.push(CachedPartition {
+                    requested: requested.clone(),
+                    high_watermark,
+                    log_start_offset,
+                });
+            }
+        }
+    }
+
     /// Applies an incremental request: new partitions join at the end, known ones take the
     /// request's position, then the forgotten ones leave.
     fn update(&mut self, requested: &[Requested], forgotten: &[PartitionKey]) {
         for r in requested {
-            match self
-                .index
-                .get(&r.key)
-                .and_then(|&i| self.partitions.get_mut(i))
-            {
-                Some(cached) => cached.requested.position = r.position,
-                None => {
-                    let _ = self.index.insert(r.key.clone(), self.partitions.len());
-                    self.partitions.push(CachedPartition {
-                        requested: r.clone(),
-                        high_watermark: -1,
-                        log_start_offset: -1,
-                    });
-                }
+            self.upsert(r, -1, -1);
+        }
+        // Marked by position, so forgetting is linear in the session, not session x forgotten.
+        let mut leaving = vec![false; self.partitions.len()];
+        for &i in forgotten.iter().filter_map(|k| self.index.get(k)) {
+            if let Some(slot) = leaving.get_mut(i) {
+                *slot = true;
             }
         }
-        if forgotten.iter().any(|k| self.index.contains_key(k)) {
-            self.partitions
-                .retain(|p| !forgotten.contains(&p.requested.key));
+        if leaving.contains(&true) {
+            let mut leaving = leaving.into_iter();
+            self.partitions.retain(|_| !leaving.next().unwrap_or(false));
             self.reindex();
         }
     }
@@ -353,27 +369,13 @@ impl FetchSessionCache {
             last_used: now,
         };
         for (requested, reported) in answered {
-            match session.index.get(&requested.key) {
-                Some(&i) => {
-                    if let Some(cached) = session.partitions.get_mut(i) {
-                        cached.requested.position = requested.position;
-                    }
-                }
-                None => {
-                    let _ = session
-                        .index
-                        .insert(requested.key.clone(), session.partitions.len());
-                    session.partitions.push(CachedPartition {
-                        requested: requested.clone(),
-                        high_watermark: if reported.error_code != 0 {
-                            -1
-                        } else {
-                            reported.high_watermark
-                        },
-                        log_start_offset: reported.log_start_offset,
-                    });
-                }
-            }
+            // Resent once an error clears, whatever the high watermark is then.
+            let high_watermark = if reported.error_code != 0 {
+                -1
+            } else {
+                reported.high_watermark
+            };
+            session.upsert(requested, high_watermark, reported.log_start_offset);
         }
         let id = sessions.new_session_id();
         sessions.cached_partitions += session.partitions.len();

@@ -8,6 +8,24 @@ use std::io::{self, IoSlice};
 use std::os::unix::fs::FileExt;
 use std::os::unix::io::AsRawFd;
 
+/// Where an allocation of `allocated` bytes that must now cover `needed` should reach: steps
+/// start at `min_step` and double with the file up to `max_step`, in whole `min_step`s, never
+/// past `capacity`. A busy file then makes one `fallocate` per `max_step`, a quiet one holds
+/// little more than its data.
+pub(crate) fn grown_size(
+    allocated: usize,
+    needed: usize,
+    (min_step, max_step): (usize, usize),
+    capacity: usize,
+) -> usize {
+    let step = allocated.clamp(min_step, max_step);
+    needed
+        .max(allocated.saturating_add(step))
+        .div_ceil(min_step)
+        .saturating_mul(min_step)
+        .min(capacity)
+}
+
 /// Grows `file` so that bytes [from, to) are allocated on disk; `from` is the current length.
 pub(crate) fn allocate(file: &File, from: u64, to: u64) -> io::Result<()> {
     if to <= from {
@@ -90,4 +108,25 @@ pub(crate) fn write_all_vectored_at(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod growth_tests {
+    use super::grown_size;
+
+    #[test]
+    fn allocation_steps_start_small_and_double_up_to_the_largest() {
+        const STEPS: (usize, usize) = (64 * 1024, 16 * 1024 * 1024);
+        let cap = 1 << 30;
+        // A first small write reserves one small step, not 16 MiB.
+        assert_eq!(grown_size(0, 100, STEPS, cap), STEPS.0);
+        // A write larger than the step reserves what it needs (whole steps).
+        assert_eq!(grown_size(0, 1_000_000, STEPS, cap), 16 * STEPS.0);
+        // Steps double with what is allocated...
+        assert_eq!(grown_size(1 << 20, (1 << 20) + 1, STEPS, cap), 2 << 20);
+        // ...up to the largest step.
+        assert_eq!(grown_size(64 << 20, (64 << 20) + 1, STEPS, cap), 80 << 20);
+        // Never past the capacity.
+        assert_eq!(grown_size(cap - 10, cap - 5, STEPS, cap), cap);
+    }
 }

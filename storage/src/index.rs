@@ -28,9 +28,9 @@ struct MappedIndex {
 }
 
 /// Index blocks are allocated a page at first, then in steps that double with the index up
-/// to 1 MiB: a partition's two active indexes hold 8 KiB until it has data, not 20 MiB.
-const MIN_INDEX_STEP: usize = 4096;
-const MAX_INDEX_STEP: usize = 1024 * 1024;
+/// to 1 MiB (`file_alloc::grown_size`): a partition's two active indexes hold 8 KiB until it
+/// has data, not 20 MiB.
+const INDEX_STEPS: (usize, usize) = (4096, 1024 * 1024);
 
 impl MappedIndex {
     /// Opens (creating if needed) `path`. Existing entries are kept when `keep` is true; a
@@ -64,7 +64,7 @@ impl MappedIndex {
             entries
         };
         let allocated = if writable {
-            let first = len.max(MIN_INDEX_STEP).min(capacity * entry_size).max(len);
+            let first = len.max(INDEX_STEPS.0.min(capacity * entry_size));
             file_alloc::allocate(&file, len as u64, first as u64).at(path)?;
             first
         } else {
@@ -148,11 +148,13 @@ impl MappedIndex {
     /// Allocates the next step of blocks. On failure (a full disk) the entry is not stored:
     /// the index is sparse, so a lookup then scans from an earlier entry, and nothing is lost.
     fn grow(&mut self) -> bool {
-        let step = self.allocated.clamp(MIN_INDEX_STEP, MAX_INDEX_STEP);
-        let to = self
-            .allocated
-            .saturating_add(step)
-            .min(self.capacity * self.entry_size);
+        let needed = (self.entries + 1) * self.entry_size;
+        let to = file_alloc::grown_size(
+            self.allocated,
+            needed,
+            INDEX_STEPS,
+            self.capacity * self.entry_size,
+        );
         match file_alloc::allocate(&self.file, self.allocated as u64, to as u64) {
             Ok(()) => {
                 self.allocated = to;

@@ -13,23 +13,10 @@ use crate::file_alloc;
 use crate::LogConfig;
 use strata_protocol::record_batch::{self, RecordBatchHeader, BATCH_HEADER_LEN};
 
-/// Blocks are allocated ahead of the write position in steps that start at
-/// `MIN_ALLOC_STEP` and double with the segment up to `MAX_ALLOC_STEP` (capped at the
-/// segment size): a busy partition makes one `fallocate` per 16 MiB, and a quiet one holds
-/// little more than its records (a thousand partitions with a record each hold 64 MiB of
-/// blocks, not 16 GiB).
-const MIN_ALLOC_STEP: usize = 64 * 1024;
-const MAX_ALLOC_STEP: usize = 16 * 1024 * 1024;
-
-/// Where the allocation for a write ending at `end` should reach, `allocated` bytes being
-/// allocated already.
-fn allocation_target(allocated: usize, end: usize, capacity: usize) -> usize {
-    let step = allocated.clamp(MIN_ALLOC_STEP, MAX_ALLOC_STEP);
-    end.max(allocated.saturating_add(step))
-        .div_ceil(MIN_ALLOC_STEP)
-        .saturating_mul(MIN_ALLOC_STEP)
-        .min(capacity)
-}
+/// Blocks are allocated ahead of the write position in steps of 64 KiB doubling with the
+/// segment up to 16 MiB (`file_alloc::grown_size`; capped at the segment size): a thousand
+/// partitions with a record each hold 64 MiB of blocks, not 16 GiB.
+const ALLOC_STEPS: (usize, usize) = (64 * 1024, 16 * 1024 * 1024);
 
 /// Batches written by one `pwritev` (two iovecs each: the patched header, then the records).
 const BATCHES_PER_WRITE: usize = 32;
@@ -281,7 +268,7 @@ impl LogSegment {
             let target = if self.preallocate_all() {
                 self.map.len()
             } else {
-                allocation_target(self.allocated, end, self.map.len())
+                file_alloc::grown_size(self.allocated, end, ALLOC_STEPS, self.map.len())
             };
             (self.allocated, target)
         });
@@ -496,25 +483,5 @@ impl SealWork {
             super::advise_sealed(map);
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn allocation_steps_start_small_and_double_up_to_sixteen_mib() {
-        let cap = 1 << 30;
-        // A first small write reserves one small step, not 16 MiB.
-        assert_eq!(allocation_target(0, 100, cap), MIN_ALLOC_STEP);
-        // A write larger than the step reserves what it needs (whole steps).
-        assert_eq!(allocation_target(0, 1_000_000, cap), 16 * MIN_ALLOC_STEP);
-        // Steps double with what is allocated...
-        assert_eq!(allocation_target(1 << 20, (1 << 20) + 1, cap), 2 << 20);
-        // ...up to 16 MiB.
-        assert_eq!(allocation_target(64 << 20, (64 << 20) + 1, cap), 80 << 20);
-        // Never past the segment's capacity.
-        assert_eq!(allocation_target(cap - 10, cap - 5, cap), cap);
     }
 }

@@ -209,15 +209,11 @@ fn resolve(
     let mut wanted = Vec::with_capacity(partitions.len());
     let mut partitions = partitions.into_iter().peekable();
     while let Some(first) = partitions.next() {
+        let topic = first.key.topic.clone();
         let mut run = vec![first];
-        while let Some(next) =
-            partitions.next_if(|r| run.first().is_some_and(|f| f.key.topic == r.key.topic))
-        {
+        while let Some(next) = partitions.next_if(|r| r.key.topic == topic) {
             run.push(next);
         }
-        let Some(topic) = run.first().map(|r| r.key.topic.clone()) else {
-            continue;
-        };
         let (name, id, unknown) = match &topic {
             TopicKey::Id(id) => match image.topic_by_id(id) {
                 Some(t) => (t.name.clone(), *id, None),
