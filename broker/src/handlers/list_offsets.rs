@@ -18,7 +18,7 @@ use strata_protocol::kafka_protocol;
 
 use super::RequestContext;
 use crate::errors::ErrorCode;
-use crate::partition::Partition;
+use crate::partition::{Isolation, Partition};
 use crate::security::acl::AclOperation;
 use crate::server::Broker;
 
@@ -35,6 +35,8 @@ pub fn handle(
 ) -> ListOffsetsResponse {
     // leader_epoch exists from v4.
     let epoch_field = |epoch: i32| if ctx.api_version >= 4 { epoch } else { -1 };
+    // v2+: read_committed consumers see offsets up to the last stable offset only.
+    let isolation = Isolation::from_wire(request.isolation_level);
     let topics = request
         .topics
         .into_iter()
@@ -57,7 +59,7 @@ pub fn handle(
                                 .ok_or(ErrorCode::UnknownTopicOrPartition)
                         })
                         .and_then(|partition| {
-                            lookup(&partition, p.current_leader_epoch, p.timestamp)
+                            lookup(&partition, p.current_leader_epoch, p.timestamp, isolation)
                         });
                     match outcome {
                         Ok((offset, timestamp, epoch)) => base
@@ -85,21 +87,34 @@ fn lookup(
     partition: &Partition,
     current_leader_epoch: i32,
     timestamp: i64,
+    isolation: Isolation,
 ) -> Result<(i64, i64, i32), ErrorCode> {
     let epoch = partition.check_leader_epoch(current_leader_epoch)?;
+    let fetchable = match isolation {
+        Isolation::ReadUncommitted => partition.high_watermark(),
+        Isolation::ReadCommitted => partition.last_stable_offset(),
+    };
+    // As Kafka: a record a consumer of this isolation could not fetch yet is not found.
+    let visible = |found: (i64, i64, i32)| {
+        if found.0 < fetchable {
+            found
+        } else {
+            (-1, -1, -1)
+        }
+    };
     match timestamp {
-        LATEST => Ok((partition.high_watermark(), -1, epoch)),
+        LATEST => Ok((fetchable, -1, epoch)),
         EARLIEST | EARLIEST_LOCAL => Ok((partition.log_start_offset(), -1, epoch)),
         LATEST_TIERED => Ok((-1, -1, -1)), // no tiered storage: Kafka answers "no offset"
         MAX_TIMESTAMP => match partition.batch_with_max_timestamp()? {
             Some((_, batch)) => Ok(max_record(&batch)
-                .map(|(o, t)| (o, t, epoch))
+                .map(|(o, t)| visible((o, t, epoch)))
                 .unwrap_or((-1, -1, -1))),
             None => Ok((-1, -1, -1)),
         },
         ts if ts >= 0 => match partition.batch_for_timestamp(ts)? {
             Some((_, batch)) => Ok(first_record_at_or_after(&batch, ts)
-                .map(|(o, t)| (o, t, epoch))
+                .map(|(o, t)| visible((o, t, epoch)))
                 .unwrap_or((-1, -1, -1))),
             None => Ok((-1, -1, -1)),
         },

@@ -11,13 +11,16 @@ pub mod manager;
 pub mod durable;
 #[cfg(test)]
 mod tests;
+mod transactions;
+
+pub use transactions::Isolation;
 
 use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use bytes::Bytes;
-use strata_protocol::record_batch::{RecordBatchHeader, RecordRules};
+use strata_protocol::record_batch::{MarkerKind, RecordBatchHeader, RecordRules};
 use strata_storage::{
     AppendStart, Log, LogConfig, LogError, RetentionWork, SegmentPlan, TimestampType,
     TopicPartition,
@@ -26,13 +29,15 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::errors::ErrorCode;
+use crate::txn::partition_txns::{AbortedTxn, PartitionTxns};
 use crate::txn::producer_state::{ProducerStateTable, SequenceCheck};
 
 /// The log and the producer state move together: a sequence check and the append it
-/// allows must be one atomic step.
+/// allows must be one atomic step; so do a transaction's records and its open state.
 struct LocalReplica {
     log: Log,
     producers: ProducerStateTable,
+    txns: PartitionTxns,
 }
 
 pub struct Partition {
@@ -45,6 +50,9 @@ pub struct Partition {
     log_start_offset: AtomicI64,
     log_end_offset: AtomicI64,
     high_watermark: AtomicI64,
+    /// The first offset of the oldest open transaction, or the high watermark: what
+    /// read_committed consumers may read up to.
+    last_stable_offset: AtomicI64,
     /// Woken on every append (and on deletion) so that long-polling fetches re-check.
     appended: Notify,
     /// What produce checks and stores batches by, from the topic's config (read once a
@@ -99,38 +107,36 @@ pub struct ReadOutcome {
     /// Where `records` lie in their segment file, for sendfile.
     pub region: Option<strata_storage::FileRegion>,
     pub high_watermark: i64,
+    pub last_stable_offset: i64,
     pub log_start_offset: i64,
     pub log_end_offset: i64,
+    /// For read_committed reads: the aborted transactions with records in what was read.
+    pub aborted: Option<Vec<AbortedTxn>>,
 }
 
 impl Partition {
     pub fn new(tp: TopicPartition, topic_id: Uuid, log: Log, leader_epoch: i32) -> Self {
-        let mut producers = ProducerStateTable::default();
-        // Idempotence survives restarts: rebuild producer state from the batch headers.
-        let start = log.log_start_offset();
-        for header in log.batch_headers(start) {
-            if header.has_producer_id() {
-                producers.record(
-                    &header,
-                    header.base_offset,
-                    header.last_offset(),
-                    header.max_timestamp,
-                );
-            }
-        }
+        // Idempotence and open transactions survive restarts: rebuilt from the batches.
+        let (producers, txns) = transactions::rebuild_producer_state(&log);
+        let stable = txns.first_unstable_offset();
         let (lso, leo) = (log.log_start_offset(), log.log_end_offset());
         let produce_rules = RwLock::new(ProduceRules::of(log.config()));
         let durable = durable::GroupCommit::new(log.config().durable(), log.recovery_point());
         Self {
             tp,
             topic_id,
-            local: Mutex::new(Some(LocalReplica { log, producers })),
+            local: Mutex::new(Some(LocalReplica {
+                log,
+                producers,
+                txns,
+            })),
             writer: Mutex::new(()),
             leader_epoch: AtomicI32::new(leader_epoch),
             log_start_offset: AtomicI64::new(lso),
             log_end_offset: AtomicI64::new(leo),
             // Single replica: everything in the log is replicated to the whole ISR.
             high_watermark: AtomicI64::new(leo),
+            last_stable_offset: AtomicI64::new(stable.map_or(leo, |first| first.min(leo))),
             appended: Notify::new(),
             produce_rules,
             durable,
@@ -241,7 +247,7 @@ impl Partition {
                 Ok(stats) => tracing::info!(partition = %self.tp, ?stats, "log cleaned"),
                 Err(e) => tracing::error!(partition = %self.tp, error = %e, "installing cleaned segments failed"),
             }
-            self.publish_offsets(&local.log);
+            self.publish_offsets(local);
             Ok(())
         });
     }
@@ -257,6 +263,9 @@ impl Partition {
     }
     pub fn high_watermark(&self) -> i64 {
         self.high_watermark.load(Ordering::Acquire)
+    }
+    pub fn last_stable_offset(&self) -> i64 {
+        self.last_stable_offset.load(Ordering::Acquire)
     }
 
     /// Kafka's check of a client's `current_leader_epoch` (-1 = not sent): newer than ours is
@@ -307,13 +316,16 @@ impl Partition {
         self.with_local(f)
     }
 
-    fn publish_offsets(&self, log: &Log) {
+    fn publish_offsets(&self, local: &mut LocalReplica) {
+        let log = &local.log;
+        let hw = log.log_end_offset();
+        local.txns.forget_before(log.log_start_offset());
         self.log_start_offset
             .store(log.log_start_offset(), Ordering::Release);
-        self.log_end_offset
-            .store(log.log_end_offset(), Ordering::Release);
-        self.high_watermark
-            .store(log.log_end_offset(), Ordering::Release);
+        self.log_end_offset.store(hw, Ordering::Release);
+        self.high_watermark.store(hw, Ordering::Release);
+        let stable = local.txns.first_unstable_offset().map_or(hw, |f| f.min(hw));
+        self.last_stable_offset.store(stable, Ordering::Release);
     }
 
     /// Appends one validated batch as the leader. An idempotent batch is checked against the
@@ -324,6 +336,18 @@ impl Partition {
         header: &RecordBatchHeader,
         now_ms: i64,
     ) -> Result<AppendOutcome, ErrorCode> {
+        self.append(batch, header, now_ms, None)
+    }
+
+    /// Appends a client's batch, or (with `marker`) a transaction marker the coordinator
+    /// built, whose producer epoch is checked as a marker's, not as a sequence.
+    fn append(
+        &self,
+        batch: &[u8],
+        header: &RecordBatchHeader,
+        now_ms: i64,
+        marker: Option<MarkerKind>,
+    ) -> Result<AppendOutcome, ErrorCode> {
         let epoch = self.leader_epoch();
         let _writing = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         // Under `local`: the sequence check, offsets and room. The records are copied into
@@ -331,7 +355,12 @@ impl Partition {
         // file work.
         let mut pending = loop {
             let step = self.with_local(|local| {
-                if header.has_producer_id() {
+                if marker.is_some() {
+                    local
+                        .producers
+                        .check_marker(header.producer_id, header.producer_epoch)
+                        .map_err(|e| crate::errors::from_code(e.kafka_error_code()))?;
+                } else if header.has_producer_id() {
                     match local.producers.check(header) {
                         Ok(SequenceCheck::Append) => {}
                         Ok(SequenceCheck::Duplicate(dup)) => {
@@ -370,15 +399,23 @@ impl Partition {
                 .log
                 .finish_append(pending)
                 .map_err(|e| self.log_error(&e))?;
-            if header.has_producer_id() {
+            if let Some(kind) = marker {
+                let (pid, epoch) = (header.producer_id, header.producer_epoch);
+                local.producers.record_marker(pid, epoch);
+                let end = local.log.log_end_offset();
+                local.txns.on_marker(pid, kind, info.first_offset, end);
+            } else if header.has_producer_id() {
                 local.producers.record(
                     header,
                     info.first_offset,
                     info.last_offset,
                     info.max_timestamp,
                 );
+                if header.is_transactional() {
+                    local.txns.on_data(header.producer_id, info.first_offset);
+                }
             }
-            self.publish_offsets(&local.log);
+            self.publish_offsets(local);
             AppendOutcome {
                 base_offset: info.first_offset,
                 last_offset: info.last_offset,
@@ -413,18 +450,44 @@ impl Partition {
         max_bytes: usize,
         min_one_batch: bool,
     ) -> Result<ReadOutcome, ErrorCode> {
+        self.read_isolated(offset, max_bytes, min_one_batch, Isolation::ReadUncommitted)
+    }
+
+    /// Reads whole batches from `offset` up to the high watermark, or for read_committed up
+    /// to the last stable offset, with the aborted transactions in what was read.
+    pub fn read_isolated(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one_batch: bool,
+        isolation: Isolation,
+    ) -> Result<ReadOutcome, ErrorCode> {
         self.with_local(|local| {
             let hw = self.high_watermark();
+            let lso = self.last_stable_offset();
+            let upper = match isolation {
+                Isolation::ReadUncommitted => hw,
+                Isolation::ReadCommitted => lso,
+            };
             let info = local
                 .log
-                .read(offset, max_bytes, hw, min_one_batch)
+                .read(offset, max_bytes, upper, min_one_batch)
                 .map_err(|e| self.log_error(&e))?;
+            let aborted = match isolation {
+                Isolation::ReadUncommitted => None,
+                Isolation::ReadCommitted if info.records.is_empty() => Some(Vec::new()),
+                Isolation::ReadCommitted => {
+                    Some(local.txns.aborted_between(offset, info.next_offset))
+                }
+            };
             Ok(ReadOutcome {
                 records: info.records,
                 region: info.region,
                 high_watermark: hw,
+                last_stable_offset: lso,
                 log_start_offset: local.log.log_start_offset(),
                 log_end_offset: local.log.log_end_offset(),
+                aborted,
             })
         })
     }
@@ -485,7 +548,7 @@ impl Partition {
                 .log
                 .begin_delete_records(offset)
                 .map_err(|e| self.log_error(&e))?;
-            self.publish_offsets(&local.log);
+            self.publish_offsets(local);
             Ok(work)
         })?;
         self.finish_retention(work)
@@ -541,7 +604,7 @@ impl Partition {
                     .log
                     .begin_retention(now_ms)
                     .map_err(|e| self.log_error(&e));
-                self.publish_offsets(&local.log);
+                self.publish_offsets(local);
                 work
             });
             if let Ok(work) = work {

@@ -228,3 +228,100 @@ fn concurrent_appends_and_reads(p: Arc<Partition>) {
     }
     assert_eq!(p.high_watermark(), WRITERS * APPENDS);
 }
+
+/// A transactional batch of `count` records from `pid` (sequence `seq`).
+fn txn_batch(pid: i64, seq: i32, count: i32) -> Vec<u8> {
+    let records: Vec<Record> = (0..count)
+        .map(|i| Record {
+            transactional: true,
+            control: false,
+            partition_leader_epoch: 0,
+            producer_id: pid,
+            producer_epoch: 0,
+            timestamp_type: TimestampType::Creation,
+            offset: i64::from(i),
+            sequence: seq + i,
+            timestamp: 1_000,
+            key: None,
+            value: Some(bytes::Bytes::from_static(b"t")),
+            headers: Default::default(),
+            delete_horizon: false,
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .unwrap();
+    buf.to_vec()
+}
+
+fn append(p: &Partition, b: &[u8]) -> i64 {
+    let h = RecordBatchHeader::parse(b).unwrap();
+    p.append_as_leader(b, &h, 0).unwrap().base_offset
+}
+
+/// Open transactions hold the last stable offset back; read_committed reads stop there and
+/// carry the aborted transactions they cover; all of it comes back when the log reopens.
+#[test]
+fn transactions_bound_the_stable_offset_and_survive_a_reopen() {
+    use strata_protocol::record_batch::MarkerKind;
+
+    use crate::partition::Isolation;
+
+    let dir = tempfile::tempdir().unwrap();
+    let p = partition(dir.path(), u64::MAX);
+    append(&p, &batch(0)); // 0: plain
+    assert_eq!(append(&p, &txn_batch(7, 0, 3)), 1); // 1..=3: producer 7
+    assert_eq!(append(&p, &txn_batch(8, 0, 2)), 4); // 4..=5: producer 8
+    assert_eq!((p.last_stable_offset(), p.high_watermark()), (1, 6));
+    let committed = p
+        .read_isolated(0, 1 << 20, true, Isolation::ReadCommitted)
+        .unwrap();
+    let uncommitted = p.read(0, 1 << 20, true).unwrap();
+    assert!(committed.records.len() < uncommitted.records.len());
+    assert_eq!(committed.last_stable_offset, 1);
+    assert_eq!(committed.aborted, Some(Vec::new()));
+    assert_eq!(uncommitted.aborted, None);
+
+    // Producer 7 aborts (marker at 6), producer 8 commits (marker at 7).
+    let abort = p.append_marker(7, 0, 0, MarkerKind::Abort, 0).unwrap();
+    assert_eq!(abort.base_offset, 6);
+    assert_eq!(p.last_stable_offset(), 4);
+    p.append_marker(8, 0, 0, MarkerKind::Commit, 0).unwrap();
+    assert_eq!(p.last_stable_offset(), 8);
+    let read = p
+        .read_isolated(0, 1 << 20, true, Isolation::ReadCommitted)
+        .unwrap();
+    let aborted = read.aborted.unwrap();
+    assert_eq!(aborted.len(), 1);
+    assert_eq!((aborted[0].producer_id, aborted[0].first_offset), (7, 1));
+    // A read after the aborted transaction's marker does not list it.
+    let later = p
+        .read_isolated(7, 1 << 20, true, Isolation::ReadCommitted)
+        .unwrap();
+    assert_eq!(later.aborted, Some(Vec::new()));
+    // A marker from an older epoch than the producer's is refused (a fenced coordinator).
+    p.append_marker(7, 2, 0, MarkerKind::Abort, 0).unwrap();
+    assert!(p.append_marker(7, 1, 0, MarkerKind::Abort, 0).is_err());
+
+    // Producer 9 leaves a transaction open; the log is closed and reopened.
+    assert_eq!(append(&p, &txn_batch(9, 0, 1)), 9);
+    p.close();
+    let p = partition(dir.path(), u64::MAX);
+    assert_eq!((p.last_stable_offset(), p.high_watermark()), (9, 10));
+    assert!(p.has_open_transaction(9) && !p.has_open_transaction(7));
+    let read = p
+        .read_isolated(0, 1 << 20, true, Isolation::ReadCommitted)
+        .unwrap();
+    let aborted = read.aborted.unwrap();
+    assert_eq!(aborted.len(), 1);
+    assert_eq!((aborted[0].producer_id, aborted[0].first_offset), (7, 1));
+    p.append_marker(9, 0, 0, MarkerKind::Commit, 0).unwrap();
+    assert_eq!(p.last_stable_offset(), 11);
+}

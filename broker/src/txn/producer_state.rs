@@ -148,6 +148,34 @@ impl ProducerStateTable {
         });
     }
 
+    /// A transaction marker's epoch may not be older than its producer's (Kafka's
+    /// `appendEndTxnMarker`): an older coordinator's marker for a fenced producer.
+    pub fn check_marker(&self, producer_id: i64, epoch: i16) -> Result<(), ProducerStateError> {
+        match self.producers.get(&producer_id) {
+            Some(entry) if entry.epoch > epoch => Err(ProducerStateError::InvalidProducerEpoch {
+                found: epoch,
+                current: entry.epoch,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Records a marker: a newer epoch (the coordinator fenced the producer) replaces the
+    /// old one and its remembered batches.
+    pub fn record_marker(&mut self, producer_id: i64, epoch: i16) {
+        let entry = self
+            .producers
+            .entry(producer_id)
+            .or_insert_with(|| ProducerEntry {
+                epoch,
+                batches: VecDeque::new(),
+            });
+        if entry.epoch != epoch {
+            entry.epoch = epoch;
+            entry.batches.clear();
+        }
+    }
+
     /// Forgets everything at or above `offset` (log truncation).
     pub fn truncate_from(&mut self, offset: i64) {
         for entry in self.producers.values_mut() {

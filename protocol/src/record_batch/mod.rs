@@ -3,12 +3,14 @@
 //! Records are walked (never copied) only by the produce path's record checks (`records`).
 
 pub mod compression;
+mod control;
 mod iter;
 mod recompress;
 mod records;
 mod validate;
 mod walk;
 
+pub use control::{encode_marker, read_marker, Marker, MarkerKind};
 pub use iter::{BatchIter, BatchRef};
 pub use recompress::recompress_batch;
 pub use records::{check_records, RecordFault, RecordRules, RecordsChecked, RecordsRefused};

@@ -132,7 +132,7 @@ fn fast_record(buf: &[u8], pos: &mut usize) -> Option<RecordSeen> {
 /// An unsigned varint of up to 5 bytes at `buf[*p..]`, advancing `p`; `None` past the end or
 /// when too long. (`p` may lie beyond the end after an unchecked length: `get` says so.)
 #[inline(always)]
-fn fast_varint(buf: &[u8], p: &mut usize) -> Option<u32> {
+pub(super) fn fast_varint(buf: &[u8], p: &mut usize) -> Option<u32> {
     let b0 = *buf.get(*p)?;
     if b0 < 0x80 {
         *p += 1;
@@ -278,7 +278,7 @@ fn read_varlong<S: Source>(src: &mut S) -> Result<i64, WalkError> {
 }
 
 #[inline(always)]
-fn zigzag32(v: u32) -> i32 {
+pub(super) fn zigzag32(v: u32) -> i32 {
     ((v >> 1) as i32) ^ -((v & 1) as i32)
 }
 

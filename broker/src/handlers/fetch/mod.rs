@@ -1,4 +1,5 @@
-//! Fetch: whole batches from each requested partition, up to the high watermark, as
+//! Fetch: whole batches from each requested partition, up to the high watermark (the last
+//! stable offset for read_committed, with the aborted transactions in what is read), as
 //! zero-copy slices of the segment mappings. When less than `min_bytes` is available the
 //! request long-polls: it sleeps until an append to one of its partitions wakes it or
 //! `max_wait_ms` passes — no polling loop.
@@ -16,8 +17,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::future::select_all;
 use kafka_protocol::messages::fetch_request::{FetchTopic, ForgottenTopic};
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId, TopicName};
 pub use regions::FileRegions;
 use strata_protocol::kafka_protocol;
 use tokio::time::Instant;
@@ -27,7 +30,7 @@ use super::{str_bytes, RequestContext};
 use crate::errors::ErrorCode;
 use crate::fetch_session::{FetchPlan, FetchPosition, PartitionKey, Reported, Requested, TopicKey};
 use crate::metrics::FetchedPartitions;
-use crate::partition::Partition;
+use crate::partition::{Isolation, Partition};
 use crate::security::acl::AclOperation;
 use crate::server::Broker;
 
@@ -93,6 +96,8 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, request: FetchRequest
     let max_wait = Duration::from_millis(request.max_wait_ms.max(0) as u64).min(MAX_WAIT_CAP);
     let deadline = Instant::now() + max_wait;
     let min_bytes = request.min_bytes.max(0) as usize;
+    // v4+: read_committed stops at the last stable offset and lists aborted transactions.
+    let isolation = Isolation::from_wire(request.isolation_level);
     let max_bytes = if request.max_bytes <= 0 {
         usize::MAX
     } else {
@@ -109,7 +114,7 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, request: FetchRequest
         for w in &mut wakeups {
             w.as_mut().enable();
         }
-        let read = read_once(&wanted, max_bytes, ctx.api_version);
+        let read = read_once(&wanted, max_bytes, ctx.api_version, isolation);
         // As in Kafka, an error reading a partition answers at once; partitions that could
         // not be looked up (unknown, not authorized) do not cut the others' wait short.
         if read.bytes >= min_bytes
@@ -274,7 +279,12 @@ struct ReadOnce {
     read_error: bool,
 }
 
-fn read_once(wanted: &[WantedPartition], max_bytes: usize, version: i16) -> ReadOnce {
+fn read_once(
+    wanted: &[WantedPartition],
+    max_bytes: usize,
+    version: i16,
+    isolation: Isolation,
+) -> ReadOnce {
     let log_start = |offset: i64| if version >= 5 { offset } else { -1 };
     let mut read_once = ReadOnce {
         data: Vec::with_capacity(wanted.len()),
@@ -298,20 +308,30 @@ fn read_once(wanted: &[WantedPartition], max_bytes: usize, version: i16) -> Read
                     let budget = partition_max_bytes.min(max_bytes.saturating_sub(read_once.bytes));
                     // KIP-74: the first non-empty partition returns at least one whole batch.
                     let min_one_batch = read_once.bytes == 0;
-                    match p.read(position.fetch_offset, budget, min_one_batch) {
+                    match p.read_isolated(position.fetch_offset, budget, min_one_batch, isolation) {
                         Ok(read) => {
                             read_once.bytes += read.records.len();
                             read_once.regions.add(&read.records, read.region);
+                            let aborted = read.aborted.map(|list| {
+                                list.iter()
+                                    .map(|a| {
+                                        AbortedTransaction::default()
+                                            .with_producer_id(ProducerId(a.producer_id))
+                                            .with_first_offset(a.first_offset)
+                                    })
+                                    .collect()
+                            });
                             data.with_high_watermark(read.high_watermark)
-                                .with_last_stable_offset(read.high_watermark)
+                                .with_last_stable_offset(read.last_stable_offset)
                                 .with_log_start_offset(log_start(read.log_start_offset))
+                                .with_aborted_transactions(aborted)
                                 .with_records(Some(read.records))
                         }
                         Err(code) => {
                             read_once.read_error = true;
                             error_data(data, code)
                                 .with_high_watermark(p.high_watermark())
-                                .with_last_stable_offset(p.high_watermark())
+                                .with_last_stable_offset(p.last_stable_offset())
                                 .with_log_start_offset(log_start(p.log_start_offset()))
                         }
                     }
