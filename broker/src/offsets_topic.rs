@@ -3,7 +3,7 @@
 //! schemas, encoded by the coordinator), so they survive restarts and will replicate like
 //! any partition once replication exists.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
@@ -61,19 +61,30 @@ impl OffsetsTopicLog {
     }
 }
 
-fn encode_batch(records: &[(Bytes, Option<Bytes>)]) -> Result<BytesMut, String> {
+/// One uncompressed batch of internal-topic records (key, value; `None` is a tombstone).
+pub(crate) fn encode_batch(records: &[(Bytes, Option<Bytes>)]) -> Result<BytesMut, String> {
+    encode_producer_batch(records, None)
+}
+
+/// `encode_batch`, as a transactional batch of `(producer id, epoch)` when given.
+fn encode_producer_batch(
+    records: &[(Bytes, Option<Bytes>)],
+    producer: Option<(i64, i16)>,
+) -> Result<BytesMut, String> {
     let now = now_ms();
     let records: Vec<Record> = records
         .iter()
         .enumerate()
         .map(|(i, (key, value))| Record {
-            transactional: false,
+            transactional: producer.is_some(),
             control: false,
             partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
+            producer_id: producer.map_or(-1, |p| p.0),
+            producer_epoch: producer.map_or(-1, |p| p.1),
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
+            // A coordinator's transactional batch is not sequence-checked (Kafka leaves it
+            // without a sequence too).
             sequence: -1,
             timestamp: now,
             key: Some(key.clone()),
@@ -95,18 +106,19 @@ fn encode_batch(records: &[(Bytes, Option<Bytes>)]) -> Result<BytesMut, String> 
     Ok(buf)
 }
 
-impl OffsetsLog for OffsetsTopicLog {
-    fn append(
+impl OffsetsTopicLog {
+    fn append_batch(
         &self,
         partition: i32,
         records: Vec<(Bytes, Option<Bytes>)>,
+        producer: Option<(i64, i16)>,
     ) -> BoxFuture<'static, Result<(), i16>> {
         let replicas = self.replicas.clone();
         Box::pin(async move {
             if records.is_empty() {
                 return Ok(());
             }
-            let batch = encode_batch(&records).map_err(|e| {
+            let batch = encode_producer_batch(&records, producer).map_err(|e| {
                 tracing::error!(error = %e, "cannot encode a __consumer_offsets batch");
                 ErrorCode::UnknownServerError.code()
             })?;
@@ -115,22 +127,47 @@ impl OffsetsLog for OffsetsTopicLog {
             };
             let header = RecordBatchHeader::parse(&batch)
                 .map_err(|_| ErrorCode::UnknownServerError.code())?;
-            p.append_as_leader(&batch, &header, now_ms()).map(|_| ()).map_err(|code| {
+            let appended = if producer.is_some() {
+                p.append_as_coordinator(&batch, &header, now_ms())
+            } else {
+                p.append_as_leader(&batch, &header, now_ms())
+            };
+            appended.map(|_| ()).map_err(|code| {
                 tracing::error!(partition, error = ?code, "cannot append to __consumer_offsets");
                 // Kafka maps storage failures of the offsets log to these for clients.
                 match code {
-                    ErrorCode::RecordListTooLarge | ErrorCode::MessageTooLarge => ErrorCode::InvalidCommitOffsetSize.code(),
+                    ErrorCode::RecordListTooLarge | ErrorCode::MessageTooLarge => {
+                        ErrorCode::InvalidCommitOffsetSize.code()
+                    }
+                    // A fenced or out-of-sequence transactional producer.
+                    ErrorCode::InvalidProducerEpoch | ErrorCode::OutOfOrderSequenceNumber => {
+                        code.code()
+                    }
                     _ => ErrorCode::CoordinatorNotAvailable.code(),
                 }
             })
         })
     }
 
-    fn read_all(&self, partition: i32) -> Result<Vec<(Bytes, Option<Bytes>)>, i16> {
+    /// Every record in offset order with transactions resolved: a transaction's records
+    /// where its commit marker is, aborted ones dropped; and the records of transactions
+    /// still open at the end, by producer id.
+    #[allow(clippy::type_complexity)]
+    fn replay(
+        &self,
+        partition: i32,
+    ) -> Result<
+        (
+            Vec<(Bytes, Option<Bytes>)>,
+            Vec<(i64, (Bytes, Option<Bytes>))>,
+        ),
+        i16,
+    > {
         let Some(p) = self.replicas.get(OFFSETS_TOPIC, partition) else {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), Vec::new()));
         };
         let mut out = Vec::new();
+        let mut open: HashMap<i64, Vec<(Bytes, Option<Bytes>)>> = HashMap::new();
         let mut offset = p.log_start_offset();
         while offset < p.high_watermark() {
             let read = p
@@ -149,9 +186,22 @@ impl OffsetsLog for OffsetsTopicLog {
                 for r in set.records {
                     last = last.max(r.offset + 1);
                     if r.control {
+                        // Kafka's control record key: version (i16), type (i16: 1 commit).
+                        let commit = r
+                            .key
+                            .as_deref()
+                            .is_some_and(|k| k.get(2..4) == Some(&[0, 1]));
+                        if let Some(records) = open.remove(&r.producer_id) {
+                            if commit {
+                                out.extend(records);
+                            }
+                        }
                         continue;
                     }
-                    if let Some(key) = r.key {
+                    let Some(key) = r.key else { continue };
+                    if r.transactional {
+                        open.entry(r.producer_id).or_default().push((key, r.value));
+                    } else {
                         out.push((key, r.value));
                     }
                 }
@@ -161,6 +211,41 @@ impl OffsetsLog for OffsetsTopicLog {
             }
             offset = last;
         }
-        Ok(out)
+        let open = open
+            .into_iter()
+            .flat_map(|(pid, records)| records.into_iter().map(move |r| (pid, r)))
+            .collect();
+        Ok((out, open))
+    }
+}
+
+impl OffsetsLog for OffsetsTopicLog {
+    fn append(
+        &self,
+        partition: i32,
+        records: Vec<(Bytes, Option<Bytes>)>,
+    ) -> BoxFuture<'static, Result<(), i16>> {
+        self.append_batch(partition, records, None)
+    }
+
+    fn append_transactional(
+        &self,
+        partition: i32,
+        producer_id: i64,
+        producer_epoch: i16,
+        records: Vec<(Bytes, Option<Bytes>)>,
+    ) -> BoxFuture<'static, Result<(), i16>> {
+        self.append_batch(partition, records, Some((producer_id, producer_epoch)))
+    }
+
+    fn read_all(&self, partition: i32) -> Result<Vec<(Bytes, Option<Bytes>)>, i16> {
+        self.replay(partition).map(|(records, _)| records)
+    }
+
+    fn read_open_transactions(
+        &self,
+        partition: i32,
+    ) -> Result<Vec<(i64, (Bytes, Option<Bytes>))>, i16> {
+        self.replay(partition).map(|(_, open)| open)
     }
 }

@@ -53,6 +53,8 @@ pub struct Broker {
     pub authorizer: Arc<crate::security::authorizer::Authorizer>,
     /// Incremental fetch sessions (KIP-227).
     pub fetch_sessions: crate::fetch_session::FetchSessionCache,
+    /// Transactional ids and their transactions (KIP-98).
+    pub transactions: crate::txn::coordinator::TransactionCoordinator,
 }
 
 impl Broker {
@@ -142,7 +144,16 @@ pub fn open(config: BrokerConfig) -> anyhow::Result<Arc<Broker>> {
     let fetch_sessions = crate::fetch_session::FetchSessionCache::new(
         config.max_incremental_fetch_session_cache_slots,
     );
+    let transactions = crate::txn::coordinator::TransactionCoordinator::new(
+        replicas.clone(),
+        groups.clone(),
+        crate::txn::coordinator::TransactionConfig {
+            state_log_partitions: config.transaction_state_log_num_partitions,
+            max_timeout_ms: config.transaction_max_timeout_ms,
+        },
+    );
     let broker = Arc::new(Broker {
+        transactions,
         authorizer,
         fetch_sessions,
         current: std::sync::RwLock::new(Arc::new(current)),
@@ -252,6 +263,7 @@ pub async fn run_with_endpoint(
         endpoint.endpoint.set_broker(broker.clone());
     }
     load_groups(&broker).await?;
+    load_transactions(&broker)?;
     let connections = TaskTracker::new();
     let accepting = CancellationToken::new();
     let threads = match broker.config.connection_threads {
@@ -283,6 +295,7 @@ pub async fn run_with_endpoint(
         )));
     }
     let maintenance = tokio::spawn(maintenance_loop(broker.clone(), accepting.clone()));
+    let txn_timeouts = tokio::spawn(transaction_timeout_loop(broker.clone(), accepting.clone()));
     broker.metrics.set_ready(true);
     tracing::info!(node_id = broker.node_id(), "strata started");
 
@@ -303,6 +316,7 @@ pub async fn run_with_endpoint(
         );
     }
     let _ = maintenance.await;
+    let _ = txn_timeouts.await;
     if let Some(threads) = threads.and_then(|t| Arc::try_unwrap(t).ok()) {
         // Joining threads blocks: off the async workers.
         tokio::task::spawn_blocking(move || threads.stop()).await?;
@@ -388,6 +402,53 @@ async fn load_groups(broker: &Broker) -> anyhow::Result<()> {
         "consumer groups loaded"
     );
     Ok(())
+}
+
+/// Replays `__transaction_state` and finishes transactions a stop caught half-ended, after
+/// the groups (whose held transactional offsets the markers may decide).
+fn load_transactions(broker: &Broker) -> anyhow::Result<()> {
+    if broker
+        .metadata
+        .image()
+        .topic(crate::txn::coordinator::TRANSACTION_STATE_TOPIC)
+        .is_none()
+    {
+        return Ok(());
+    }
+    let started = Instant::now();
+    let loaded = tokio::task::block_in_place(|| broker.transactions.load())
+        .map_err(|code| anyhow::anyhow!("loading __transaction_state failed: {code:?}"))?;
+    tracing::info!(
+        transactional_ids = loaded,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "transactions loaded"
+    );
+    Ok(())
+}
+
+/// Aborts transactions past their timeout, every
+/// `transaction.abort.timed.out.transaction.cleanup.interval.ms`.
+async fn transaction_timeout_loop(broker: Arc<Broker>, stop: CancellationToken) {
+    let every = Duration::from_millis(
+        u64::try_from(
+            broker
+                .config
+                .transaction_abort_timed_out_transaction_cleanup_interval_ms,
+        )
+        .unwrap_or(10_000)
+        .max(10),
+    );
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            () = stop.cancelled() => return,
+        }
+        let b = broker.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            b.transactions.abort_timed_out(&b.producer_ids);
+        })
+        .await;
+    }
 }
 
 /// Flush policy, retention and recovery-point checkpoints, on Kafka's schedule keys.

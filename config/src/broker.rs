@@ -87,6 +87,9 @@ pub struct BrokerConfig {
     pub transactional_id_expiration_ms: i64,
     pub producer_id_expiration_ms: i64,
     pub transaction_max_timeout_ms: i32,
+    pub transaction_state_log_num_partitions: i32,
+    /// How often the transaction coordinator aborts transactions past their timeout.
+    pub transaction_abort_timed_out_transaction_cleanup_interval_ms: i64,
     /// Accepted and reported; Strata's runtime does not size a thread pool from it.
     pub num_network_threads: usize,
     /// `strata.connection.threads`: 0 for the shared runtime, else the connection threads.
@@ -418,6 +421,9 @@ pub(crate) fn build(
         transactional_id_expiration_ms: r.i64("transactional.id.expiration.ms")?,
         producer_id_expiration_ms: r.i64("producer.id.expiration.ms")?,
         transaction_max_timeout_ms: r.i32("transaction.max.timeout.ms")?,
+        transaction_state_log_num_partitions: r.i32("transaction.state.log.num.partitions")?,
+        transaction_abort_timed_out_transaction_cleanup_interval_ms: r
+            .i64("transaction.abort.timed.out.transaction.cleanup.interval.ms")?,
         num_network_threads: r.count("num.network.threads")?,
         connection_threads: r.count("strata.connection.threads")?,
         connections_max_idle_ms: r.i64("connections.max.idle.ms")?,

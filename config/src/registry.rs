@@ -228,6 +228,7 @@ pub static BROKER_KEYS: &[BrokerKey] = &[
     k("producer.id.expiration.ms", I, Some("86400000"), AtLeast(1), "How long a producer id's state is kept after its last write.").dynamic(),
     k("transaction.max.timeout.ms", I, Some("900000"), AtLeast(1), "The maximum transaction timeout a producer may ask for."),
     k("transaction.state.log.num.partitions", I, Some("50"), AtLeast(1), "The number of partitions of the transaction topic."),
+    k("transaction.abort.timed.out.transaction.cleanup.interval.ms", I, Some("10000"), AtLeast(1), "How often transactions past their timeout are aborted."),
     k("transaction.state.log.replication.factor", S, Some("3"), AtLeast(1), "The replication factor of the transaction topic."),
     k("transaction.state.log.min.isr", I, Some("2"), AtLeast(1), "min.insync.replicas of the transaction topic."),
     k("share.coordinator.state.topic.replication.factor", S, Some("3"), AtLeast(1), "Replication factor of the share-group state topic (accepted for compatibility)."),

@@ -62,6 +62,14 @@ pub const SUPPORTED: &[ApiRange] = &[
     r(ApiKey::DescribeUserScramCredentials, 0, 0),
     r(ApiKey::AlterUserScramCredentials, 0, 0),
     r(ApiKey::DescribeTopicPartitions, 0, 0),
+    // Transactions: AddPartitionsToTxn 4+ and EndTxn/TxnOffsetCommit 5 are KIP-890's
+    // broker-side verification and epoch-per-transaction protocol, not offered.
+    r(ApiKey::AddPartitionsToTxn, 0, 3),
+    r(ApiKey::AddOffsetsToTxn, 0, 4),
+    r(ApiKey::EndTxn, 0, 4),
+    r(ApiKey::TxnOffsetCommit, 0, 4),
+    r(ApiKey::DescribeTransactions, 0, 0),
+    r(ApiKey::ListTransactions, 0, 1),
 ];
 
 /// The advertised range of `api_key` (a raw wire value), if Strata supports it.

@@ -63,7 +63,16 @@ fn unknown_keys_and_unsupported_versions_keep_the_correlation_id() {
             correlation_id: 7
         })
     );
-    for (key, version) in [(18, 5), (3, 13), (1, 3), (0, 0), (0, 2), (0, 12), (24, 0)] {
+    for (key, version) in [
+        (18, 5),
+        (3, 13),
+        (1, 3),
+        (0, 0),
+        (0, 2),
+        (0, 12),
+        (24, 4),
+        (26, 5),
+    ] {
         let mut frame = BytesMut::new();
         frame.put_i16(key);
         frame.put_i16(version);

@@ -44,6 +44,8 @@ pub struct GroupCoordinator {
     pub(crate) weak: Weak<GroupCoordinator>,
     incarnations: AtomicU64,
     topic_validator: RwLock<Option<TopicValidator>>,
+    /// Offsets committed inside transactions not yet ended (`txn_offsets`).
+    pub(crate) pending_txn_offsets: Mutex<super::txn_offsets::PendingTxnOffsets>,
 }
 
 impl GroupCoordinator {
@@ -61,6 +63,7 @@ impl GroupCoordinator {
             weak: weak.clone(),
             incarnations: AtomicU64::new(0),
             topic_validator: RwLock::new(None),
+            pending_txn_offsets: Mutex::new(HashMap::new()),
         });
         coordinator.start_retention_timer();
         coordinator
@@ -280,7 +283,9 @@ impl GroupCoordinator {
             }
             let _ = partitions.insert(partition, LoadState::Loading);
         }
-        let result = self.replay(partition);
+        let result = self
+            .replay(partition)
+            .and_then(|()| self.hold_open_transactions(partition));
         let mut partitions = self
             .partitions
             .lock()

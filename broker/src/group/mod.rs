@@ -16,6 +16,7 @@ mod protocol;
 mod rebalance;
 pub mod schema;
 mod state;
+mod txn_offsets;
 
 // Deterministic timing tests on tokio's paused clock (`test-util`, a dev-dependency).
 #[cfg(test)]
@@ -30,6 +31,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::future::BoxFuture;
 
+pub(crate) use coordinator::partition_for;
 pub use coordinator::GroupCoordinator;
 pub use state::GroupState;
 
@@ -87,8 +89,23 @@ pub trait OffsetsLog: Send + Sync + 'static {
         records: Vec<OffsetsRecord>,
     ) -> BoxFuture<'static, Result<(), i16>>;
     /// Every record of the partition from its log start, in offset order (for loading on
-    /// start/failover).
+    /// start/failover). Records of a transaction appear where its commit marker is;
+    /// aborted and still-open transactions' records do not appear.
     fn read_all(&self, partition: i32) -> Result<Vec<OffsetsRecord>, i16>;
+    /// Appends the records as one transactional batch of the producer (TxnOffsetCommit).
+    fn append_transactional(
+        &self,
+        _partition: i32,
+        _producer_id: i64,
+        _producer_epoch: i16,
+        _records: Vec<OffsetsRecord>,
+    ) -> BoxFuture<'static, Result<(), i16>> {
+        Box::pin(async { Err(kafka_protocol::error::ResponseError::UnsupportedVersion.code()) })
+    }
+    /// The records of transactions not yet ended in the partition, with their producer ids.
+    fn read_open_transactions(&self, _partition: i32) -> Result<Vec<(i64, OffsetsRecord)>, i16> {
+        Ok(Vec::new())
+    }
 }
 
 /// Hook for OffsetCommit: does `topic`/`partition` exist? Partitions for which it answers

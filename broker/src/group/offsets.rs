@@ -228,10 +228,14 @@ impl GroupCoordinator {
     }
 
     /// OffsetFetch of listed partitions (-1 when none is committed) or of all of a group's
-    /// offsets; v8+ for several groups at once. `require_stable` needs no wait here: this
-    /// coordinator has no pending transactional offsets.
+    /// offsets; v8+ for several groups at once. With `require_stable` (v7+), a partition
+    /// whose offset an open transaction is about to change answers UNSTABLE_OFFSET_COMMIT
+    /// (retriable) instead of the offset it will replace.
     pub async fn offset_fetch(&self, req: OffsetFetchRequest, version: i16) -> OffsetFetchResponse {
         let mut r = OffsetFetchResponse::default();
+        let unstable = |group: &str, topic: &str, p: i32| {
+            req.require_stable && self.has_pending_offset(group, topic, p)
+        };
         if version >= 8 {
             r.groups = req
                 .groups
@@ -243,6 +247,7 @@ impl GroupCoordinator {
                             .collect::<Vec<_>>()
                     });
                     let fetched = self.fetch_group(rg.group_id.0.clone(), topics);
+                    let group = rg.group_id.0.as_str();
                     let mut out = OffsetFetchResponseGroup::default();
                     out.group_id = fetched.group_id.into();
                     out.error_code = fetched.error;
@@ -251,12 +256,18 @@ impl GroupCoordinator {
                         .into_iter()
                         .map(|(name, parts)| {
                             let mut t = OffsetFetchResponseTopics::default();
-                            t.name = TopicName(name);
+                            t.name = TopicName(name.clone());
                             t.partitions = parts
                                 .into_iter()
                                 .map(|(p, o)| {
                                     let mut rp = OffsetFetchResponsePartitions::default();
                                     rp.partition_index = p;
+                                    let o = if unstable(group, name.as_str(), p) {
+                                        rp.error_code = code(E::UnstableOffsetCommit);
+                                        None
+                                    } else {
+                                        o
+                                    };
                                     fill(
                                         &o,
                                         &mut rp.committed_offset,
@@ -303,13 +314,21 @@ impl GroupCoordinator {
             .into_iter()
             .map(|(name, parts)| {
                 let mut t = OffsetFetchResponseTopic::default();
-                t.name = TopicName(name);
+                t.name = TopicName(name.clone());
                 t.partitions = parts
                     .into_iter()
                     .map(|(p, o)| {
                         let mut rp = OffsetFetchResponsePartition::default();
                         rp.partition_index = p;
                         rp.error_code = partition_error;
+                        let o = if partition_error == codes::NONE
+                            && unstable(req.group_id.0.as_str(), name.as_str(), p)
+                        {
+                            rp.error_code = code(E::UnstableOffsetCommit);
+                            None
+                        } else {
+                            o
+                        };
                         fill(
                             &o,
                             &mut rp.committed_offset,

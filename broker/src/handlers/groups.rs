@@ -61,12 +61,13 @@ pub async fn find_coordinator(
             tracing::error!(error = %msg, "cannot create __consumer_offsets");
             (code, msg)
         }),
-        // Non-retriable on purpose: a retriable code makes a transactional Java producer spin
-        // on FindCoordinator until max.block.ms; this fails initTransactions() at once.
-        KEY_TYPE_TRANSACTION => Err((
-            ErrorCode::InvalidRequest,
-            "transactions are not supported yet".to_string(),
-        )),
+        KEY_TYPE_TRANSACTION => {
+            tokio::task::block_in_place(|| super::transactions::ensure_transaction_topic(broker))
+                .map_err(|(code, msg)| {
+                    tracing::error!(error = %msg, "cannot create __transaction_state");
+                    (code, msg)
+                })
+        }
         other => Err((
             ErrorCode::InvalidRequest,
             format!("unknown coordinator key type {other}"),
@@ -75,14 +76,28 @@ pub async fn find_coordinator(
     let coordinators: Vec<Coordinator> = keys
         .into_iter()
         .map(|key| {
-            // DESCRIBE on the group, checked per key (transactional ids have no coordinator).
-            let denied = request.key_type == KEY_TYPE_GROUP
-                && !ctx.allowed_group(broker, AclOperation::Describe, key.as_str());
+            // DESCRIBE on the group or the transactional id, checked per key.
+            let denied = match request.key_type {
+                KEY_TYPE_GROUP => {
+                    (!ctx.allowed_group(broker, AclOperation::Describe, key.as_str())).then_some((
+                        ErrorCode::GroupAuthorizationFailed,
+                        "Group authorization failed.",
+                    ))
+                }
+                KEY_TYPE_TRANSACTION => {
+                    (!ctx.allowed_transactional_id(broker, AclOperation::Describe, key.as_str()))
+                        .then_some((
+                            ErrorCode::TransactionalIdAuthorizationFailed,
+                            "Transactional Id authorization failed.",
+                        ))
+                }
+                _ => None,
+            };
             let c = Coordinator::default().with_key(key);
-            if denied {
+            if let Some((code, message)) = denied {
                 return c
-                    .with_error_code(ErrorCode::GroupAuthorizationFailed.code())
-                    .with_error_message(Some(str_bytes("Group authorization failed.")))
+                    .with_error_code(code.code())
+                    .with_error_message(Some(str_bytes(message)))
                     .with_node_id(BrokerId(-1))
                     .with_port(-1);
             }

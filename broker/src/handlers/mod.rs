@@ -15,6 +15,7 @@ pub mod metadata;
 pub mod produce;
 pub mod producer_id;
 pub mod scram_credentials;
+pub mod transactions;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -114,6 +115,12 @@ pub const IMPLEMENTED: &[ApiKey] = &[
     ApiKey::DescribeAcls,
     ApiKey::DeleteAcls,
     ApiKey::DescribeTopicPartitions,
+    ApiKey::AddPartitionsToTxn,
+    ApiKey::AddOffsetsToTxn,
+    ApiKey::EndTxn,
+    ApiKey::TxnOffsetCommit,
+    ApiKey::DescribeTransactions,
+    ApiKey::ListTransactions,
 ];
 
 pub async fn handle(broker: &Arc<Broker>, ctx: RequestContext, body: RequestKind) -> Reply {
@@ -154,6 +161,22 @@ pub async fn handle(broker: &Arc<Broker>, ctx: RequestContext, body: RequestKind
         }
         RequestKind::InitProducerId(r) => {
             ResponseKind::InitProducerId(producer_id::handle(broker, &ctx, r))
+        }
+        RequestKind::AddPartitionsToTxn(r) => {
+            ResponseKind::AddPartitionsToTxn(transactions::add_partitions_to_txn(broker, &ctx, r))
+        }
+        RequestKind::AddOffsetsToTxn(r) => {
+            ResponseKind::AddOffsetsToTxn(transactions::add_offsets_to_txn(broker, &ctx, r))
+        }
+        RequestKind::EndTxn(r) => ResponseKind::EndTxn(transactions::end_txn(broker, &ctx, r)),
+        RequestKind::TxnOffsetCommit(r) => {
+            ResponseKind::TxnOffsetCommit(transactions::txn_offset_commit(broker, &ctx, r).await)
+        }
+        RequestKind::DescribeTransactions(r) => {
+            ResponseKind::DescribeTransactions(transactions::describe_transactions(broker, &ctx, r))
+        }
+        RequestKind::ListTransactions(r) => {
+            ResponseKind::ListTransactions(transactions::list_transactions(broker, &ctx, r))
         }
         RequestKind::DescribeCluster(r) => {
             ResponseKind::DescribeCluster(cluster::describe_cluster(broker, &ctx, r))

@@ -103,6 +103,7 @@ pub async fn handle(
     request: ProduceRequest,
 ) -> Option<ProduceResponse> {
     let acks = request.acks;
+    let transactional_id = request.transactional_id.as_ref().map(|t| t.0.to_string());
     let version = ctx.api_version;
     let image = broker.metadata.image();
     let mut responses = Vec::with_capacity(request.topic_data.len());
@@ -121,11 +122,10 @@ pub async fn handle(
                 if !matches!(acks, -1..=1) {
                     return Err(ErrorCode::InvalidRequiredAcks.into());
                 }
-                if request.transactional_id.is_some() {
-                    return Err(Refusal::because(
-                        ErrorCode::TransactionalIdAuthorizationFailed,
-                        "transactions are not supported yet",
-                    ));
+                if let Some(txn_id) = &transactional_id {
+                    if !ctx.allowed_transactional_id(broker, AclOperation::Write, txn_id) {
+                        return Err(ErrorCode::TransactionalIdAuthorizationFailed.into());
+                    }
                 }
                 // Kafka checks WRITE before existence, so names cannot be probed.
                 if !ctx.allowed_topic(broker, AclOperation::Write, &name) {
@@ -158,6 +158,31 @@ pub async fn handle(
                         ErrorCode::InvalidRecord,
                         "exactly one record batch per partition is allowed",
                     ));
+                }
+                if summary.first.is_transactional() {
+                    let Some(txn_id) = &transactional_id else {
+                        return Err(Refusal::because(
+                            ErrorCode::InvalidRecord,
+                            "transactional records need the request's transactional id",
+                        ));
+                    };
+                    // The partition must be in the producer's open transaction, or its records
+                    // could never be committed or aborted (KIP-890's check).
+                    broker
+                        .transactions
+                        .verify_partition(
+                            txn_id,
+                            summary.producer_id,
+                            summary.producer_epoch,
+                            &name,
+                            data.index,
+                        )
+                        .map_err(|code| {
+                            Refusal::because(
+                                code,
+                                "the partition is not in the producer's open transaction",
+                            )
+                        })?;
                 }
                 let now = now_ms();
                 let rules = partition.record_rules(now);

@@ -1,5 +1,5 @@
-//! InitProducerId for idempotent producers: a fresh producer id with epoch 0. Transactional
-//! ids need the transaction coordinator, which does not exist yet.
+//! InitProducerId: for idempotent producers a fresh producer id with epoch 0; for a
+//! transactional id, the transaction coordinator's producer id and next epoch.
 
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 use strata_protocol::kafka_protocol;
@@ -20,9 +20,34 @@ pub fn handle(
             .with_producer_id(ProducerId(-1))
             .with_producer_epoch(-1)
     };
-    if request.transactional_id.is_some() {
-        // Not an authorization problem: no transaction coordinator exists yet.
-        return failed(ErrorCode::InvalidRequest);
+    if let Some(txn_id) = request.transactional_id.as_ref().map(|t| t.0.to_string()) {
+        if !ctx.allowed_transactional_id(broker, AclOperation::Write, &txn_id) {
+            return failed(ErrorCode::TransactionalIdAuthorizationFailed);
+        }
+        if let Err((code, msg)) =
+            tokio::task::block_in_place(|| super::transactions::ensure_transaction_topic(broker))
+        {
+            tracing::error!(error = %msg, "cannot create __transaction_state");
+            return failed(code);
+        }
+        // v3+ (KIP-360): a producer may name its current id and epoch to bump it itself.
+        let expected =
+            (request.producer_id.0 >= 0).then_some((request.producer_id.0, request.producer_epoch));
+        let outcome = tokio::task::block_in_place(|| {
+            broker.transactions.init_producer_id(
+                &txn_id,
+                request.transaction_timeout_ms,
+                expected,
+                &broker.producer_ids,
+            )
+        });
+        return match outcome {
+            Ok((id, epoch)) => InitProducerIdResponse::default()
+                .with_producer_id(ProducerId(id))
+                .with_producer_epoch(epoch),
+            // PRODUCER_FENCED exists from v4.
+            Err(e) => failed(e.code(ctx.api_version >= 4)),
+        };
     }
     // KIP-679: IDEMPOTENT_WRITE on the cluster, or WRITE on any topic, lets a client be
     // an idempotent producer.

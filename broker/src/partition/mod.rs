@@ -90,6 +90,17 @@ impl ProduceRules {
     }
 }
 
+/// Who wrote a batch, which decides how its producer fields are checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AppendOrigin {
+    /// A producer: idempotence sequence checks.
+    Client,
+    /// A coordinator writing for a producer: only its epoch is checked.
+    Coordinator,
+    /// The transaction coordinator's marker ending a producer's transaction.
+    Marker(MarkerKind),
+}
+
 /// The outcome of a leader append, as Produce reports it.
 #[derive(Debug, Clone, Copy)]
 pub struct AppendOutcome {
@@ -336,17 +347,27 @@ impl Partition {
         header: &RecordBatchHeader,
         now_ms: i64,
     ) -> Result<AppendOutcome, ErrorCode> {
-        self.append(batch, header, now_ms, None)
+        self.append(batch, header, now_ms, AppendOrigin::Client)
     }
 
-    /// Appends a client's batch, or (with `marker`) a transaction marker the coordinator
-    /// built, whose producer epoch is checked as a marker's, not as a sequence.
+    /// Appends a batch a coordinator wrote for a producer (TxnOffsetCommit's offsets): its
+    /// epoch may not be older than the producer's, and its sequence is not checked (Kafka's
+    /// `AppendOrigin.COORDINATOR`).
+    pub fn append_as_coordinator(
+        &self,
+        batch: &[u8],
+        header: &RecordBatchHeader,
+        now_ms: i64,
+    ) -> Result<AppendOutcome, ErrorCode> {
+        self.append(batch, header, now_ms, AppendOrigin::Coordinator)
+    }
+
     fn append(
         &self,
         batch: &[u8],
         header: &RecordBatchHeader,
         now_ms: i64,
-        marker: Option<MarkerKind>,
+        origin: AppendOrigin,
     ) -> Result<AppendOutcome, ErrorCode> {
         let epoch = self.leader_epoch();
         let _writing = self.writer.lock().unwrap_or_else(|p| p.into_inner());
@@ -355,7 +376,7 @@ impl Partition {
         // file work.
         let mut pending = loop {
             let step = self.with_local(|local| {
-                if marker.is_some() {
+                if origin != AppendOrigin::Client && header.has_producer_id() {
                     local
                         .producers
                         .check_marker(header.producer_id, header.producer_epoch)
@@ -399,21 +420,26 @@ impl Partition {
                 .log
                 .finish_append(pending)
                 .map_err(|e| self.log_error(&e))?;
-            if let Some(kind) = marker {
-                let (pid, epoch) = (header.producer_id, header.producer_epoch);
-                local.producers.record_marker(pid, epoch);
-                let end = local.log.log_end_offset();
-                local.txns.on_marker(pid, kind, info.first_offset, end);
-            } else if header.has_producer_id() {
-                local.producers.record(
+            let pid = header.producer_id;
+            match origin {
+                AppendOrigin::Marker(kind) => {
+                    local.producers.record_marker(pid, header.producer_epoch);
+                    let end = local.log.log_end_offset();
+                    local.txns.on_marker(pid, kind, info.first_offset, end);
+                }
+                _ if !header.has_producer_id() => {}
+                AppendOrigin::Client => local.producers.record(
                     header,
                     info.first_offset,
                     info.last_offset,
                     info.max_timestamp,
-                );
-                if header.is_transactional() {
-                    local.txns.on_data(header.producer_id, info.first_offset);
+                ),
+                AppendOrigin::Coordinator => {
+                    local.producers.record_marker(pid, header.producer_epoch);
                 }
+            }
+            if header.is_transactional() && !header.is_control() && header.has_producer_id() {
+                local.txns.on_data(pid, info.first_offset);
             }
             self.publish_offsets(local);
             AppendOutcome {

@@ -40,7 +40,7 @@ impl Partition {
     ) -> Result<AppendOutcome, ErrorCode> {
         let batch = encode_marker(producer_id, producer_epoch, coordinator_epoch, kind, now_ms);
         let header = RecordBatchHeader::parse(&batch).map_err(|_| ErrorCode::UnknownServerError)?;
-        self.append(&batch, &header, now_ms, Some(kind))
+        self.append(&batch, &header, now_ms, super::AppendOrigin::Marker(kind))
     }
 
     /// Whether `producer_id` has records of an open transaction here.

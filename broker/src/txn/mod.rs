@@ -1,7 +1,10 @@
-//! Producer ids and idempotence: the producer-id allocator behind InitProducerId and the
-//! per-partition producer state that turns retried batches into duplicates instead of
-//! double appends. Transactions will live here too.
+//! Producer ids, idempotence and transactions: the producer-id allocator behind
+//! InitProducerId, the per-partition producer state that turns retried batches into
+//! duplicates instead of double appends, each partition's open and aborted transactions,
+//! and the transaction coordinator with its `__transaction_state` log.
 
+pub mod coordinator;
 pub mod partition_txns;
 pub mod producer_ids;
 pub mod producer_state;
+pub mod state_log;

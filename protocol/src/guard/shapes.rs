@@ -675,6 +675,116 @@ pub(crate) const ALTER_USER_SCRAM_CREDENTIALS: Message = message(
     ],
 );
 
+pub(crate) const ADD_PARTITIONS_TO_TXN: Message = message(
+    ApiKey::AddPartitionsToTxn,
+    3,
+    &[
+        f(
+            "transactions",
+            from(4),
+            structs(&[
+                f("transactional_id", from(4), STRING),
+                f("producer_id", from(4), INT64),
+                f("producer_epoch", from(4), INT16),
+                f("verify_only", from(4), BOOL),
+                f(
+                    "topics",
+                    from(4),
+                    structs(&[
+                        f("name", from(0), STRING),
+                        f("partitions", from(0), array(Prim::Int32)),
+                    ]),
+                ),
+            ]),
+        ),
+        f("v3_and_below_transactional_id", range(0, 3), STRING),
+        f("v3_and_below_producer_id", range(0, 3), INT64),
+        f("v3_and_below_producer_epoch", range(0, 3), INT16),
+        f(
+            "v3_and_below_topics",
+            range(0, 3),
+            structs(&[
+                f("name", from(0), STRING),
+                f("partitions", from(0), array(Prim::Int32)),
+            ]),
+        ),
+    ],
+);
+
+/// AddOffsetsToTxn request (api key 25), schema v0-4, flexible 3+.
+pub(crate) const ADD_OFFSETS_TO_TXN: Message = message(
+    ApiKey::AddOffsetsToTxn,
+    3,
+    &[
+        f("transactional_id", from(0), STRING),
+        f("producer_id", from(0), INT64),
+        f("producer_epoch", from(0), INT16),
+        f("group_id", from(0), STRING),
+    ],
+);
+
+/// EndTxn request (api key 26), schema v0-5, flexible 3+.
+pub(crate) const END_TXN: Message = message(
+    ApiKey::EndTxn,
+    3,
+    &[
+        f("transactional_id", from(0), STRING),
+        f("producer_id", from(0), INT64),
+        f("producer_epoch", from(0), INT16),
+        f("committed", from(0), BOOL),
+    ],
+);
+
+/// TxnOffsetCommit request (api key 28), schema v0-4, flexible 3+.
+pub(crate) const TXN_OFFSET_COMMIT: Message = message(
+    ApiKey::TxnOffsetCommit,
+    3,
+    &[
+        f("transactional_id", from(0), STRING),
+        f("group_id", from(0), STRING),
+        f("producer_id", from(0), INT64),
+        f("producer_epoch", from(0), INT16),
+        f("generation_id", from(3), INT32),
+        f("member_id", from(3), STRING),
+        f("group_instance_id", from(3), STRING),
+        f(
+            "topics",
+            from(0),
+            structs(&[
+                f("name", from(0), STRING),
+                f(
+                    "partitions",
+                    from(0),
+                    structs(&[
+                        f("partition_index", from(0), INT32),
+                        f("committed_offset", from(0), INT64),
+                        f("committed_leader_epoch", from(2), INT32),
+                        f("committed_metadata", from(0), STRING),
+                    ]),
+                ),
+            ]),
+        ),
+    ],
+);
+
+/// DescribeTransactions request (api key 65), schema v0, flexible 0+.
+pub(crate) const DESCRIBE_TRANSACTIONS: Message = message(
+    ApiKey::DescribeTransactions,
+    0,
+    &[f("transactional_ids", from(0), array(Prim::String))],
+);
+
+/// ListTransactions request (api key 66), schema v0-1, flexible 0+.
+pub(crate) const LIST_TRANSACTIONS: Message = message(
+    ApiKey::ListTransactions,
+    0,
+    &[
+        f("state_filters", from(0), array(Prim::String)),
+        f("producer_id_filters", from(0), array(Prim::Int64)),
+        f("duration_filter", from(1), INT64),
+    ],
+);
+
 /// Every request shape; `shape_for` looks them up by api key.
 pub(crate) const ALL: &[Message] = &[
     API_VERSIONS,
@@ -712,4 +822,10 @@ pub(crate) const ALL: &[Message] = &[
     DESCRIBE_USER_SCRAM_CREDENTIALS,
     ALTER_USER_SCRAM_CREDENTIALS,
     DESCRIBE_TOPIC_PARTITIONS,
+    ADD_PARTITIONS_TO_TXN,
+    ADD_OFFSETS_TO_TXN,
+    END_TXN,
+    TXN_OFFSET_COMMIT,
+    DESCRIBE_TRANSACTIONS,
+    LIST_TRANSACTIONS,
 ];
