@@ -178,10 +178,12 @@ pub async fn handle(
                             data.index,
                         )
                         .map_err(|code| {
-                            Refusal::because(
-                                code,
-                                "the partition is not in the producer's open transaction",
-                            )
+                            let why = if code == ErrorCode::InvalidTxnState {
+                                "the partition is not in the producer's open transaction"
+                            } else {
+                                "the producer is not its transactional id's current instance"
+                            };
+                            Refusal::because(code, why)
                         })?;
                 }
                 let now = now_ms();

@@ -215,4 +215,13 @@ mod tests {
         }
         assert_eq!(decode_key(&[0, 1, 0, 9, b'x']), None);
     }
+
+    proptest::proptest! {
+        /// The log is read back after crashes and bit rot: no bytes may panic the decoders.
+        #[test]
+        fn any_bytes_decode_without_panicking(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..256)) {
+            let _ = decode_value(&bytes);
+            let _ = decode_key(&bytes);
+        }
+    }
 }
