@@ -283,7 +283,8 @@ fn batches(data: &Bytes) -> impl Iterator<Item = (Bytes, RecordBatchHeader)> + '
 }
 
 /// Record-level cleaning applies to plain data batches; control and transactional batches
-/// are kept whole (transactions are not supported yet, so there is nothing to abort).
+/// are kept whole and their keys supersede nothing: whether a transaction's records count
+/// is decided by its marker, which this cleaner does not track (Kafka's does).
 fn cleanable_batch(h: &RecordBatchHeader) -> bool {
     !h.is_control() && !h.is_transactional()
 }
