@@ -42,6 +42,8 @@ pub(super) struct StateGauges {
     fetch_sessions: IntGauge,
     fetch_session_partitions: IntGauge,
     fetch_session_evictions: IntCounter,
+    transactions: IntGaugeVec,
+    oldest_open_transaction: prometheus::Gauge,
 }
 
 fn register<C: prometheus::core::Collector + Clone + 'static>(
@@ -172,6 +174,19 @@ impl StateGauges {
                     "Fetch sessions evicted to make room for new ones (IncrementalFetchSessionEvictionsPerSec).",
                 ))?,
             )?,
+            transactions: int_gauge_vec(
+                r,
+                "strata_transactions",
+                "Transactional ids by the state of their latest transaction (Ongoing ones are open).",
+                &["state"],
+            )?,
+            oldest_open_transaction: register(
+                r,
+                prometheus::Gauge::with_opts(Opts::new(
+                    "strata_transaction_oldest_open_seconds",
+                    "Age of the oldest open transaction (0 when none): a hanging transaction holds read_committed consumers back.",
+                ))?,
+            )?,
         })
     }
 
@@ -189,6 +204,19 @@ impl StateGauges {
         self.refresh_log_dirs(broker);
         self.refresh_groups(broker);
         self.refresh_fetch_sessions(broker);
+        self.refresh_transactions(broker);
+    }
+
+    fn refresh_transactions(&self, broker: &Broker) {
+        let summary = broker.transactions.summary();
+        self.transactions.reset();
+        for (state, count) in summary.by_state {
+            self.transactions
+                .with_label_values(&[state])
+                .set(i64::try_from(count).unwrap_or(i64::MAX));
+        }
+        self.oldest_open_transaction
+            .set(summary.oldest_open_ms.map_or(0.0, |ms| ms as f64 / 1000.0));
     }
 
     fn refresh_fetch_sessions(&self, broker: &Broker) {

@@ -66,6 +66,12 @@ impl TxnError {
     }
 }
 
+/// What the metrics show of the coordinator.
+pub struct TxnSummary {
+    pub by_state: Vec<(&'static str, usize)>,
+    pub oldest_open_ms: Option<i64>,
+}
+
 /// One transaction as DescribeTransactions and ListTransactions report it.
 #[derive(Debug, Clone)]
 pub struct TxnView {
@@ -459,6 +465,25 @@ impl TransactionCoordinator {
                 tracing::error!(transactional_id, error = ?code, "cannot append to {TRANSACTION_STATE_TOPIC}");
                 ErrorCode::CoordinatorNotAvailable
             })
+    }
+
+    /// Counts by state and the age of the oldest open transaction, for the metrics.
+    pub fn summary(&self) -> TxnSummary {
+        let now = now_ms();
+        let txns = self.lock();
+        let mut by_state: std::collections::BTreeMap<&'static str, usize> = Default::default();
+        let mut oldest_open_ms = None;
+        for r in txns.values() {
+            *by_state.entry(r.state.name()).or_default() += 1;
+            if r.state == TxnState::Ongoing {
+                let age = (now - r.start_ms).max(0);
+                oldest_open_ms = Some(oldest_open_ms.map_or(age, |o: i64| o.max(age)));
+            }
+        }
+        TxnSummary {
+            by_state: by_state.into_iter().collect(),
+            oldest_open_ms,
+        }
     }
 
     /// Transactions for DescribeTransactions (the ids asked for) or ListTransactions (all).
