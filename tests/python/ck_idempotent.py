@@ -8,25 +8,12 @@ import argparse
 from collections import defaultdict
 
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
 
-from strata_common import (CLIENT_TIMEOUT_S, Deadline, Mismatch, check, headers_for,
-                           key_for, run, value_for)
+from strata_common import (CLIENT_TIMEOUT_S, Deadline, Mismatch, check, create_topics,
+                           headers_for, key_for, run, value_for)
 
 CODECS = ["gzip", "snappy", "lz4", "zstd"]
 BASE_TS = 1_700_000_000_000  # record i gets timestamp BASE_TS + i (ms)
-
-
-def create_topics(bootstrap, topics, partitions):
-    admin = AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": 60000})
-    futures = admin.create_topics(
-        [NewTopic(t, num_partitions=partitions, replication_factor=1) for t in topics],
-        request_timeout=CLIENT_TIMEOUT_S)
-    for topic, fut in futures.items():
-        try:
-            fut.result(timeout=CLIENT_TIMEOUT_S)
-        except Exception as e:  # noqa: BLE001 - report any failure as a mismatch
-            raise Mismatch(f"CreateTopics {topic} with {partitions} partitions failed: {e}")
 
 
 def produce(bootstrap, topic, codec, count):

@@ -59,3 +59,19 @@ def run(main):
         traceback.print_exc()
         fail(f"client raised {type(e).__name__}: {e}")
     print(summary, flush=True)
+
+
+def create_topics(bootstrap, topics, partitions):
+    """Creates `topics` with confluent-kafka's admin client (imported here: the kafka-python
+    scripts share this module without it)."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": 60000})
+    futures = admin.create_topics(
+        [NewTopic(t, num_partitions=partitions, replication_factor=1) for t in topics],
+        request_timeout=CLIENT_TIMEOUT_S)
+    for topic, fut in futures.items():
+        try:
+            fut.result(timeout=CLIENT_TIMEOUT_S)
+        except Exception as e:  # noqa: BLE001 - report any failure as a mismatch
+            raise Mismatch(f"CreateTopics {topic} with {partitions} partitions failed: {e}")
