@@ -486,6 +486,13 @@ impl TransactionCoordinator {
         }
     }
 
+    /// Logs a state directly, as a coordinator that stopped half-way would have left it.
+    #[cfg(test)]
+    pub(crate) fn persist_for_tests(&self, transactional_id: &str, record: &TxnRecord) {
+        self.persist(transactional_id, record)
+            .unwrap_or_else(|e| panic!("persist: {e:?}"));
+    }
+
     /// Transactions for DescribeTransactions (the ids asked for) or ListTransactions (all).
     pub fn view(&self, ids: Option<&[String]>) -> Vec<TxnView> {
         let txns = self.lock();

@@ -4,6 +4,8 @@
 //! and the transaction coordinator with its `__transaction_state` log.
 
 pub mod coordinator;
+#[cfg(test)]
+mod coordinator_tests;
 pub mod partition_txns;
 pub mod producer_ids;
 pub mod producer_state;
