@@ -9,6 +9,7 @@ usage: sec_ck.py MODE BOOTSTRAP CONFIG_JSON [ARGS...]
   scram-delete USER MECHANISM
   scram-describe USER    print 'MECHANISM:ITERATIONS' per credential, or the error
   topics                 print the topic names Metadata shows
+  txn-produce TOPIC TXN_ID  one transaction of 5 records; print 'committed N' or the error
 CONFIG_JSON holds librdkafka settings (security.protocol, sasl.*, ssl.*)."""
 
 import json
@@ -121,6 +122,18 @@ def main():
         if errors:
             return "error " + ",".join(sorted({e.name() for e in errors}))
         return f"delivered {len(delivered)}"
+    if mode == "txn-produce":
+        topic, txn_id = args
+        p = Producer(dict(conf, **{"transactional.id": txn_id, "message.timeout.ms": 20000}))
+        try:
+            p.init_transactions(CLIENT_TIMEOUT_S)
+            p.begin_transaction()
+            for i in range(5):
+                p.produce(topic, value_for(topic, i), key=str(i).encode())
+            p.commit_transaction(CLIENT_TIMEOUT_S)
+        except KafkaException as e:
+            return "error " + e.args[0].name()
+        return "committed 5"
     if mode == "consume":
         topic, group = args
         values, errors = consume(conf, topic, group, 5, seconds=20)

@@ -163,6 +163,38 @@ fn acl_matrix_with_confluent_over_sasl_ssl() {
     );
 }
 
+/// Transactional ids are resources of their own: a transactional producer needs WRITE on its
+/// id (FindCoordinator needs DESCRIBE, which WRITE implies) besides WRITE on the topic.
+#[test]
+fn transactional_producers_need_write_on_their_transactional_id() {
+    let broker = acl_broker();
+    create_topics(&broker, &["payments"]);
+    acl(
+        &broker,
+        "create",
+        &["TOPIC:payments:LITERAL:User=alice:WRITE:ALLOW"],
+    );
+    let txn = |id: &str| {
+        broker.python(
+            "txn-produce",
+            "SASL_SSL",
+            &sasl(&broker, "alice"),
+            &["payments", id],
+        )
+    };
+    assert_eq!(txn("pay-1"), "error TRANSACTIONAL_ID_AUTHORIZATION_FAILED");
+    acl(
+        &broker,
+        "create",
+        &["TRANSACTIONAL_ID:pay-:PREFIXED:User=alice:WRITE:ALLOW"],
+    );
+    assert_eq!(txn("pay-1"), "committed 5");
+    assert_eq!(
+        txn("other-1"),
+        "error TRANSACTIONAL_ID_AUTHORIZATION_FAILED"
+    );
+}
+
 /// Without `authorizer.class.name` nothing enforces ACLs, so the ACL APIs answer
 /// SECURITY_DISABLED (54), as Kafka's broker does, instead of storing ACLs that do nothing.
 /// (librdkafka reports the DescribeAcls error as an empty list, so that one is read raw.)
