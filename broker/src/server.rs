@@ -407,19 +407,13 @@ async fn load_groups(broker: &Broker) -> anyhow::Result<()> {
 /// Replays `__transaction_state` and finishes transactions a stop caught half-ended, after
 /// the groups (whose held transactional offsets the markers may decide).
 fn load_transactions(broker: &Broker) -> anyhow::Result<()> {
-    if broker
-        .metadata
-        .image()
-        .topic(crate::txn::coordinator::TRANSACTION_STATE_TOPIC)
-        .is_none()
-    {
-        return Ok(());
-    }
     let started = Instant::now();
     let loaded = tokio::task::block_in_place(|| broker.transactions.load())
         .map_err(|code| anyhow::anyhow!("loading __transaction_state failed: {code:?}"))?;
+    let hanging = tokio::task::block_in_place(|| broker.transactions.abort_unknown_transactions());
     tracing::info!(
         transactional_ids = loaded,
+        hanging_aborted = hanging,
         elapsed_ms = started.elapsed().as_millis() as u64,
         "transactions loaded"
     );

@@ -21,6 +21,7 @@ use kafka_protocol::messages::{
     TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
+use strata_tests::metrics::{scrape, series_value};
 use strata_tests::tools::wait_with_deadline;
 use strata_tests::{poll_until, run_python, spawn_python, Broker, RawConnection};
 
@@ -369,6 +370,16 @@ fn list_offsets_latest_is_the_last_stable_offset_under_read_committed() {
         last + 1,
         "ListOffsets v1 LATEST"
     );
+    // The metrics show the open transaction and its age.
+    let open = |series: &std::collections::HashMap<String, f64>| {
+        series_value(series, "strata_transactions", &[("state", "Ongoing")])
+    };
+    let series = scrape(&broker);
+    assert_eq!(open(&series), 1.0, "one transaction open");
+    assert!(
+        series_value(&series, "strata_transaction_oldest_open_seconds", &[]) > 0.0,
+        "the open transaction has an age"
+    );
 
     // The producer goes away without ending its transaction: once it times out, the
     // coordinator aborts it, and the abort marker (offset 16) makes the log stable again.
@@ -385,6 +396,21 @@ fn list_offsets_latest_is_the_last_stable_offset_under_read_committed() {
         settled,
         Some((last + 2, last + 2)),
         "the timed-out transaction was not aborted with one marker: (LSO, HW) now {last_seen:?}"
+    );
+    let series = scrape(&broker);
+    assert_eq!(open(&series), 0.0, "no transaction open after the abort");
+    assert_eq!(
+        series_value(&series, "strata_transaction_oldest_open_seconds", &[]),
+        0.0
+    );
+    assert_eq!(
+        series_value(
+            &series,
+            "strata_transactions",
+            &[("state", "CompleteAbort")]
+        ),
+        1.0,
+        "the timed-out transaction's id"
     );
 }
 

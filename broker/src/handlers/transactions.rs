@@ -24,6 +24,7 @@ use crate::offsets_topic::OFFSETS_TOPIC;
 use crate::security::acl::{AclOperation, ResourceType};
 use crate::server::Broker;
 use crate::txn::coordinator::TRANSACTION_STATE_TOPIC;
+use crate::txn::state_log::TxnState;
 
 impl RequestContext {
     pub fn allowed_transactional_id(
@@ -325,20 +326,10 @@ pub fn list_transactions(
     ctx: &RequestContext,
     request: ListTransactionsRequest,
 ) -> ListTransactionsResponse {
-    const STATES: [&str; 8] = [
-        "Empty",
-        "Ongoing",
-        "PrepareCommit",
-        "PrepareAbort",
-        "CompleteCommit",
-        "CompleteAbort",
-        "Dead",
-        "PrepareEpochFence",
-    ];
     let unknown: Vec<_> = request
         .state_filters
         .iter()
-        .filter(|s| !STATES.contains(&s.as_str()))
+        .filter(|s| !TxnState::ALL.iter().any(|t| t.name() == s.as_str()))
         .cloned()
         .collect();
     let now = crate::partition::manager::now_ms();

@@ -43,6 +43,18 @@ impl Partition {
         self.append(&batch, &header, now_ms, super::AppendOrigin::Marker(kind))
     }
 
+    /// The producers with an open transaction here, with their current epochs.
+    pub fn open_transactions(&self) -> Vec<(i64, i16)> {
+        self.with_local(|local| {
+            Ok(local
+                .txns
+                .open_producers()
+                .map(|pid| (pid, local.producers.entry(pid).map_or(0, |e| e.epoch)))
+                .collect())
+        })
+        .unwrap_or_default()
+    }
+
     /// Whether `producer_id` has records of an open transaction here.
     pub fn has_open_transaction(&self, producer_id: i64) -> bool {
         self.with_local(|local| Ok(local.txns.is_open(producer_id)))

@@ -171,6 +171,52 @@ impl TransactionCoordinator {
         Ok(count)
     }
 
+    /// Aborts transactions open in a partition that no transactional id's open transaction
+    /// includes: their coordinator state was lost (a `__transaction_state` partition lost or
+    /// deleted, a crash between a partition's write reaching disk and its state record), and
+    /// nothing else would ever end them, holding read_committed consumers back for good
+    /// (Kafka's "hanging transactions", which its operators abort by hand). Run at start-up,
+    /// after `load`, before clients are served; returns how many it aborted.
+    pub fn abort_unknown_transactions(&self) -> usize {
+        let now = now_ms();
+        let txns = self.lock();
+        let mut aborted = 0;
+        for partition in self.replicas.all() {
+            let (topic, index) = (&partition.tp.topic, partition.tp.partition);
+            for (producer_id, epoch) in partition.open_transactions() {
+                let known = txns.values().any(|r| {
+                    r.producer_id == producer_id
+                        && r.state == TxnState::Ongoing
+                        && r.partitions.iter().any(|(t, p)| t == topic && *p == index)
+                });
+                if known {
+                    continue;
+                }
+                tracing::warn!(topic = %topic, partition = index, producer_id, epoch,
+                    "aborting a transaction no transactional id accounts for");
+                match partition.append_marker(
+                    producer_id,
+                    epoch,
+                    COORDINATOR_EPOCH,
+                    MarkerKind::Abort,
+                    now,
+                ) {
+                    Ok(_) => {
+                        aborted += 1;
+                        if topic == OFFSETS_TOPIC {
+                            self.groups.complete_transaction(index, producer_id, false);
+                        }
+                    }
+                    Err(code) => {
+                        tracing::error!(topic = %topic, partition = index, producer_id, error = ?code,
+                        "cannot abort a transaction no transactional id accounts for")
+                    }
+                }
+            }
+        }
+        aborted
+    }
+
     /// InitProducerId with a transactional id: a new producer id for a new id, else the
     /// next epoch of its producer id, which fences every older instance of the producer;
     /// an open transaction of the old instance is aborted first.
@@ -471,7 +517,9 @@ impl TransactionCoordinator {
     pub fn summary(&self) -> TxnSummary {
         let now = now_ms();
         let txns = self.lock();
-        let mut by_state: std::collections::BTreeMap<&'static str, usize> = Default::default();
+        // Every state has a series (0 when empty), so dashboards and alerts find them.
+        let mut by_state: std::collections::BTreeMap<&'static str, usize> =
+            TxnState::ALL.iter().map(|s| (s.name(), 0)).collect();
         let mut oldest_open_ms = None;
         for r in txns.values() {
             *by_state.entry(r.state.name()).or_default() += 1;

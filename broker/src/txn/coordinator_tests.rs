@@ -271,3 +271,29 @@ fn retries_succeed_and_wrong_states_are_refused() {
     assert_eq!(restarted.load(), Ok(1));
     assert_eq!(state(&restarted, "app"), (TxnState::CompleteCommit, 0));
 }
+
+#[test]
+fn transactions_no_transactional_id_accounts_for_are_aborted_at_start() {
+    let f = Fixture::new();
+    let c = f.coordinator();
+    let (pid, epoch) = c.init_producer_id("app", 30_000, None, &f.ids).unwrap();
+    c.add_partitions("app", pid, epoch, &[("t".to_string(), 1)])
+        .unwrap();
+    f.write(1, pid, epoch, 0);
+    // A producer whose coordinator state is gone (say, __transaction_state was lost).
+    f.write(0, 999, 4, 0);
+    assert!(!f.stable(0) && !f.stable(1));
+
+    let restarted = f.coordinator();
+    assert_eq!(restarted.load(), Ok(1));
+    assert_eq!(restarted.abort_unknown_transactions(), 1);
+    assert!(f.stable(0), "the unaccounted transaction was aborted");
+    assert_eq!(f.aborted_count(0), 1);
+    assert!(
+        !f.stable(1),
+        "the known open transaction is left to its producer"
+    );
+    assert_eq!(restarted.end_transaction("app", pid, epoch, true), Ok(()));
+    assert!(f.stable(1));
+    assert_eq!(restarted.abort_unknown_transactions(), 0);
+}

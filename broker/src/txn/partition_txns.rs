@@ -112,6 +112,11 @@ impl PartitionTxns {
         }
     }
 
+    /// Producer ids with an open transaction here.
+    pub fn open_producers(&self) -> impl Iterator<Item = i64> + '_ {
+        self.open.keys().copied()
+    }
+
     pub fn aborted_count(&self) -> usize {
         self.aborted.len()
     }
