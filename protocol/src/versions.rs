@@ -70,6 +70,8 @@ pub const SUPPORTED: &[ApiRange] = &[
     r(ApiKey::TxnOffsetCommit, 0, 4),
     r(ApiKey::DescribeTransactions, 0, 0),
     r(ApiKey::ListTransactions, 0, 1),
+    r(ApiKey::DescribeProducers, 0, 0),
+    r(ApiKey::WriteTxnMarkers, 1, 1),
 ];
 
 /// The advertised range of `api_key` (a raw wire value), if Strata supports it.

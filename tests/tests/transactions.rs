@@ -5,7 +5,8 @@
 //! and read_committed consumer; ListOffsets LATEST over the wire under read_committed (the
 //! last stable offset) and read_uncommitted (the high watermark), with a timed-out
 //! transaction aborted by the coordinator; and a kill -9 with a transaction open, after
-//! which the restarted coordinator aborts it so read_committed readers reach the log end.
+//! which the restarted coordinator aborts it so read_committed readers reach the log end;
+//! the operators' DescribeProducers and WriteTxnMarkers (`kafka-transactions.sh abort`).
 
 // Tests may unwrap: a panic here is a failed assertion with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
@@ -14,11 +15,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Output};
 use std::time::Duration;
 
+use kafka_protocol::messages::describe_producers_request::TopicRequest;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::write_txn_markers_request::{
+    WritableTxnMarker, WritableTxnMarkerTopic,
+};
 use kafka_protocol::messages::{
-    ApiKey, BrokerId, ListOffsetsRequest, ListOffsetsResponse, MetadataRequest, MetadataResponse,
-    TopicName,
+    ApiKey, BrokerId, DescribeProducersRequest, DescribeProducersResponse, ListOffsetsRequest,
+    ListOffsetsResponse, MetadataRequest, MetadataResponse, TopicName, WriteTxnMarkersRequest,
+    WriteTxnMarkersResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 use strata_tests::metrics::{scrape, series_value};
@@ -527,4 +533,99 @@ fn kill9_with_a_transaction_open_restarted_coordinator_aborts_it() {
         ],
     );
     broker.assert_running("after the transactions following the restart");
+}
+
+/// DescribeProducers for one partition: `(producer id, epoch, current txn start offset)`.
+fn describe_producers(conn: &mut RawConnection, topic: &str) -> Vec<(i64, i32, i64)> {
+    let request = DescribeProducersRequest::default().with_topics(vec![TopicRequest::default()
+        .with_name(TopicName(StrBytes::from_string(topic.to_owned())))
+        .with_partition_indexes(vec![0])]);
+    let id = conn
+        .send_request(ApiKey::DescribeProducers, 0, &request)
+        .unwrap();
+    let response: DescribeProducersResponse = conn
+        .read_response(ApiKey::DescribeProducers, 0, id, WIRE_TIMEOUT)
+        .unwrap();
+    let p = &response.topics[0].partitions[0];
+    assert_eq!(p.error_code, 0, "DescribeProducers {topic}[0]: {p:?}");
+    p.active_producers
+        .iter()
+        .map(|s| {
+            (
+                s.producer_id.0,
+                s.producer_epoch,
+                s.current_txn_start_offset,
+            )
+        })
+        .collect()
+}
+
+/// What `kafka-transactions.sh describe-producers` and `abort` do: find the producer of the
+/// open transaction, then end it with a WriteTxnMarkers abort sent to the partition.
+#[test]
+fn an_operator_aborts_an_open_transaction_with_write_txn_markers() {
+    let broker = Broker::start();
+    let topic = "txn-admin";
+    let mut script = OpenTxnScript::spawn(
+        &broker,
+        &[
+            "--topic",
+            topic,
+            "--partitions",
+            "1",
+            "--create",
+            "--records",
+            "5",
+            "--txn-timeout-ms",
+            "600000",
+        ],
+    );
+    let ranges = script.wait_open(topic);
+    let (_, first, last) = ranges[0];
+    let mut conn = RawConnection::connect(broker.addr()).unwrap();
+    let producers = describe_producers(&mut conn, topic);
+    assert_eq!(producers.len(), 1, "{producers:?}");
+    let (producer_id, epoch, started) = producers[0];
+    assert_eq!(started, first, "the open transaction's first offset");
+    assert_eq!(lso_and_hw(&mut conn, 4, topic, 0), (first, last + 1));
+
+    let request =
+        WriteTxnMarkersRequest::default().with_markers(vec![WritableTxnMarker::default()
+            .with_producer_id(kafka_protocol::messages::ProducerId(producer_id))
+            .with_producer_epoch(i16::try_from(epoch).unwrap())
+            .with_transaction_result(false)
+            .with_coordinator_epoch(0)
+            .with_topics(vec![WritableTxnMarkerTopic::default()
+                .with_name(TopicName(StrBytes::from_string(topic.to_owned())))
+                .with_partition_indexes(vec![0])])]);
+    let id = conn
+        .send_request(ApiKey::WriteTxnMarkers, 1, &request)
+        .unwrap();
+    let response: WriteTxnMarkersResponse = conn
+        .read_response(ApiKey::WriteTxnMarkers, 1, id, WIRE_TIMEOUT)
+        .unwrap();
+    let code = response.markers[0].topics[0].partitions[0].error_code;
+    assert_eq!(code, 0, "WriteTxnMarkers: {response:?}");
+    assert_eq!(
+        lso_and_hw(&mut conn, 4, topic, 0),
+        (last + 2, last + 2),
+        "the abort marker ends the transaction: read_committed readers reach the log end"
+    );
+    let after = describe_producers(&mut conn, topic);
+    assert_eq!(after, vec![(producer_id, epoch, -1)], "no transaction open");
+    // The aborted records stay invisible to read_committed readers.
+    ck(
+        "verify-committed",
+        &broker,
+        &[
+            "--topic",
+            topic,
+            "--partitions",
+            "1",
+            "--expect-committed",
+            "0",
+            "--expect-open",
+            "5",
+        ],
+    );
 }

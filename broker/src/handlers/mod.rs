@@ -16,6 +16,7 @@ pub mod produce;
 pub mod producer_id;
 pub mod scram_credentials;
 pub mod transactions;
+pub mod txn_admin;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -121,6 +122,8 @@ pub const IMPLEMENTED: &[ApiKey] = &[
     ApiKey::TxnOffsetCommit,
     ApiKey::DescribeTransactions,
     ApiKey::ListTransactions,
+    ApiKey::DescribeProducers,
+    ApiKey::WriteTxnMarkers,
 ];
 
 pub async fn handle(broker: &Arc<Broker>, ctx: RequestContext, body: RequestKind) -> Reply {
@@ -173,10 +176,16 @@ pub async fn handle(broker: &Arc<Broker>, ctx: RequestContext, body: RequestKind
             ResponseKind::TxnOffsetCommit(transactions::txn_offset_commit(broker, &ctx, r).await)
         }
         RequestKind::DescribeTransactions(r) => {
-            ResponseKind::DescribeTransactions(transactions::describe_transactions(broker, &ctx, r))
+            ResponseKind::DescribeTransactions(txn_admin::describe_transactions(broker, &ctx, r))
+        }
+        RequestKind::DescribeProducers(r) => {
+            ResponseKind::DescribeProducers(txn_admin::describe_producers(broker, &ctx, r))
+        }
+        RequestKind::WriteTxnMarkers(r) => {
+            ResponseKind::WriteTxnMarkers(txn_admin::write_txn_markers(broker, &ctx, r))
         }
         RequestKind::ListTransactions(r) => {
-            ResponseKind::ListTransactions(transactions::list_transactions(broker, &ctx, r))
+            ResponseKind::ListTransactions(txn_admin::list_transactions(broker, &ctx, r))
         }
         RequestKind::DescribeCluster(r) => {
             ResponseKind::DescribeCluster(cluster::describe_cluster(broker, &ctx, r))

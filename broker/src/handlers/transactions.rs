@@ -1,30 +1,24 @@
-//! The transactional APIs (KIP-98): AddPartitionsToTxn (client versions 0–3),
-//! AddOffsetsToTxn, EndTxn, TxnOffsetCommit, and the admin views DescribeTransactions and
-//! ListTransactions. InitProducerId with a transactional id is in `producer_id`. The state
-//! lives in `crate::txn::coordinator`; these check authorization and shape the answers.
+//! The transactional APIs of producers (KIP-98): AddPartitionsToTxn (client versions 0–3),
+//! AddOffsetsToTxn, EndTxn, TxnOffsetCommit; InitProducerId with a transactional id is in
+//! `producer_id`, the operators' APIs in `txn_admin`. The state lives in
+//! `crate::txn::coordinator`; these check authorization and shape the answers.
 
 use kafka_protocol::messages::add_partitions_to_txn_response::{
     AddPartitionsToTxnPartitionResult, AddPartitionsToTxnTopicResult,
 };
-use kafka_protocol::messages::describe_transactions_response::{
-    TopicData, TransactionState as DescribedTransaction,
-};
-use kafka_protocol::messages::list_transactions_response::TransactionState as ListedTransaction;
 use kafka_protocol::messages::{
     AddOffsetsToTxnRequest, AddOffsetsToTxnResponse, AddPartitionsToTxnRequest,
-    AddPartitionsToTxnResponse, DescribeTransactionsRequest, DescribeTransactionsResponse,
-    EndTxnRequest, EndTxnResponse, ListTransactionsRequest, ListTransactionsResponse, ProducerId,
-    TopicName, TransactionalId, TxnOffsetCommitRequest, TxnOffsetCommitResponse,
+    AddPartitionsToTxnResponse, EndTxnRequest, EndTxnResponse, TxnOffsetCommitRequest,
+    TxnOffsetCommitResponse,
 };
 use strata_protocol::kafka_protocol;
 
-use super::{str_bytes, RequestContext};
+use super::RequestContext;
 use crate::errors::ErrorCode;
 use crate::offsets_topic::OFFSETS_TOPIC;
 use crate::security::acl::{AclOperation, ResourceType};
 use crate::server::Broker;
 use crate::txn::coordinator::TRANSACTION_STATE_TOPIC;
-use crate::txn::state_log::TxnState;
 
 impl RequestContext {
     pub fn allowed_transactional_id(
@@ -267,97 +261,6 @@ fn refused_txn_offsets(
         })
         .collect();
     TxnOffsetCommitResponse::default().with_topics(topics)
-}
-
-pub fn describe_transactions(
-    broker: &Broker,
-    ctx: &RequestContext,
-    request: DescribeTransactionsRequest,
-) -> DescribeTransactionsResponse {
-    let asked: Vec<String> = request
-        .transactional_ids
-        .iter()
-        .map(|id| id.0.to_string())
-        .collect();
-    let known = broker.transactions.view(Some(&asked));
-    let states = asked
-        .into_iter()
-        .map(|id| {
-            let base = DescribedTransaction::default()
-                .with_transactional_id(TransactionalId(str_bytes(id.clone())))
-                .with_producer_id(ProducerId(-1))
-                .with_producer_epoch(-1)
-                .with_transaction_start_time_ms(-1);
-            if !ctx.allowed_transactional_id(broker, AclOperation::Describe, &id) {
-                return base.with_error_code(ErrorCode::TransactionalIdAuthorizationFailed.code());
-            }
-            let Some(view) = known.iter().find(|v| v.transactional_id == id) else {
-                return base.with_error_code(ErrorCode::TransactionalIdNotFound.code());
-            };
-            let r = &view.record;
-            let mut topics: Vec<TopicData> = Vec::new();
-            for (topic, partition) in &r.partitions {
-                // Kafka lists only the topics the principal may describe.
-                if !ctx.allowed_topic(broker, AclOperation::Describe, topic) {
-                    continue;
-                }
-                match topics.last_mut() {
-                    Some(t) if t.topic.0.as_str() == topic => t.partitions.push(*partition),
-                    _ => topics.push(
-                        TopicData::default()
-                            .with_topic(TopicName(str_bytes(topic.clone())))
-                            .with_partitions(vec![*partition]),
-                    ),
-                }
-            }
-            base.with_transaction_state(str_bytes(r.state.name()))
-                .with_transaction_timeout_ms(r.timeout_ms)
-                .with_transaction_start_time_ms(r.start_ms)
-                .with_producer_id(ProducerId(r.producer_id))
-                .with_producer_epoch(r.producer_epoch)
-                .with_topics(topics)
-        })
-        .collect();
-    DescribeTransactionsResponse::default().with_transaction_states(states)
-}
-
-pub fn list_transactions(
-    broker: &Broker,
-    ctx: &RequestContext,
-    request: ListTransactionsRequest,
-) -> ListTransactionsResponse {
-    let unknown: Vec<_> = request
-        .state_filters
-        .iter()
-        .filter(|s| !TxnState::ALL.iter().any(|t| t.name() == s.as_str()))
-        .cloned()
-        .collect();
-    let now = crate::partition::manager::now_ms();
-    let states = broker
-        .transactions
-        .view(None)
-        .into_iter()
-        .filter(|v| {
-            let r = &v.record;
-            (request.state_filters.is_empty()
-                || request.state_filters.iter().any(|s| s.as_str() == r.state.name()))
-                && (request.producer_id_filters.is_empty()
-                    || request.producer_id_filters.contains(&ProducerId(r.producer_id)))
-                // v1: only transactions running longer than the filter (ms), if set.
-                && (request.duration_filter < 0
-                    || (r.start_ms >= 0 && now - r.start_ms >= request.duration_filter))
-                && ctx.allowed_transactional_id(broker, AclOperation::Describe, &v.transactional_id)
-        })
-        .map(|v| {
-            ListedTransaction::default()
-                .with_transactional_id(TransactionalId(str_bytes(v.transactional_id)))
-                .with_producer_id(ProducerId(v.record.producer_id))
-                .with_transaction_state(str_bytes(v.record.state.name()))
-        })
-        .collect();
-    ListTransactionsResponse::default()
-        .with_unknown_state_filters(unknown)
-        .with_transaction_states(states)
 }
 
 /// Creates `__transaction_state` on first use (as Kafka does), compacted like Kafka's.

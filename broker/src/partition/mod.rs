@@ -13,7 +13,7 @@ pub mod durable;
 mod tests;
 mod transactions;
 
-pub use transactions::Isolation;
+pub use transactions::{Isolation, ProducerView};
 
 use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, Ordering};

@@ -9,6 +9,17 @@ use crate::errors::ErrorCode;
 use crate::txn::partition_txns::PartitionTxns;
 use crate::txn::producer_state::ProducerStateTable;
 
+/// One producer's state in a partition, as DescribeProducers reports it.
+#[derive(Debug, Clone, Copy)]
+pub struct ProducerView {
+    pub producer_id: i64,
+    pub epoch: i16,
+    pub last_sequence: i32,
+    pub last_timestamp: i64,
+    /// The first offset of its open transaction here.
+    pub open_transaction_from: Option<i64>,
+}
+
 /// Fetch's and ListOffsets' `isolation_level`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Isolation {
@@ -41,6 +52,28 @@ impl Partition {
         let batch = encode_marker(producer_id, producer_epoch, coordinator_epoch, kind, now_ms);
         let header = RecordBatchHeader::parse(&batch).map_err(|_| ErrorCode::UnknownServerError)?;
         self.append(&batch, &header, now_ms, super::AppendOrigin::Marker(kind))
+    }
+
+    /// Every producer this partition keeps state for (DescribeProducers).
+    pub fn producers(&self) -> Result<Vec<ProducerView>, ErrorCode> {
+        self.with_local(|local| {
+            let mut all: Vec<ProducerView> = local
+                .producers
+                .iter()
+                .map(|(producer_id, entry)| {
+                    let last = entry.batches.back();
+                    ProducerView {
+                        producer_id,
+                        epoch: entry.epoch,
+                        last_sequence: last.map_or(-1, |b| b.last_seq),
+                        last_timestamp: last.map_or(-1, |b| b.timestamp),
+                        open_transaction_from: local.txns.open_from(producer_id),
+                    }
+                })
+                .collect();
+            all.sort_by_key(|p| p.producer_id);
+            Ok(all)
+        })
     }
 
     /// The producers with an open transaction here, with their current epochs.

@@ -67,6 +67,11 @@ impl PartitionTxns {
         self.open_by_offset.keys().next().copied()
     }
 
+    /// The first offset of `producer_id`'s open transaction here, if one is open.
+    pub fn open_from(&self, producer_id: i64) -> Option<i64> {
+        self.open.get(&producer_id).copied()
+    }
+
     /// Whether `producer_id` has an open transaction here.
     pub fn is_open(&self, producer_id: i64) -> bool {
         self.open.contains_key(&producer_id)

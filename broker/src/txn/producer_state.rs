@@ -75,6 +75,11 @@ impl ProducerStateTable {
         self.producers.get(&producer_id)
     }
 
+    /// Every producer with state here, by id.
+    pub fn iter(&self) -> impl Iterator<Item = (i64, &ProducerEntry)> {
+        self.producers.iter().map(|(id, e)| (*id, e))
+    }
+
     /// Decides what to do with an idempotent batch before it is appended.
     pub fn check(&self, batch: &RecordBatchHeader) -> Result<SequenceCheck, ProducerStateError> {
         let first_seq = batch.base_sequence;

@@ -785,6 +785,44 @@ pub(crate) const LIST_TRANSACTIONS: Message = message(
     ],
 );
 
+/// DescribeProducers request (api key 61), schema v0, flexible 0+.
+pub(crate) const DESCRIBE_PRODUCERS: Message = message(
+    ApiKey::DescribeProducers,
+    0,
+    &[f(
+        "topics",
+        from(0),
+        structs(&[
+            f("name", from(0), STRING),
+            f("partition_indexes", from(0), array(Prim::Int32)),
+        ]),
+    )],
+);
+
+/// WriteTxnMarkers request (api key 27), schema v0-1, flexible 1+.
+pub(crate) const WRITE_TXN_MARKERS: Message = message(
+    ApiKey::WriteTxnMarkers,
+    1,
+    &[f(
+        "markers",
+        from(0),
+        structs(&[
+            f("producer_id", from(0), INT64),
+            f("producer_epoch", from(0), INT16),
+            f("transaction_result", from(0), BOOL),
+            f(
+                "topics",
+                from(0),
+                structs(&[
+                    f("name", from(0), STRING),
+                    f("partition_indexes", from(0), array(Prim::Int32)),
+                ]),
+            ),
+            f("coordinator_epoch", from(0), INT32),
+        ]),
+    )],
+);
+
 /// Every request shape; `shape_for` looks them up by api key.
 pub(crate) const ALL: &[Message] = &[
     API_VERSIONS,
@@ -828,4 +866,6 @@ pub(crate) const ALL: &[Message] = &[
     TXN_OFFSET_COMMIT,
     DESCRIBE_TRANSACTIONS,
     LIST_TRANSACTIONS,
+    DESCRIBE_PRODUCERS,
+    WRITE_TXN_MARKERS,
 ];
