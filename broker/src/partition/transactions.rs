@@ -54,6 +54,17 @@ impl Partition {
         self.append(&batch, &header, now_ms, super::AppendOrigin::Marker(kind))
     }
 
+    /// In durable mode (`flush.messages=1`), returns once everything appended so far is on
+    /// disk, as a durable produce's acknowledgement does; else at once. The coordinator's
+    /// markers and state records take this path, so a durable topic's commit is durable too.
+    pub fn sync_if_durable(&self) -> Result<(), ErrorCode> {
+        if self.is_durable() {
+            self.flush_without_locks().map(|_| ())
+        } else {
+            Ok(())
+        }
+    }
+
     /// Every producer this partition keeps state for (DescribeProducers).
     pub fn producers(&self) -> Result<Vec<ProducerView>, ErrorCode> {
         self.with_local(|local| {

@@ -470,13 +470,16 @@ impl TransactionCoordinator {
                 // Deleted since: nothing left to mark.
                 continue;
             };
-            if let Err(code) = p.append_marker(
-                record.producer_id,
-                record.producer_epoch,
-                COORDINATOR_EPOCH,
-                kind,
-                now,
-            ) {
+            let written = p
+                .append_marker(
+                    record.producer_id,
+                    record.producer_epoch,
+                    COORDINATOR_EPOCH,
+                    kind,
+                    now,
+                )
+                .and_then(|_| p.sync_if_durable());
+            if let Err(code) = written {
                 // The transaction stays prepared; a restart (or the next attempt) finishes it.
                 tracing::error!(transactional_id, topic, partition, error = ?code, "cannot write a transaction marker");
                 return Err(ErrorCode::CoordinatorNotAvailable.into());
@@ -506,7 +509,7 @@ impl TransactionCoordinator {
             })?;
         let header = RecordBatchHeader::parse(&batch).map_err(|_| ErrorCode::UnknownServerError)?;
         p.append_as_leader(&batch, &header, now_ms())
-            .map(|_| ())
+            .and_then(|_| p.sync_if_durable())
             .map_err(|code| {
                 tracing::error!(transactional_id, error = ?code, "cannot append to {TRANSACTION_STATE_TOPIC}");
                 ErrorCode::CoordinatorNotAvailable

@@ -34,20 +34,18 @@ struct Fixture {
 
 impl Fixture {
     fn new() -> Self {
+        Self::with_config(LogConfig::default())
+    }
+
+    fn with_config(config: LogConfig) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let replicas = Arc::new(ReplicaManager::new(vec![dir.path().join("logs")]));
         for p in 0..2 {
             replicas
-                .open_partition(
-                    TRANSACTION_STATE_TOPIC,
-                    p,
-                    Uuid::nil(),
-                    0,
-                    LogConfig::default(),
-                )
+                .open_partition(TRANSACTION_STATE_TOPIC, p, Uuid::nil(), 0, config.clone())
                 .unwrap();
             replicas
-                .open_partition("t", p, Uuid::nil(), 0, LogConfig::default())
+                .open_partition("t", p, Uuid::nil(), 0, config.clone())
                 .unwrap();
         }
         let groups = GroupCoordinator::new(
@@ -296,4 +294,32 @@ fn transactions_no_transactional_id_accounts_for_are_aborted_at_start() {
     assert_eq!(restarted.end_transaction("app", pid, epoch, true), Ok(()));
     assert!(f.stable(1));
     assert_eq!(restarted.abort_unknown_transactions(), 0);
+}
+
+/// In durable mode the commit markers and the state records are on disk before EndTxn
+/// answers, as a durable produce's records are before its acknowledgement.
+#[test]
+fn in_durable_mode_markers_and_state_are_synced_before_end_txn_answers() {
+    let f = Fixture::with_config(LogConfig {
+        flush_interval_messages: 1,
+        ..LogConfig::default()
+    });
+    let c = f.coordinator();
+    let (pid, epoch) = c.init_producer_id("app", 30_000, None, &f.ids).unwrap();
+    c.add_partitions("app", pid, epoch, &both()).unwrap();
+    f.write(0, pid, epoch, 0);
+    c.end_transaction("app", pid, epoch, true).unwrap();
+    for p in 0..2 {
+        let partition = f.partition(p);
+        assert_eq!(
+            partition.recovery_point(),
+            Some(partition.high_watermark()),
+            "t-{p}: its marker is synced"
+        );
+    }
+    let state = f
+        .replicas
+        .get(TRANSACTION_STATE_TOPIC, c.partition_for("app"))
+        .unwrap();
+    assert_eq!(state.recovery_point(), Some(state.high_watermark()));
 }
