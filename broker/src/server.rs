@@ -440,6 +440,9 @@ async fn transaction_timeout_loop(broker: Arc<Broker>, stop: CancellationToken) 
         let b = broker.clone();
         let _ = tokio::task::spawn_blocking(move || {
             b.transactions.abort_timed_out(&b.producer_ids);
+            // A dynamic key: read afresh.
+            let expiration_ms = b.current_config().transactional_id_expiration_ms;
+            b.transactions.expire_transactional_ids(expiration_ms);
         })
         .await;
     }
@@ -499,9 +502,15 @@ async fn maintenance_loop(broker: Arc<Broker>, stop: CancellationToken) {
             }));
         }
         let b = broker.clone();
+        let producer_expiration_ms = broker.current_config().producer_id_expiration_ms;
         let _ = tokio::task::spawn_blocking(move || {
             for p in b.replicas.all() {
                 p.maintain(now, retention_due);
+                if retention_due {
+                    // With retention's schedule: forget producers idle past
+                    // producer.id.expiration.ms (a dynamic key, read afresh).
+                    p.expire_producers(now, producer_expiration_ms);
+                }
             }
             if checkpoint_due {
                 b.replicas.checkpoint_recovery_points();

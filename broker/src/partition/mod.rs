@@ -423,7 +423,9 @@ impl Partition {
             let pid = header.producer_id;
             match origin {
                 AppendOrigin::Marker(kind) => {
-                    local.producers.record_marker(pid, header.producer_epoch);
+                    local
+                        .producers
+                        .record_marker(pid, header.producer_epoch, now_ms);
                     let end = local.log.log_end_offset();
                     local.txns.on_marker(pid, kind, info.first_offset, end);
                 }
@@ -435,7 +437,9 @@ impl Partition {
                     info.max_timestamp,
                 ),
                 AppendOrigin::Coordinator => {
-                    local.producers.record_marker(pid, header.producer_epoch);
+                    local
+                        .producers
+                        .record_marker(pid, header.producer_epoch, now_ms);
                 }
             }
             if header.is_transactional() && !header.is_control() && header.has_producer_id() {

@@ -65,6 +65,18 @@ impl Partition {
         }
     }
 
+    /// `producer.id.expiration.ms`: forgets producers idle that long, but never one with an
+    /// open transaction here. Returns how many were forgotten.
+    pub fn expire_producers(&self, now_ms: i64, expiration_ms: i64) -> usize {
+        self.with_local(|local| {
+            let txns = &local.txns;
+            Ok(local
+                .producers
+                .expire(now_ms, expiration_ms, |pid| txns.is_open(pid)))
+        })
+        .unwrap_or(0)
+    }
+
     /// Every producer this partition keeps state for (DescribeProducers).
     pub fn producers(&self) -> Result<Vec<ProducerView>, ErrorCode> {
         self.with_local(|local| {
@@ -124,7 +136,11 @@ pub(super) fn rebuild_producer_state(log: &Log) -> (ProducerStateTable, Partitio
                     "unreadable transaction marker; treating it as an abort");
                 MarkerKind::Abort
             });
-            producers.record_marker(header.producer_id, header.producer_epoch);
+            producers.record_marker(
+                header.producer_id,
+                header.producer_epoch,
+                header.max_timestamp,
+            );
             txns.on_marker(
                 header.producer_id,
                 kind,

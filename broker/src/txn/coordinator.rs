@@ -439,6 +439,37 @@ impl TransactionCoordinator {
         }
     }
 
+    /// `transactional.id.expiration.ms`: forgets ids whose last transaction ended (or that
+    /// never began one) that long ago, with a tombstone in `__transaction_state`. Their
+    /// producers start over as new ones. Returns how many went.
+    pub fn expire_transactional_ids(&self, expiration_ms: i64) -> usize {
+        let now = now_ms();
+        let mut txns = self.lock();
+        let idle: Vec<String> = txns
+            .iter()
+            .filter(|(_, r)| {
+                matches!(
+                    r.state,
+                    TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort
+                ) && now.saturating_sub(r.last_update_ms) >= expiration_ms
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        let mut expired = 0;
+        for id in idle {
+            match self.append_state(&id, None) {
+                Ok(()) => {
+                    txns.remove(&id);
+                    expired += 1;
+                }
+                Err(code) => {
+                    tracing::error!(transactional_id = %id, error = ?code, "cannot expire a transactional id")
+                }
+            }
+        }
+        expired
+    }
+
     /// Logs Prepare*, writes the markers, logs Complete*; `record` is updated to the result.
     fn write_markers_and_complete(
         &self,
@@ -498,11 +529,20 @@ impl TransactionCoordinator {
 
     /// Appends `record` as the newest state of `transactional_id`.
     fn persist(&self, transactional_id: &str, record: &TxnRecord) -> Result<(), ErrorCode> {
+        self.append_state(transactional_id, Some(record))
+    }
+
+    /// Appends a state record, or a tombstone (`None`) that forgets the id.
+    fn append_state(
+        &self,
+        transactional_id: &str,
+        record: Option<&TxnRecord>,
+    ) -> Result<(), ErrorCode> {
         let partition = self.partition_for(transactional_id);
         let Some(p) = self.replicas.get(TRANSACTION_STATE_TOPIC, partition) else {
             return Err(ErrorCode::CoordinatorNotAvailable);
         };
-        let batch = encode_batch(&[(encode_key(transactional_id), Some(encode_value(record)))])
+        let batch = encode_batch(&[(encode_key(transactional_id), record.map(encode_value))])
             .map_err(|e| {
                 tracing::error!(error = %e, "cannot encode a transaction state record");
                 ErrorCode::UnknownServerError

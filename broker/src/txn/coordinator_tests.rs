@@ -323,3 +323,28 @@ fn in_durable_mode_markers_and_state_are_synced_before_end_txn_answers() {
         .unwrap();
     assert_eq!(state.recovery_point(), Some(state.high_watermark()));
 }
+
+#[test]
+fn idle_transactional_ids_expire_with_a_tombstone_open_ones_stay() {
+    let f = Fixture::new();
+    let c = f.coordinator();
+    let (idle_pid, idle_epoch) = c.init_producer_id("idle", 30_000, None, &f.ids).unwrap();
+    let (pid, epoch) = c.init_producer_id("busy", 30_000, None, &f.ids).unwrap();
+    c.add_partitions("busy", pid, epoch, &both()).unwrap();
+    assert_eq!(
+        c.expire_transactional_ids(3_600_000),
+        0,
+        "nothing idle an hour"
+    );
+    assert_eq!(c.expire_transactional_ids(0), 1, "only the idle id goes");
+    assert!(c.view(Some(&["idle".to_string()])).is_empty());
+    assert_eq!(
+        c.end_transaction("idle", idle_pid, idle_epoch, false),
+        Err(TxnError::Code(ErrorCode::InvalidProducerIdMapping))
+    );
+    // The tombstone is in the log: a restarted coordinator does not bring the id back.
+    let restarted = f.coordinator();
+    assert_eq!(restarted.load(), Ok(1));
+    assert_eq!(state(&restarted, "busy").0, TxnState::Ongoing);
+    assert!(restarted.view(Some(&["idle".to_string()])).is_empty());
+}

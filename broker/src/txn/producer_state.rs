@@ -26,6 +26,9 @@ pub struct BatchMetadata {
 pub struct ProducerEntry {
     pub epoch: i16,
     pub batches: VecDeque<BatchMetadata>,
+    /// The newest batch's max timestamp, or when a marker last changed the entry: what
+    /// `producer.id.expiration.ms` is measured from (as Kafka's `lastTimestamp`).
+    pub last_timestamp: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,6 +154,18 @@ impl ProducerStateTable {
             last_offset,
             timestamp,
         });
+        entry.last_timestamp = entry.last_timestamp.max(timestamp);
+    }
+
+    /// Forgets producers idle for `expiration_ms` (`producer.id.expiration.ms`), except those
+    /// `keep` names (an open transaction's producer). A forgotten producer's next batch is
+    /// accepted at any sequence, as a new producer's, as in Kafka. Returns how many went.
+    pub fn expire(&mut self, now_ms: i64, expiration_ms: i64, keep: impl Fn(i64) -> bool) -> usize {
+        let before = self.producers.len();
+        self.producers.retain(|pid, entry| {
+            keep(*pid) || now_ms.saturating_sub(entry.last_timestamp) < expiration_ms
+        });
+        before - self.producers.len()
     }
 
     /// A transaction marker's epoch may not be older than its producer's (Kafka's
@@ -167,18 +182,20 @@ impl ProducerStateTable {
 
     /// Records a marker: a newer epoch (the coordinator fenced the producer) replaces the
     /// old one and its remembered batches.
-    pub fn record_marker(&mut self, producer_id: i64, epoch: i16) {
+    pub fn record_marker(&mut self, producer_id: i64, epoch: i16, now_ms: i64) {
         let entry = self
             .producers
             .entry(producer_id)
             .or_insert_with(|| ProducerEntry {
                 epoch,
                 batches: VecDeque::new(),
+                last_timestamp: now_ms,
             });
         if entry.epoch != epoch {
             entry.epoch = epoch;
             entry.batches.clear();
         }
+        entry.last_timestamp = entry.last_timestamp.max(now_ms);
     }
 
     /// Forgets everything at or above `offset` (log truncation).
@@ -251,5 +268,20 @@ mod tests {
         assert_eq!(t.entry(7).unwrap().batches.len(), BATCHES_RETAINED);
         // unknown producers may start anywhere
         assert_eq!(t.check(&header(8, 3, 42, 1)), Ok(SequenceCheck::Append));
+    }
+
+    #[test]
+    fn idle_producers_expire_unless_kept() {
+        let mut t = ProducerStateTable::default();
+        t.record(&header(1, 0, 0, 1), 0, 0, 1_000);
+        t.record(&header(2, 0, 0, 1), 1, 1, 5_000);
+        t.record_marker(3, 2, 1_000);
+        // Producer 1 and 3 are idle for 10 s at 11_000; 3 is kept (its transaction is open).
+        assert_eq!(t.expire(11_000, 10_000, |pid| pid == 3), 1);
+        assert!(t.entry(1).is_none() && t.entry(2).is_some() && t.entry(3).is_some());
+        // A forgotten producer starts again at any sequence, as a new one.
+        assert_eq!(t.check(&header(1, 0, 77, 1)), Ok(SequenceCheck::Append));
+        assert_eq!(t.expire(15_000, 10_000, |_| false), 2);
+        assert!(t.is_empty());
     }
 }
