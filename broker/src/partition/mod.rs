@@ -430,12 +430,15 @@ impl Partition {
                     local.txns.on_marker(pid, kind, info.first_offset, end);
                 }
                 _ if !header.has_producer_id() => {}
-                AppendOrigin::Client => local.producers.record(
-                    header,
-                    info.first_offset,
-                    info.last_offset,
-                    info.max_timestamp,
-                ),
+                AppendOrigin::Client => {
+                    local.producers.record(
+                        header,
+                        info.first_offset,
+                        info.last_offset,
+                        info.max_timestamp,
+                    );
+                    local.producers.seen(pid, now_ms);
+                }
                 AppendOrigin::Coordinator => {
                     local
                         .producers

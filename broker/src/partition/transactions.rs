@@ -121,8 +121,10 @@ impl Partition {
 /// Producer state (idempotence) and transaction state from every batch in the log: data
 /// batches record their sequences and open transactions, markers close them. A marker whose
 /// record cannot be read is logged and treated as an abort (its records stay hidden from
-/// read_committed consumers rather than appearing).
+/// read_committed consumers rather than appearing). Every producer found counts as seen
+/// now: a restart gives each a full `producer.id.expiration.ms`.
 pub(super) fn rebuild_producer_state(log: &Log) -> (ProducerStateTable, PartitionTxns) {
+    let opened_at = crate::partition::manager::now_ms();
     let mut producers = ProducerStateTable::default();
     let mut txns = PartitionTxns::default();
     let start = log.log_start_offset();
@@ -136,11 +138,7 @@ pub(super) fn rebuild_producer_state(log: &Log) -> (ProducerStateTable, Partitio
                     "unreadable transaction marker; treating it as an abort");
                 MarkerKind::Abort
             });
-            producers.record_marker(
-                header.producer_id,
-                header.producer_epoch,
-                header.max_timestamp,
-            );
+            producers.record_marker(header.producer_id, header.producer_epoch, opened_at);
             txns.on_marker(
                 header.producer_id,
                 kind,
@@ -155,6 +153,7 @@ pub(super) fn rebuild_producer_state(log: &Log) -> (ProducerStateTable, Partitio
             header.last_offset(),
             header.max_timestamp,
         );
+        producers.seen(header.producer_id, opened_at);
         if header.is_transactional() {
             txns.on_data(header.producer_id, header.base_offset);
         }

@@ -26,9 +26,10 @@ pub struct BatchMetadata {
 pub struct ProducerEntry {
     pub epoch: i16,
     pub batches: VecDeque<BatchMetadata>,
-    /// The newest batch's max timestamp, or when a marker last changed the entry: what
-    /// `producer.id.expiration.ms` is measured from (as Kafka's `lastTimestamp`).
-    pub last_timestamp: i64,
+    /// When this broker last saw the producer write (or a marker for it), by its own clock:
+    /// what `producer.id.expiration.ms` is measured from. (Kafka measures from the batch's
+    /// max timestamp, which a producer's clock or explicit timestamps decide.)
+    pub last_seen_ms: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,7 +155,13 @@ impl ProducerStateTable {
             last_offset,
             timestamp,
         });
-        entry.last_timestamp = entry.last_timestamp.max(timestamp);
+    }
+
+    /// The producer wrote (or was marked) at `now_ms` by the broker's clock.
+    pub fn seen(&mut self, producer_id: i64, now_ms: i64) {
+        if let Some(entry) = self.producers.get_mut(&producer_id) {
+            entry.last_seen_ms = entry.last_seen_ms.max(now_ms);
+        }
     }
 
     /// Forgets producers idle for `expiration_ms` (`producer.id.expiration.ms`), except those
@@ -163,7 +170,7 @@ impl ProducerStateTable {
     pub fn expire(&mut self, now_ms: i64, expiration_ms: i64, keep: impl Fn(i64) -> bool) -> usize {
         let before = self.producers.len();
         self.producers.retain(|pid, entry| {
-            keep(*pid) || now_ms.saturating_sub(entry.last_timestamp) < expiration_ms
+            keep(*pid) || now_ms.saturating_sub(entry.last_seen_ms) < expiration_ms
         });
         before - self.producers.len()
     }
@@ -189,13 +196,13 @@ impl ProducerStateTable {
             .or_insert_with(|| ProducerEntry {
                 epoch,
                 batches: VecDeque::new(),
-                last_timestamp: now_ms,
+                last_seen_ms: now_ms,
             });
         if entry.epoch != epoch {
             entry.epoch = epoch;
             entry.batches.clear();
         }
-        entry.last_timestamp = entry.last_timestamp.max(now_ms);
+        entry.last_seen_ms = entry.last_seen_ms.max(now_ms);
     }
 
     /// Forgets everything at or above `offset` (log truncation).
@@ -273,8 +280,11 @@ mod tests {
     #[test]
     fn idle_producers_expire_unless_kept() {
         let mut t = ProducerStateTable::default();
-        t.record(&header(1, 0, 0, 1), 0, 0, 1_000);
-        t.record(&header(2, 0, 0, 1), 1, 1, 5_000);
+        t.record(&header(1, 0, 0, 1), 0, 0, 9);
+        t.seen(1, 1_000);
+        // The batch's own timestamp does not count, the broker's clock does.
+        t.record(&header(2, 0, 0, 1), 1, 1, 9);
+        t.seen(2, 5_000);
         t.record_marker(3, 2, 1_000);
         // Producer 1 and 3 are idle for 10 s at 11_000; 3 is kept (its transaction is open).
         assert_eq!(t.expire(11_000, 10_000, |pid| pid == 3), 1);
