@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod network;
 pub mod offsets_topic;
 pub mod partition;
+pub mod quota;
 pub mod security;
 pub mod server;
 pub mod topics;

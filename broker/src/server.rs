@@ -55,6 +55,8 @@ pub struct Broker {
     pub fetch_sessions: crate::fetch_session::FetchSessionCache,
     /// Transactional ids and their transactions (KIP-98).
     pub transactions: crate::txn::coordinator::TransactionCoordinator,
+    /// Client byte rates against their quotas.
+    pub quotas: crate::quota::QuotaManager,
 }
 
 impl Broker {
@@ -152,7 +154,12 @@ pub fn open(config: BrokerConfig) -> anyhow::Result<Arc<Broker>> {
             max_timeout_ms: config.transaction_max_timeout_ms,
         },
     );
+    let quotas = crate::quota::QuotaManager::new(
+        config.quota_window_size_seconds.saturating_mul(1000),
+        config.quota_window_num,
+    );
     let broker = Arc::new(Broker {
+        quotas,
         transactions,
         authorizer,
         fetch_sessions,
@@ -501,6 +508,8 @@ async fn maintenance_loop(broker: Arc<Broker>, stop: CancellationToken) {
                 }
             }));
         }
+        // Rates of clients that went away.
+        broker.quotas.prune(now);
         let b = broker.clone();
         let producer_expiration_ms = broker.current_config().producer_id_expiration_ms;
         let _ = tokio::task::spawn_blocking(move || {

@@ -88,6 +88,10 @@ pub struct BrokerConfig {
     pub producer_id_expiration_ms: i64,
     pub transaction_max_timeout_ms: i32,
     pub transaction_state_log_num_partitions: i32,
+    /// `quota.window.num` and `quota.window.size.seconds`: client quota rates are measured
+    /// over that many windows of that length.
+    pub quota_window_num: usize,
+    pub quota_window_size_seconds: i64,
     /// How often the transaction coordinator aborts transactions past their timeout.
     pub transaction_abort_timed_out_transaction_cleanup_interval_ms: i64,
     /// Accepted and reported; Strata's runtime does not size a thread pool from it.
@@ -422,6 +426,8 @@ pub(crate) fn build(
         producer_id_expiration_ms: r.i64("producer.id.expiration.ms")?,
         transaction_max_timeout_ms: r.i32("transaction.max.timeout.ms")?,
         transaction_state_log_num_partitions: r.i32("transaction.state.log.num.partitions")?,
+        quota_window_num: r.count("quota.window.num")?,
+        quota_window_size_seconds: r.i64("quota.window.size.seconds")?,
         transaction_abort_timed_out_transaction_cleanup_interval_ms: r
             .i64("transaction.abort.timed.out.transaction.cleanup.interval.ms")?,
         num_network_threads: r.count("num.network.threads")?,

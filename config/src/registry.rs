@@ -229,6 +229,9 @@ pub static BROKER_KEYS: &[BrokerKey] = &[
     k("transaction.max.timeout.ms", I, Some("900000"), AtLeast(1), "The maximum transaction timeout a producer may ask for."),
     k("transaction.state.log.num.partitions", I, Some("50"), AtLeast(1), "The number of partitions of the transaction topic."),
     k("transaction.abort.timed.out.transaction.cleanup.interval.ms", I, Some("10000"), AtLeast(1), "How often transactions past their timeout are aborted."),
+    // --- client quotas ---
+    k("quota.window.num", I, Some("11"), AtLeast(2), "The number of samples client quota rates are measured over."),
+    k("quota.window.size.seconds", I, Some("1"), AtLeast(1), "The length of one client quota sample."),
     k("transaction.state.log.replication.factor", S, Some("3"), AtLeast(1), "The replication factor of the transaction topic."),
     k("transaction.state.log.min.isr", I, Some("2"), AtLeast(1), "min.insync.replicas of the transaction topic."),
     k("share.coordinator.state.topic.replication.factor", S, Some("3"), AtLeast(1), "Replication factor of the share-group state topic (accepted for compatibility)."),

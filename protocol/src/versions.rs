@@ -72,6 +72,8 @@ pub const SUPPORTED: &[ApiRange] = &[
     r(ApiKey::ListTransactions, 0, 1),
     r(ApiKey::DescribeProducers, 0, 0),
     r(ApiKey::WriteTxnMarkers, 1, 1),
+    r(ApiKey::DescribeClientQuotas, 0, 1),
+    r(ApiKey::AlterClientQuotas, 0, 1),
 ];
 
 /// The advertised range of `api_key` (a raw wire value), if Strata supports it.

@@ -29,7 +29,7 @@ SUPPORTED = [
     ("AlterUserScramCredentials", 0, 0), ("AddPartitionsToTxn", 0, 3),
     ("AddOffsetsToTxn", 0, 4), ("EndTxn", 0, 4), ("TxnOffsetCommit", 0, 4),
     ("DescribeTransactions", 0, 0), ("ListTransactions", 0, 1), ("DescribeProducers", 0, 0),
-    ("WriteTxnMarkers", 1, 1),
+    ("WriteTxnMarkers", 1, 1), ("DescribeClientQuotas", 0, 1), ("AlterClientQuotas", 0, 1),
 ]
 PRIM = {"int8": "Int8", "int16": "Int16", "uint16": "UInt16", "int32": "Int32", "uint32": "UInt32",
         "int64": "Int64", "float64": "Float64", "uuid": "Uuid", "bool": "Bool", "string": "String",

@@ -4,6 +4,7 @@
 pub mod acls;
 pub mod admin;
 pub mod api_versions;
+pub mod client_quotas;
 pub mod cluster;
 pub mod configs;
 pub mod describe_topic_partitions;
@@ -42,6 +43,31 @@ pub struct RequestContext {
     pub principal: Arc<crate::security::KafkaPrincipal>,
     /// When the request's frame had been read: request queue time is measured from here.
     pub received: std::time::Instant,
+    /// Set by a handler whose client is over a quota: the connection is not read for this
+    /// many ms after the reply goes out (KIP-219's muting). Shared by a connection's requests.
+    pub mute_ms: Arc<std::sync::atomic::AtomicI64>,
+}
+
+impl RequestContext {
+    /// Records `bytes` against the quota this request's user and client id fall under and,
+    /// when over it, mutes the connection; returns the throttle for `throttle_time_ms`.
+    pub fn throttle(&self, broker: &Broker, kind: crate::quota::QuotaKind, bytes: usize) -> i32 {
+        let image = broker.metadata.image();
+        let throttle = broker.quotas.record(
+            &image.client_quotas,
+            kind,
+            &self.principal.name,
+            self.client_id.as_deref().unwrap_or(""),
+            bytes,
+            crate::partition::manager::now_ms(),
+        );
+        if throttle > 0 {
+            self.mute_ms
+                .fetch_max(throttle, std::sync::atomic::Ordering::Relaxed);
+            broker.metrics.throttled(kind, throttle);
+        }
+        i32::try_from(throttle).unwrap_or(i32::MAX)
+    }
 }
 
 /// What the connection does after a request.
@@ -124,6 +150,8 @@ pub const IMPLEMENTED: &[ApiKey] = &[
     ApiKey::ListTransactions,
     ApiKey::DescribeProducers,
     ApiKey::WriteTxnMarkers,
+    ApiKey::DescribeClientQuotas,
+    ApiKey::AlterClientQuotas,
 ];
 
 pub async fn handle(broker: &Arc<Broker>, ctx: RequestContext, body: RequestKind) -> Reply {
@@ -183,6 +211,12 @@ pub async fn handle(broker: &Arc<Broker>, ctx: RequestContext, body: RequestKind
         }
         RequestKind::WriteTxnMarkers(r) => {
             ResponseKind::WriteTxnMarkers(txn_admin::write_txn_markers(broker, &ctx, r))
+        }
+        RequestKind::DescribeClientQuotas(r) => ResponseKind::DescribeClientQuotas(
+            client_quotas::describe_client_quotas(broker, &ctx, r),
+        ),
+        RequestKind::AlterClientQuotas(r) => {
+            ResponseKind::AlterClientQuotas(client_quotas::alter_client_quotas(broker, &ctx, r))
         }
         RequestKind::ListTransactions(r) => {
             ResponseKind::ListTransactions(txn_admin::list_transactions(broker, &ctx, r))

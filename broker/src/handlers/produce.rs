@@ -104,6 +104,7 @@ pub async fn handle(
 ) -> Option<ProduceResponse> {
     let acks = request.acks;
     let transactional_id = request.transactional_id.as_ref().map(|t| t.0.to_string());
+    let mut request_bytes = 0usize;
     let version = ctx.api_version;
     let image = broker.metadata.image();
     let mut responses = Vec::with_capacity(request.topic_data.len());
@@ -118,6 +119,7 @@ pub async fn handle(
         let mut partitions = Vec::with_capacity(topic.partition_data.len());
         for data in topic.partition_data {
             let batch_bytes = data.records.as_ref().map_or(0, |r| r.len() as u64);
+            request_bytes += batch_bytes as usize;
             let outcome = (|| {
                 if !matches!(acks, -1..=1) {
                     return Err(ErrorCode::InvalidRequiredAcks.into());
@@ -274,5 +276,11 @@ pub async fn handle(
                 .with_partition_responses(partitions),
         );
     }
-    (acks != 0).then(|| ProduceResponse::default().with_responses(responses))
+    // Quotas count what the producer sent, whatever became of it (as Kafka's request size).
+    let throttle = ctx.throttle(broker, crate::quota::QuotaKind::Produce, request_bytes);
+    (acks != 0).then(|| {
+        ProduceResponse::default()
+            .with_responses(responses)
+            .with_throttle_time_ms(throttle)
+    })
 }

@@ -71,6 +71,8 @@ pub struct MetadataImage {
     /// Dynamic broker configs by resource name: `""` is the cluster-wide default,
     /// `"<node id>"` one broker's own (AlterConfigs on BROKER resources). Absent = none.
     pub broker_configs: BTreeMap<String, BTreeMap<String, String>>,
+    /// Client quotas (AlterClientQuotas), by entity.
+    pub client_quotas: crate::quota::QuotaTable,
     topic_names_by_id: HashMap<Uuid, String>,
 }
 
@@ -123,6 +125,10 @@ struct Snapshot {
     /// Absent in snapshots written before dynamic broker configs existed.
     #[serde(default)]
     broker_configs: BTreeMap<String, BTreeMap<String, String>>,
+    /// Absent in snapshots written before client quotas existed. A list, as JSON maps need
+    /// string keys.
+    #[serde(default)]
+    client_quotas: Vec<(crate::quota::QuotaEntity, BTreeMap<String, f64>)>,
 }
 
 /// Owns the current image and orders changes to it. Readers call [`MetadataStore::image`]
@@ -168,6 +174,7 @@ impl MetadataStore {
                 .map(|t| (t.name.clone(), t))
                 .collect(),
             broker_configs: snapshot.broker_configs,
+            client_quotas: snapshot.client_quotas.into_iter().collect(),
             topic_names_by_id: HashMap::new(),
         };
         image.reindex();
@@ -203,6 +210,11 @@ impl MetadataStore {
         let snapshot = Snapshot {
             topics: next.topics.values().cloned().collect(),
             broker_configs: next.broker_configs.clone(),
+            client_quotas: next
+                .client_quotas
+                .iter()
+                .map(|(e, v)| (e.clone(), v.clone()))
+                .collect(),
         };
         let bytes = serde_json::to_vec_pretty(&snapshot).map_err(|e| MetadataError::Corrupt {
             path: self.snapshot_path.clone(),

@@ -59,6 +59,8 @@ pub struct BrokerMetrics {
     connections: IntGaugeVec,
     connections_accepted: IntCounterVec,
     sasl_authentications: IntCounterVec,
+    throttled_requests: IntCounterVec,
+    throttle_seconds: prometheus::CounterVec,
     /// Each API's series, looked up by label once (on its first request) rather than on
     /// every request: a label lookup hashes, locks and clones, four times a request.
     per_api: Box<[OnceLock<ApiSeries>]>,
@@ -167,6 +169,23 @@ impl BrokerMetrics {
                 "Connections accepted, by listener and security protocol.",
                 &["listener", "protocol"],
             )?,
+            throttled_requests: counter(
+                r,
+                "strata_quota_throttled_requests_total",
+                "Produce or fetch requests whose client was over its quota (direction: produce or fetch).",
+                &["direction"],
+            )?,
+            throttle_seconds: {
+                let c = prometheus::CounterVec::new(
+                    Opts::new(
+                        "strata_quota_throttle_seconds_total",
+                        "Seconds of throttling handed to clients over their quotas (throttle_time_ms).",
+                    ),
+                    &["direction"],
+                )?;
+                r.register(Box::new(c.clone()))?;
+                c
+            },
             sasl_authentications: counter(
                 r,
                 "strata_sasl_authentications_total",
@@ -257,6 +276,18 @@ impl BrokerMetrics {
     /// One fetch's reads from the partitions of `topic` (one series lookup for them all).
     pub fn fetched(&self, topic: &str, read: FetchedPartitions) {
         self.topic_series.fetch(&self.topics, topic, read);
+    }
+
+    /// A request earned `throttle_ms` of throttling for being over its client quota.
+    pub fn throttled(&self, kind: crate::quota::QuotaKind, throttle_ms: i64) {
+        let direction = match kind {
+            crate::quota::QuotaKind::Produce => "produce",
+            crate::quota::QuotaKind::Fetch => "fetch",
+        };
+        self.throttled_requests.with_label_values(&[direction]).inc();
+        self.throttle_seconds
+            .with_label_values(&[direction])
+            .inc_by(throttle_ms as f64 / 1000.0);
     }
 
     /// A connection was accepted; the gauge goes down when the guard is dropped.

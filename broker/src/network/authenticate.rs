@@ -111,6 +111,7 @@ pub(super) async fn authenticate(
                     peer,
                     principal: Arc::new(KafkaPrincipal::anonymous()),
                     received,
+                    mute_ms: Arc::default(),
                 };
                 let reply = handlers::handle(broker, context, RequestKind::ApiVersions(body)).await;
                 send(replies, reply).await?;

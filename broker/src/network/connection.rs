@@ -156,6 +156,7 @@ async fn serve_requests(
     shutdown: &CancellationToken,
     principal: Arc<KafkaPrincipal>,
 ) {
+    let mute_ms: Arc<std::sync::atomic::AtomicI64> = Arc::default();
     loop {
         let frame = tokio::select! {
             frame = frames.next_frame() => frame,
@@ -182,6 +183,7 @@ async fn serve_requests(
                     peer,
                     principal: principal.clone(),
                     received,
+                    mute_ms: mute_ms.clone(),
                 };
                 let handling = handlers::handle(broker, context, request.body);
                 match handle_while_writing(handling, replies).await {
@@ -204,6 +206,21 @@ async fn serve_requests(
         };
         if replies.queue(reply) == Flow::Close {
             break;
+        }
+        // A client over its quota: its reply (with throttle_time_ms) goes out now, then
+        // nothing more is read from it until the throttle has passed (KIP-219).
+        let mute = mute_ms.swap(0, std::sync::atomic::Ordering::Relaxed);
+        if mute > 0 {
+            if let Err(e) = replies.flush().await {
+                tracing::debug!(%peer, error = %e, "write failed");
+                return;
+            }
+            let muted = std::time::Duration::from_millis(u64::try_from(mute).unwrap_or(0));
+            tokio::select! {
+                () = tokio::time::sleep(muted) => {}
+                () = shutdown.cancelled() => break,
+            }
+            continue;
         }
         // Requests that came in together are all handled before their replies go out in
         // one write; the reply goes out at once when nothing else is waiting to be handled.

@@ -823,6 +823,56 @@ pub(crate) const WRITE_TXN_MARKERS: Message = message(
     )],
 );
 
+/// DescribeClientQuotas request (api key 48), schema v0-1, flexible 1+.
+pub(crate) const DESCRIBE_CLIENT_QUOTAS: Message = message(
+    ApiKey::DescribeClientQuotas,
+    1,
+    &[
+        f(
+            "components",
+            from(0),
+            structs(&[
+                f("entity_type", from(0), STRING),
+                f("match_type", from(0), INT8),
+                f("match", from(0), STRING),
+            ]),
+        ),
+        f("strict", from(0), BOOL),
+    ],
+);
+
+/// AlterClientQuotas request (api key 49), schema v0-1, flexible 1+.
+pub(crate) const ALTER_CLIENT_QUOTAS: Message = message(
+    ApiKey::AlterClientQuotas,
+    1,
+    &[
+        f(
+            "entries",
+            from(0),
+            structs(&[
+                f(
+                    "entity",
+                    from(0),
+                    structs(&[
+                        f("entity_type", from(0), STRING),
+                        f("entity_name", from(0), STRING),
+                    ]),
+                ),
+                f(
+                    "ops",
+                    from(0),
+                    structs(&[
+                        f("key", from(0), STRING),
+                        f("value", from(0), FLOAT64),
+                        f("remove", from(0), BOOL),
+                    ]),
+                ),
+            ]),
+        ),
+        f("validate_only", from(0), BOOL),
+    ],
+);
+
 /// Every request shape; `shape_for` looks them up by api key.
 pub(crate) const ALL: &[Message] = &[
     API_VERSIONS,
@@ -868,4 +918,6 @@ pub(crate) const ALL: &[Message] = &[
     LIST_TRANSACTIONS,
     DESCRIBE_PRODUCERS,
     WRITE_TXN_MARKERS,
+    DESCRIBE_CLIENT_QUOTAS,
+    ALTER_CLIENT_QUOTAS,
 ];

@@ -103,7 +103,7 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, request: FetchRequest
     } else {
         request.max_bytes as usize
     };
-    let (data, regions) = loop {
+    let (data, regions, read_bytes) = loop {
         // Register for wake-ups BEFORE reading, so an append between the read and the
         // wait is not missed.
         let mut wakeups: Vec<Pin<Box<tokio::sync::futures::Notified<'_>>>> = wanted
@@ -122,7 +122,7 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, request: FetchRequest
             || wakeups.is_empty()
             || Instant::now() >= deadline
         {
-            break (read.data, read.regions);
+            break (read.data, read.regions, read.bytes);
         }
         tokio::select! {
             _ = select_all(wakeups) => {}
@@ -154,8 +154,12 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, request: FetchRequest
             }
         }
     };
+    // A consumer over its quota still gets what was read (Kafka drops it and lets the
+    // consumer fetch it again); its connection then rests for the throttle.
+    let throttle = ctx.throttle(broker, crate::quota::QuotaKind::Fetch, read_bytes);
     FetchOutcome {
-        response: assemble(&topics, &wanted, data, keep.as_deref(), session_id),
+        response: assemble(&topics, &wanted, data, keep.as_deref(), session_id)
+            .with_throttle_time_ms(throttle),
         regions,
     }
 }
