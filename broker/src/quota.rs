@@ -107,10 +107,10 @@ struct Sensor {
 }
 
 impl Sensor {
-    /// Records `bytes` at `now` and returns the rate over the kept windows, in bytes/s.
-    /// As Kafka's `Rate`, the elapsed time counts at least all but one full window, so a
-    /// first burst is not measured over a few milliseconds.
-    fn record(&mut self, bytes: f64, now: i64, window_ms: i64, windows: usize) -> f64 {
+    /// Records `bytes` at `now` and returns the rate over the kept windows, in bytes/s, and
+    /// the time it was measured over (ms). As Kafka's `Rate`, that time counts at least all
+    /// but one full window, so a first burst is not measured over a few milliseconds.
+    fn record(&mut self, bytes: f64, now: i64, window_ms: i64, windows: usize) -> (f64, i64) {
         let start = now - now.rem_euclid(window_ms);
         match self.samples.back_mut() {
             Some((at, total)) if *at == start => *total += bytes,
@@ -127,7 +127,7 @@ impl Sensor {
         let total: f64 = self.samples.iter().map(|(_, b)| b).sum();
         let first = self.samples.front().map_or(start, |(at, _)| *at);
         let elapsed = (now - first).max(window_ms * (windows as i64 - 1)).max(1);
-        total * 1000.0 / elapsed as f64
+        (total * 1000.0 / elapsed as f64, elapsed)
     }
 }
 
@@ -156,7 +156,8 @@ impl QuotaManager {
 
     /// Records a request's bytes against the quota that applies (none: nothing recorded)
     /// and returns how long the client must wait, in ms: Kafka's
-    /// `(rate - quota) / quota * window`, 0 within quota.
+    /// `(rate - quota) / quota * measured window`, 0 within quota: waiting that long brings
+    /// the rate over the window back to the quota.
     pub fn record(
         &self,
         table: &QuotaTable,
@@ -172,15 +173,14 @@ impl QuotaManager {
         let (u, c) = sensor_key(&matched, user, client_id);
         let mut sensors = self.sensors.lock().unwrap_or_else(|p| p.into_inner());
         let sensor = sensors.entry((kind, u, c)).or_default();
-        let rate = sensor.record(bytes as f64, now_ms, self.window_ms, self.windows);
+        let (rate, window) = sensor.record(bytes as f64, now_ms, self.window_ms, self.windows);
         if quota <= 0.0 {
             return MAX_THROTTLE_MS;
         }
         if rate <= quota {
             return 0;
         }
-        let window = (self.window_ms * self.windows as i64) as f64;
-        (((rate - quota) / quota) * window)
+        (((rate - quota) / quota) * window as f64)
             .round()
             .clamp(0.0, MAX_THROTTLE_MS as f64) as i64
     }
@@ -248,9 +248,9 @@ mod tests {
             m.record(&t, QuotaKind::Produce, "u", "app", 5_000, 100_000),
             0
         );
-        // 20,000 more: 2,500 B/s, 1.5x over: 1.5 * 11 s.
+        // 20,000 more: 2,500 B/s over the 10 s measured, 1.5x over: 1.5 * 10 s.
         let throttle = m.record(&t, QuotaKind::Produce, "u", "app", 20_000, 100_500);
-        assert_eq!(throttle, 16_500);
+        assert_eq!(throttle, 15_000);
         // Other clients and the other direction are not limited by it.
         assert_eq!(
             m.record(&t, QuotaKind::Produce, "u", "x", 1 << 30, 100_500),

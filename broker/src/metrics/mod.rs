@@ -284,7 +284,9 @@ impl BrokerMetrics {
             crate::quota::QuotaKind::Produce => "produce",
             crate::quota::QuotaKind::Fetch => "fetch",
         };
-        self.throttled_requests.with_label_values(&[direction]).inc();
+        self.throttled_requests
+            .with_label_values(&[direction])
+            .inc();
         self.throttle_seconds
             .with_label_values(&[direction])
             .inc_by(throttle_ms as f64 / 1000.0);
