@@ -6,6 +6,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use memmap2::{Advice, MmapMut, MmapOptions};
@@ -25,6 +26,28 @@ struct MappedIndex {
     capacity: usize,
     /// Bytes of the file allocated on disk (its length): entries are stored below it only.
     allocated: usize,
+}
+
+/// Blocks an index will need soon, [from, to) of its file, allocated by the append that
+/// planned them outside the log's lock. If the allocation fails (a full disk) the index
+/// keeps its old size, and the entry that needed the room is skipped as before.
+#[derive(Debug)]
+pub(crate) struct IndexGrowth {
+    file: Arc<File>,
+    from: usize,
+    to: usize,
+    done: AtomicBool,
+}
+
+impl IndexGrowth {
+    pub(crate) fn run(&self) {
+        match file_alloc::allocate(&self.file, self.from as u64, self.to as u64) {
+            Ok(()) => self.done.store(true, Ordering::Release),
+            Err(e) => {
+                tracing::debug!(error = %e, "index blocks not reserved ahead; the append will try again")
+            }
+        }
+    }
 }
 
 /// Index blocks are allocated a page at first, then in steps that double with the index up
@@ -145,6 +168,35 @@ impl MappedIndex {
         }
     }
 
+    /// The next allocation step, when fewer than `more` entries fit in what is allocated:
+    /// an append plans it under the log's lock and runs it (`IndexGrowth::run`) without,
+    /// so the lock is not held for `fallocate`.
+    fn plan_growth(&self, more: usize) -> Option<IndexGrowth> {
+        let needed = (self.entries + more).min(self.capacity) * self.entry_size;
+        if needed <= self.allocated {
+            return None;
+        }
+        let to = file_alloc::grown_size(
+            self.allocated,
+            needed,
+            INDEX_STEPS,
+            self.capacity * self.entry_size,
+        );
+        (to > self.allocated).then(|| IndexGrowth {
+            file: Arc::clone(&self.file),
+            from: self.allocated,
+            to,
+            done: AtomicBool::new(false),
+        })
+    }
+
+    /// Takes a growth that ran: its blocks are there, entries may use them.
+    fn grown(&mut self, growth: &IndexGrowth) {
+        if growth.done.load(Ordering::Acquire) && Arc::ptr_eq(&growth.file, &self.file) {
+            self.allocated = self.allocated.max(growth.to);
+        }
+    }
+
     /// Allocates the next step of blocks. On failure (a full disk) the entry is not stored:
     /// the index is sparse, so a lookup then scans from an earlier entry, and nothing is lost.
     fn grow(&mut self) -> bool {
@@ -224,6 +276,15 @@ impl OffsetIndex {
 
     pub(crate) fn entry(&self, i: usize) -> Option<(u32, u32)> {
         self.inner.entry(i).map(|e| (u32_at(e, 0), u32_at(e, 4)))
+    }
+
+    /// See `MappedIndex::plan_growth`.
+    pub(crate) fn plan_growth(&self, more: usize) -> Option<IndexGrowth> {
+        self.inner.plan_growth(more)
+    }
+
+    pub(crate) fn grown(&mut self, growth: &IndexGrowth) {
+        self.inner.grown(growth);
     }
 
     pub(crate) fn append(&mut self, relative_offset: u32, position: u32) -> bool {
@@ -320,6 +381,15 @@ impl TimeIndex {
     }
 
     /// Appends only when the timestamp grows, keeping the index sorted on both columns.
+    /// See `MappedIndex::plan_growth`.
+    pub(crate) fn plan_growth(&self, more: usize) -> Option<IndexGrowth> {
+        self.inner.plan_growth(more)
+    }
+
+    pub(crate) fn grown(&mut self, growth: &IndexGrowth) {
+        self.inner.grown(growth);
+    }
+
     pub(crate) fn maybe_append(&mut self, timestamp: i64, relative_offset: u32) -> bool {
         if self
             .last_entry()
@@ -407,6 +477,29 @@ mod tests {
         assert!(!idx.is_sane(500));
         idx.truncate_to_position(301);
         assert_eq!(idx.entries(), 3);
+    }
+
+    #[test]
+    fn growth_planned_under_the_lock_runs_outside_it_and_is_taken_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("0.index");
+        let len = |p: &Path| std::fs::metadata(p).unwrap().len();
+        let mut idx = OffsetIndex::open(&path, 10 * 1024 * 1024, false, true).unwrap();
+        // Room for 512 entries: none needed for two more.
+        assert!(idx.plan_growth(2).is_none());
+        for i in 0..511u32 {
+            assert!(idx.append(i, i));
+        }
+        let growth = idx.plan_growth(2).expect("the page is nearly full");
+        // Planned, not run: nothing changes until it runs and is taken.
+        idx.grown(&growth);
+        assert_eq!(len(&path), 4096);
+        growth.run();
+        assert_eq!(len(&path), 8192, "the blocks are reserved by the run");
+        idx.grown(&growth);
+        assert!(idx.plan_growth(2).is_none(), "the index knows it has room");
+        assert!(idx.append(511, 511) && idx.append(512, 512));
+        assert_eq!(len(&path), 8192, "no growth at append time");
     }
 
     #[test]

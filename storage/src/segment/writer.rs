@@ -10,6 +10,7 @@ use super::{
 };
 use crate::error::{IoContext, LogError};
 use crate::file_alloc;
+use crate::index::IndexGrowth;
 use crate::LogConfig;
 use strata_protocol::record_batch::{self, RecordBatchHeader, BATCH_HEADER_LEN};
 
@@ -88,6 +89,9 @@ pub(crate) struct ReservedWrite {
     next_offset: i64,
     /// Disk blocks to reserve first: [from, to) of the file.
     allocate: Option<(usize, usize)>,
+    /// The offset and time indexes' next blocks, when this append may need them: reserved
+    /// with the log's, outside the lock.
+    index_growth: [Option<IndexGrowth>; 2],
 }
 
 impl ReservedWrite {
@@ -118,6 +122,9 @@ impl ReservedWrite {
         }
         if let Some((from, to)) = self.allocate {
             file_alloc::allocate(&self.file, from as u64, to as u64)?;
+        }
+        for growth in self.index_growth.iter().flatten() {
+            growth.run();
         }
         let mut headers = [[0u8; BATCH_HEADER_LEN]; BATCHES_PER_WRITE];
         let mut records: [&[u8]; BATCHES_PER_WRITE] = [&[]; BATCHES_PER_WRITE];
@@ -272,12 +279,19 @@ impl LogSegment {
             };
             (self.allocated, target)
         });
+        // An append adds at most one index entry per batch, and only past each
+        // `index.interval.bytes` of log.
+        let entries = len / self.index_interval.max(1) + 2;
         Ok(ReservedWrite {
             file: Arc::clone(&self.file),
             position: self.size,
             len,
             next_offset: self.next_offset,
             allocate,
+            index_growth: [
+                self.offset_index.plan_growth(entries),
+                self.time_index.plan_growth(entries),
+            ],
         })
     }
 
@@ -301,6 +315,13 @@ impl LogSegment {
                     reserved.position, self.size
                 ),
             });
+        }
+        let [offsets, times] = &reserved.index_growth;
+        if let Some(growth) = offsets {
+            self.offset_index.grown(growth);
+        }
+        if let Some(growth) = times {
+            self.time_index.grown(growth);
         }
         let mut next = self.next_offset;
         let mut at = 0usize;
