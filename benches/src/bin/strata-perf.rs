@@ -80,16 +80,24 @@ impl Common {
     }
 }
 
+/// What the records written look like and how they are acknowledged (produce and latency).
 #[derive(Debug, Args)]
-struct ProduceArgs {
-    #[command(flatten)]
-    common: Common,
-    /// Bytes of each record's value (records have no key and no headers).
+struct WriteArgs {
+    /// Bytes of each record's value (records have no key and no headers; for latency at
+    /// least 8, the first 8 naming the record).
     #[arg(long, default_value_t = 100)]
     record_size: usize,
     /// 0, 1 or -1 (all in-sync replicas).
     #[arg(long, default_value_t = 1, allow_negative_numbers = true, value_parser = clap::value_parser!(i16).range(-1..=1))]
     acks: i16,
+}
+
+#[derive(Debug, Args)]
+struct ProduceArgs {
+    #[command(flatten)]
+    common: Common,
+    #[command(flatten)]
+    write: WriteArgs,
     /// Upper bound on one record batch's size in bytes (as the producer's batch.size).
     #[arg(long, default_value_t = 16 * 1024)]
     batch_size: usize,
@@ -153,12 +161,8 @@ struct ConsumeArgs {
 struct LatencyArgs {
     #[command(flatten)]
     common: Common,
-    /// Bytes of each record's value (at least 8: the first 8 name the record).
-    #[arg(long, default_value_t = 100)]
-    record_size: usize,
-    /// 0, 1 or -1 (all in-sync replicas).
-    #[arg(long, default_value_t = 1, allow_negative_numbers = true, value_parser = clap::value_parser!(i16).range(-1..=1))]
-    acks: i16,
+    #[command(flatten)]
+    write: WriteArgs,
     /// The consumer's fetch.max.wait.ms: how long its Fetch may wait at the broker for data.
     #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(i32).range(0..))]
     max_wait_ms: i32,
@@ -262,11 +266,11 @@ async fn produce(args: ProduceArgs) -> anyhow::Result<()> {
     if common.records == 0 {
         bail!("--records must be at least 1");
     }
-    if args.idempotence && (args.acks != -1 || args.in_flight > 5) {
+    if args.idempotence && (args.write.acks != -1 || args.in_flight > 5) {
         // Kafka's producer refuses the same configuration (its ConfigException).
         bail!(
             "--idempotence needs --acks -1 and --in-flight of at most 5, found --acks {} and --in-flight {}",
-            args.acks,
+            args.write.acks,
             args.in_flight
         );
     }
@@ -280,9 +284,14 @@ async fn produce(args: ProduceArgs) -> anyhow::Result<()> {
     } else {
         None
     };
-    let per_batch = BatchTemplate::records_per_batch(args.batch_size, args.record_size)
+    let per_batch = BatchTemplate::records_per_batch(args.batch_size, args.write.record_size)
         .min(usize::try_from(common.records).unwrap_or(usize::MAX));
-    let batch = BatchTemplate::compressed(per_batch, args.record_size, now_ms(), args.compression)?;
+    let batch = BatchTemplate::compressed(
+        per_batch,
+        args.write.record_size,
+        now_ms(),
+        args.compression,
+    )?;
     // Whole batches, then one smaller batch for the remainder, so exactly --records are sent.
     let requests = common.records / per_batch as u64;
     let remainder = usize::try_from(common.records % per_batch as u64).unwrap_or(0);
@@ -290,7 +299,7 @@ async fn produce(args: ProduceArgs) -> anyhow::Result<()> {
         0 => None,
         n => Some(BatchTemplate::compressed(
             n,
-            args.record_size,
+            args.write.record_size,
             now_ms(),
             args.compression,
         )?),
@@ -315,7 +324,7 @@ async fn produce(args: ProduceArgs) -> anyhow::Result<()> {
             partitions: partitions.clone(),
             batch: batch.to_bytes(),
             records_per_batch: per_batch as u64,
-            acks: args.acks,
+            acks: args.write.acks,
             version: versions.produce,
             requests: share,
             in_flight: args.in_flight,
@@ -362,18 +371,18 @@ async fn produce(args: ProduceArgs) -> anyhow::Result<()> {
     report(
         "produce",
         sent_records,
-        Some(sent_records * args.record_size as u64),
+        Some(sent_records * args.write.record_size as u64),
         wire_bytes.load(Ordering::Relaxed),
         elapsed,
         &format!(
             "{} B records, {per_batch} per {} B batch ({}), acks={}, {} partitions, {} in flight per connection{}",
-            args.record_size,
+            args.write.record_size,
             batch.len(),
             match args.compression {
                 Compression::None => "uncompressed".to_owned(),
                 codec => format!("{codec:?}").to_lowercase(),
             },
-            args.acks,
+            args.write.acks,
             partition_count,
             args.in_flight,
             match producer {
@@ -381,7 +390,7 @@ async fn produce(args: ProduceArgs) -> anyhow::Result<()> {
                 None => String::new(),
             }
         ),
-        (args.acks != 0).then_some(&histogram),
+        (args.write.acks != 0).then_some(&histogram),
     );
     Ok(())
 }
@@ -499,10 +508,10 @@ async fn latency(args: LatencyArgs) -> anyhow::Result<()> {
     if common.connections != 1 {
         bail!("--connections does not apply to latency (one producer and one consumer connection)");
     }
-    if args.record_size < TAG_LEN {
+    if args.write.record_size < TAG_LEN {
         bail!(
             "--record-size must be at least {TAG_LEN} (the first {TAG_LEN} bytes name the record), found {}",
-            args.record_size
+            args.write.record_size
         );
     }
     let (versions, layout) = discover(common, Some(1)).await?;
@@ -520,12 +529,12 @@ async fn latency(args: LatencyArgs) -> anyhow::Result<()> {
     let load = LatencyLoad {
         topic: common.topic.clone(),
         partition: args.partition,
-        acks: args.acks,
+        acks: args.write.acks,
         produce_version: versions.produce,
         fetch_version: versions.fetch,
         max_wait_ms: args.max_wait_ms,
         records: common.records,
-        record_size: args.record_size,
+        record_size: args.write.record_size,
         pause: Duration::from_millis(args.interval_ms),
         nonce: rand::random(),
     };
@@ -546,10 +555,10 @@ async fn latency(args: LatencyArgs) -> anyhow::Result<()> {
     bar.finish_and_clear();
     println!(
         "latency: {} B records one at a time to {}-{}, acks={}, fetch.max.wait.ms={}, {} ms apart",
-        args.record_size,
+        args.write.record_size,
         common.topic,
         args.partition,
-        args.acks,
+        args.write.acks,
         args.max_wait_ms,
         args.interval_ms
     );
@@ -562,7 +571,7 @@ async fn latency(args: LatencyArgs) -> anyhow::Result<()> {
         "latency: end to end (produce written to record fetched)",
         &delivered,
     );
-    if args.acks != 0 {
+    if args.write.acks != 0 {
         print_percentiles("latency: produce acknowledged", &acknowledged);
     }
     Ok(())
