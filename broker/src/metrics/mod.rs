@@ -207,6 +207,10 @@ impl BrokerMetrics {
                     .with_label_values(&[mechanism, result]);
             }
         }
+        for direction in ["produce", "fetch"] {
+            let _ = metrics.throttled_requests.with_label_values(&[direction]);
+            let _ = metrics.throttle_seconds.with_label_values(&[direction]);
+        }
         Ok(metrics)
     }
 
