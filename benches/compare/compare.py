@@ -29,6 +29,7 @@ The broker's CPU figures are its own: no client runs inside it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -129,6 +130,26 @@ def wait_until_serving(bootstrap: str, proc: subprocess.Popen, deadline_s: float
             last = e
             time.sleep(0.05)
     raise RuntimeError(f"broker did not answer Metadata within {deadline_s}s: {last}")
+
+
+@contextlib.contextmanager
+def strata_broker(strata: str, overrides: list[str]):
+    """A fresh Strata broker (a temporary log dir, a free port, `overrides` as `key=value`),
+    serving before it is yielded as (bootstrap, pid); stopped with SIGTERM afterwards."""
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="strata-bench-") as data:
+        argv = [strata, "--override", f"log.dirs={data}",
+                "--override", f"listeners=PLAINTEXT://127.0.0.1:{port}"]
+        for override in overrides:
+            argv += ["--override", override]
+        with open(os.path.join(data, "broker.log"), "wb") as log:
+            proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+            try:
+                wait_until_serving(f"127.0.0.1:{port}", proc, 60)
+                yield f"127.0.0.1:{port}", proc.pid
+            finally:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(30)
 
 
 def create_topic(bootstrap: str, topic: str) -> None:

@@ -13,16 +13,13 @@ import argparse
 import os
 import random
 import shlex
-import signal
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
-from compare import CpuReading, free_port, wait_until_serving  # noqa: E402
+from compare import CpuReading, free_port, strata_broker  # noqa: E402
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition  # noqa: E402
 
@@ -90,21 +87,11 @@ def main() -> int:
     args = ap.parse_args()
     for round_no in range(args.rounds):
         for slots in (1000, 0) if round_no % 2 == 0 else (0, 1000):
-            port, metrics_port = free_port(), free_port()
-            with tempfile.TemporaryDirectory(prefix="fetch-sessions-") as data:
-                argv = [args.strata, "--override", f"log.dirs={data}",
-                        "--override", f"listeners=PLAINTEXT://127.0.0.1:{port}",
-                        "--override", f"metrics.listener=http://127.0.0.1:{metrics_port}",
-                        "--override", f"max.incremental.fetch.session.cache.slots={slots}"]
-                with open(os.path.join(data, "broker.log"), "wb") as log:
-                    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
-                    try:
-                        wait_until_serving(f"127.0.0.1:{port}", proc, 60)
-                        result = tail(f"127.0.0.1:{port}", proc.pid, f"127.0.0.1:{metrics_port}",
-                                      args.partitions, args.seconds, args.rate)
-                    finally:
-                        proc.send_signal(signal.SIGTERM)
-                        proc.wait(30)
+            metrics = f"127.0.0.1:{free_port()}"
+            overrides = [f"metrics.listener=http://{metrics}",
+                         f"max.incremental.fetch.session.cache.slots={slots}"]
+            with strata_broker(args.strata, overrides) as (bootstrap, pid):
+                result = tail(bootstrap, pid, metrics, args.partitions, args.seconds, args.rate)
             print(f"sessions {'on ' if slots else 'off'} round {round_no + 1}: {result}", flush=True)
     print(f"({args.partitions} partitions, {args.rate:.0f} records/s into 8 of them, "
           f"{args.seconds:.0f} s; {shlex.join(sys.argv)})")

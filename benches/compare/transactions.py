@@ -11,14 +11,11 @@ read_committed consumer's records/s over what was written.
 import argparse
 import os
 import shlex
-import signal
-import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from compare import CpuReading, free_port, wait_until_serving  # noqa: E402
+from compare import CpuReading, strata_broker  # noqa: E402
 
 from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: E402
 
@@ -82,19 +79,8 @@ def main() -> int:
     for round_no in range(args.rounds):
         kinds = (0, args.per_txn) if round_no % 2 == 0 else (args.per_txn, 0)
         for per_txn in kinds:
-            port = free_port()
-            with tempfile.TemporaryDirectory(prefix="txn-load-") as data:
-                argv = [args.strata, "--override", f"log.dirs={data}",
-                        "--override", f"listeners=PLAINTEXT://127.0.0.1:{port}",
-                        "--override", "metrics.listener="]
-                with open(os.path.join(data, "broker.log"), "wb") as log:
-                    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
-                    try:
-                        wait_until_serving(f"127.0.0.1:{port}", proc, 60)
-                        result = produce(f"127.0.0.1:{port}", proc.pid, args.records, args.size, per_txn)
-                    finally:
-                        proc.send_signal(signal.SIGTERM)
-                        proc.wait(30)
+            with strata_broker(args.strata, ["metrics.listener="]) as (bootstrap, pid):
+                result = produce(bootstrap, pid, args.records, args.size, per_txn)
             what = f"transactions of {per_txn}" if per_txn else "idempotent, no transactions"
             print(f"round {round_no + 1}, {what}: {result}", flush=True)
     print(f"({args.records:,} records of {args.size} B, one partition; {shlex.join(sys.argv)})")
