@@ -12,7 +12,7 @@ use kafka_protocol::records::{
     Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 use strata_protocol::kafka_protocol;
-use strata_protocol::record_batch::RecordBatchHeader;
+use strata_protocol::record_batch::{MarkerKind, RecordBatchHeader};
 
 use crate::errors::ErrorCode;
 use crate::group::OffsetsLog;
@@ -186,11 +186,8 @@ impl OffsetsTopicLog {
                 for r in set.records {
                     last = last.max(r.offset + 1);
                     if r.control {
-                        // Kafka's control record key: version (i16), type (i16: 1 commit).
-                        let commit = r
-                            .key
-                            .as_deref()
-                            .is_some_and(|k| k.get(2..4) == Some(&[0, 1]));
+                        let commit = r.key.as_deref().and_then(MarkerKind::from_control_key)
+                            == Some(MarkerKind::Commit);
                         if let Some(records) = open.remove(&r.producer_id) {
                             if commit {
                                 out.extend(records);

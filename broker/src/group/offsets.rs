@@ -148,34 +148,32 @@ impl GroupCoordinator {
         for (ti, t) in req.topics.iter().enumerate() {
             let topic = t.name.0.as_str();
             for (pi, p) in t.partitions.iter().enumerate() {
-                let metadata = p
-                    .committed_metadata
-                    .as_ref()
-                    .map(|m| m.to_string())
-                    .unwrap_or_default();
-                let error = if !self.topic_exists(topic, p.partition_index) {
-                    code(E::UnknownTopicOrPartition)
-                } else if metadata.len() > self.config.offset_metadata_max_bytes {
-                    code(E::OffsetMetadataTooLarge)
+                // The committed leader epoch exists from v6.
+                let epoch = if version >= 6 {
+                    p.committed_leader_epoch
                 } else {
-                    let o = CommittedOffset {
-                        offset: p.committed_offset,
-                        leader_epoch: if version >= 6 {
-                            p.committed_leader_epoch
-                        } else {
-                            -1
-                        },
-                        metadata,
-                        commit_timestamp: now_ms,
-                    };
-                    records.push(GroupCoordinator::offset_record(
-                        group_id,
-                        topic,
-                        p.partition_index,
-                        Some(&o),
-                    ));
-                    pending.push((ti, pi, topic.to_string(), p.partition_index, o));
-                    codes::NONE
+                    -1
+                };
+                let checked = self.checked_offset(
+                    topic,
+                    p.partition_index,
+                    p.committed_offset,
+                    epoch,
+                    p.committed_metadata.as_ref(),
+                    now_ms,
+                );
+                let error = match checked {
+                    Ok(o) => {
+                        records.push(GroupCoordinator::offset_record(
+                            group_id,
+                            topic,
+                            p.partition_index,
+                            Some(&o),
+                        ));
+                        pending.push((ti, pi, topic.to_string(), p.partition_index, o));
+                        codes::NONE
+                    }
+                    Err(e) => e,
                 };
                 if let Some(slot) = errors.get_mut(ti).and_then(|t| t.get_mut(pi)) {
                     *slot = error;
@@ -188,6 +186,32 @@ impl GroupCoordinator {
         let fut = self.append(g.partition, records);
         drop(g);
         Some((handle, fut))
+    }
+
+    /// One partition's offset as OffsetCommit and TxnOffsetCommit check it: the partition must
+    /// exist and the metadata fit `offset.metadata.max.bytes`.
+    pub(super) fn checked_offset(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        leader_epoch: i32,
+        metadata: Option<&StrBytes>,
+        now_ms: i64,
+    ) -> Result<CommittedOffset, i16> {
+        let metadata = metadata.map(|m| m.to_string()).unwrap_or_default();
+        if !self.topic_exists(topic, partition) {
+            return Err(code(E::UnknownTopicOrPartition));
+        }
+        if metadata.len() > self.config.offset_metadata_max_bytes {
+            return Err(code(E::OffsetMetadataTooLarge));
+        }
+        Ok(CommittedOffset {
+            offset,
+            leader_epoch,
+            metadata,
+            commit_timestamp: now_ms,
+        })
     }
 
     /// Kafka's commit checks: simple consumers may commit to an empty group; members must

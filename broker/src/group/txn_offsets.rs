@@ -15,9 +15,7 @@ use kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 use strata_protocol::kafka_protocol;
 use tracing::warn;
 
-use kafka_protocol::error::ResponseError as E;
-
-use super::codes::{self, code};
+use super::codes;
 use super::coordinator::{lock, GroupCoordinator};
 use super::schema::{OffsetCommitValue, OffsetsKey};
 use super::state::{ClassicGroup, CommittedOffset, GroupState};
@@ -127,39 +125,37 @@ impl GroupCoordinator {
             let topic = t.name.0.as_str();
             let mut topic_errors = Vec::with_capacity(t.partitions.len());
             for p in &t.partitions {
-                let metadata = p
-                    .committed_metadata
-                    .as_ref()
-                    .map(|m| m.to_string())
-                    .unwrap_or_default();
-                let error = if !self.topic_exists(topic, p.partition_index) {
-                    code(E::UnknownTopicOrPartition)
-                } else if metadata.len() > self.config.offset_metadata_max_bytes {
-                    code(E::OffsetMetadataTooLarge)
+                // The committed leader epoch exists from v2.
+                let epoch = if version >= 2 {
+                    p.committed_leader_epoch
                 } else {
-                    let offset = CommittedOffset {
-                        offset: p.committed_offset,
-                        leader_epoch: if version >= 2 {
-                            p.committed_leader_epoch
-                        } else {
-                            -1
-                        },
-                        metadata,
-                        commit_timestamp: now_ms,
-                    };
-                    records.push(GroupCoordinator::offset_record(
-                        group_id,
-                        topic,
-                        p.partition_index,
-                        Some(&offset),
-                    ));
-                    pending.push(PendingTxnOffset {
-                        group_id: group_id.to_string(),
-                        topic: topic.to_string(),
-                        partition: p.partition_index,
-                        offset,
-                    });
-                    codes::NONE
+                    -1
+                };
+                let checked = self.checked_offset(
+                    topic,
+                    p.partition_index,
+                    p.committed_offset,
+                    epoch,
+                    p.committed_metadata.as_ref(),
+                    now_ms,
+                );
+                let error = match checked {
+                    Ok(offset) => {
+                        records.push(GroupCoordinator::offset_record(
+                            group_id,
+                            topic,
+                            p.partition_index,
+                            Some(&offset),
+                        ));
+                        pending.push(PendingTxnOffset {
+                            group_id: group_id.to_string(),
+                            topic: topic.to_string(),
+                            partition: p.partition_index,
+                            offset,
+                        });
+                        codes::NONE
+                    }
+                    Err(e) => e,
                 };
                 topic_errors.push(error);
             }

@@ -51,10 +51,16 @@ pub struct RequestContext {
 impl RequestContext {
     /// Records `bytes` against the quota this request's user and client id fall under and,
     /// when over it, mutes the connection; returns the throttle for `throttle_time_ms`.
-    pub fn throttle(&self, broker: &Broker, kind: crate::quota::QuotaKind, bytes: usize) -> i32 {
-        let image = broker.metadata.image();
+    /// `quotas` is the request's metadata image's (a handler that holds one passes it).
+    pub fn throttle(
+        &self,
+        broker: &Broker,
+        quotas: &crate::quota::QuotaTable,
+        kind: crate::quota::QuotaKind,
+        bytes: usize,
+    ) -> i32 {
         let throttle = broker.quotas.record(
-            &image.client_quotas,
+            quotas,
             kind,
             &self.principal.name,
             self.client_id.as_deref().unwrap_or(""),

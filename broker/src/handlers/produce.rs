@@ -277,7 +277,12 @@ pub async fn handle(
         );
     }
     // Quotas count what the producer sent, whatever became of it (as Kafka's request size).
-    let throttle = ctx.throttle(broker, crate::quota::QuotaKind::Produce, request_bytes);
+    let throttle = ctx.throttle(
+        broker,
+        &image.client_quotas,
+        crate::quota::QuotaKind::Produce,
+        request_bytes,
+    );
     (acks != 0).then(|| {
         ProduceResponse::default()
             .with_responses(responses)

@@ -10,7 +10,7 @@ pub mod manager;
 
 pub mod durable;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 mod transactions;
 
 pub use transactions::{Isolation, ProducerView};

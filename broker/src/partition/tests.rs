@@ -229,15 +229,15 @@ fn concurrent_appends_and_reads(p: Arc<Partition>) {
     assert_eq!(p.high_watermark(), WRITERS * APPENDS);
 }
 
-/// A transactional batch of `count` records from `pid` (sequence `seq`).
-fn txn_batch(pid: i64, seq: i32, count: i32) -> Vec<u8> {
+/// A transactional batch of `count` records from `pid` at `epoch` (sequence `seq`).
+pub(crate) fn txn_batch(pid: i64, epoch: i16, seq: i32, count: i32) -> Vec<u8> {
     let records: Vec<Record> = (0..count)
         .map(|i| Record {
             transactional: true,
             control: false,
             partition_leader_epoch: 0,
             producer_id: pid,
-            producer_epoch: 0,
+            producer_epoch: epoch,
             timestamp_type: TimestampType::Creation,
             offset: i64::from(i),
             sequence: seq + i,
@@ -277,8 +277,8 @@ fn transactions_bound_the_stable_offset_and_survive_a_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let p = partition(dir.path(), u64::MAX);
     append(&p, &batch(0)); // 0: plain
-    assert_eq!(append(&p, &txn_batch(7, 0, 3)), 1); // 1..=3: producer 7
-    assert_eq!(append(&p, &txn_batch(8, 0, 2)), 4); // 4..=5: producer 8
+    assert_eq!(append(&p, &txn_batch(7, 0, 0, 3)), 1); // 1..=3: producer 7
+    assert_eq!(append(&p, &txn_batch(8, 0, 0, 2)), 4); // 4..=5: producer 8
     assert_eq!((p.last_stable_offset(), p.high_watermark()), (1, 6));
     let committed = p
         .read_isolated(0, 1 << 20, true, Isolation::ReadCommitted)
@@ -311,11 +311,11 @@ fn transactions_bound_the_stable_offset_and_survive_a_reopen() {
     assert!(p.append_marker(7, 1, 0, MarkerKind::Abort, 0).is_err());
 
     // Producer 9 leaves a transaction open; the log is closed and reopened.
-    assert_eq!(append(&p, &txn_batch(9, 0, 1)), 9);
+    assert_eq!(append(&p, &txn_batch(9, 0, 0, 1)), 9);
     p.close();
     let p = partition(dir.path(), u64::MAX);
     assert_eq!((p.last_stable_offset(), p.high_watermark()), (9, 10));
-    assert!(p.has_open_transaction(9) && !p.has_open_transaction(7));
+    assert_eq!(p.open_transactions(), vec![(9, 0)]);
     let read = p
         .read_isolated(0, 1 << 20, true, Isolation::ReadCommitted)
         .unwrap();

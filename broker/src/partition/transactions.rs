@@ -110,12 +110,6 @@ impl Partition {
         })
         .unwrap_or_default()
     }
-
-    /// Whether `producer_id` has records of an open transaction here.
-    pub fn has_open_transaction(&self, producer_id: i64) -> bool {
-        self.with_local(|local| Ok(local.txns.is_open(producer_id)))
-            .unwrap_or(false)
-    }
 }
 
 /// Producer state (idempotence) and transaction state from every batch in the log: data

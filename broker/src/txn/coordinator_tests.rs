@@ -6,10 +6,6 @@
 
 use std::sync::Arc;
 
-use bytes::BytesMut;
-use strata_protocol::kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
 use strata_protocol::record_batch::RecordBatchHeader;
 use strata_storage::LogConfig;
 use uuid::Uuid;
@@ -23,6 +19,7 @@ use crate::errors::ErrorCode;
 use crate::group::{GroupConfig, GroupCoordinator};
 use crate::offsets_topic::OffsetsTopicLog;
 use crate::partition::manager::{now_ms, ReplicaManager};
+use crate::partition::tests::txn_batch;
 use crate::partition::{Isolation, Partition};
 
 struct Fixture {
@@ -79,34 +76,10 @@ impl Fixture {
 
     /// Appends one transactional record of the producer to t-`p`, as its Produce would.
     fn write(&self, p: i32, pid: i64, epoch: i16, seq: i32) {
-        let record = Record {
-            transactional: true,
-            control: false,
-            partition_leader_epoch: 0,
-            producer_id: pid,
-            producer_epoch: epoch,
-            timestamp_type: TimestampType::Creation,
-            offset: 0,
-            sequence: seq,
-            timestamp: now_ms(),
-            key: None,
-            value: Some(bytes::Bytes::from_static(b"v")),
-            headers: Default::default(),
-            delete_horizon: false,
-        };
-        let mut buf = BytesMut::new();
-        RecordBatchEncoder::encode(
-            &mut buf,
-            [&record],
-            &RecordEncodeOptions {
-                version: 2,
-                compression: Compression::None,
-            },
-        )
-        .unwrap();
-        let header = RecordBatchHeader::parse(&buf).unwrap();
+        let batch = txn_batch(pid, epoch, seq, 1);
+        let header = RecordBatchHeader::parse(&batch).unwrap();
         self.partition(p)
-            .append_as_leader(&buf, &header, now_ms())
+            .append_as_leader(&batch, &header, now_ms())
             .unwrap();
     }
 

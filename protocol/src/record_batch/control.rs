@@ -17,6 +17,16 @@ pub enum MarkerKind {
 }
 
 impl MarkerKind {
+    /// The kind a control record's key names (version, then type), `None` for another
+    /// kind of control record or a short key.
+    pub fn from_control_key(key: &[u8]) -> Option<MarkerKind> {
+        match key.get(2..4)? {
+            [0, 0] => Some(MarkerKind::Abort),
+            [0, 1] => Some(MarkerKind::Commit),
+            _ => None,
+        }
+    }
+
     fn code(self) -> i16 {
         match self {
             MarkerKind::Abort => 0,
@@ -98,11 +108,7 @@ pub fn read_marker(batch: &[u8]) -> Option<Marker> {
     q += key_len;
     let value_len = usize::try_from(zigzag32(fast_varint(body, &mut q)?)).ok()?;
     let value = body.get(q..q.checked_add(value_len)?)?;
-    let kind = match key.get(2..4)? {
-        [0, 0] => MarkerKind::Abort,
-        [0, 1] => MarkerKind::Commit,
-        _ => return None,
-    };
+    let kind = MarkerKind::from_control_key(key)?;
     let epoch: [u8; 4] = value.get(2..6)?.try_into().ok()?;
     Some(Marker {
         kind,

@@ -156,7 +156,12 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, request: FetchRequest
     };
     // A consumer over its quota still gets what was read (Kafka drops it and lets the
     // consumer fetch it again); its connection then rests for the throttle.
-    let throttle = ctx.throttle(broker, crate::quota::QuotaKind::Fetch, read_bytes);
+    let throttle = ctx.throttle(
+        broker,
+        &broker.metadata.image().client_quotas,
+        crate::quota::QuotaKind::Fetch,
+        read_bytes,
+    );
     FetchOutcome {
         response: assemble(&topics, &wanted, data, keep.as_deref(), session_id)
             .with_throttle_time_ms(throttle),
