@@ -230,6 +230,10 @@ impl TransactionCoordinator {
         if timeout_ms <= 0 || timeout_ms > self.config.max_timeout_ms {
             return Err(ErrorCode::InvalidTransactionTimeout.into());
         }
+        // The state log's key holds the id as a Kafka (i16-length) string.
+        if transactional_id.len() > i16::MAX as usize {
+            return Err(ErrorCode::InvalidRequest.into());
+        }
         let now = now_ms();
         let mut txns = self.lock();
         let Some(current) = txns.get(transactional_id).cloned() else {

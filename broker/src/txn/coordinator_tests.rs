@@ -205,6 +205,12 @@ fn retries_succeed_and_wrong_states_are_refused() {
         c.init_producer_id("app", 60_001, None, &f.ids),
         Err(TxnError::Code(ErrorCode::InvalidTransactionTimeout))
     );
+    let too_long = "x".repeat(i16::MAX as usize + 1);
+    assert_eq!(
+        c.init_producer_id(&too_long, 30_000, None, &f.ids),
+        Err(TxnError::Code(ErrorCode::InvalidRequest)),
+        "an id the state log cannot hold"
+    );
     let (pid, epoch) = c.init_producer_id("app", 30_000, None, &f.ids).unwrap();
     // Nothing open: an abort is a no-op, a commit is INVALID_TXN_STATE.
     assert_eq!(c.end_transaction("app", pid, epoch, false), Ok(()));
