@@ -6,7 +6,8 @@
 //! last stable offset) and read_uncommitted (the high watermark), with a timed-out
 //! transaction aborted by the coordinator; and a kill -9 with a transaction open, after
 //! which the restarted coordinator aborts it so read_committed readers reach the log end;
-//! the operators' DescribeProducers and WriteTxnMarkers (`kafka-transactions.sh abort`).
+//! the operators' ListTransactions, DescribeTransactions, DescribeProducers and WriteTxnMarkers
+//! (`kafka-transactions.sh list`, `describe`, `abort`).
 
 // Tests may unwrap: a panic here is a failed assertion with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
@@ -16,15 +17,17 @@ use std::process::{Child, Output};
 use std::time::Duration;
 
 use kafka_protocol::messages::describe_producers_request::TopicRequest;
+use kafka_protocol::messages::describe_transactions_response::TransactionState as DescribedTransaction;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::write_txn_markers_request::{
     WritableTxnMarker, WritableTxnMarkerTopic,
 };
 use kafka_protocol::messages::{
-    ApiKey, BrokerId, DescribeProducersRequest, DescribeProducersResponse, ListOffsetsRequest,
-    ListOffsetsResponse, MetadataRequest, MetadataResponse, TopicName, WriteTxnMarkersRequest,
-    WriteTxnMarkersResponse,
+    ApiKey, BrokerId, DescribeProducersRequest, DescribeProducersResponse,
+    DescribeTransactionsRequest, DescribeTransactionsResponse, ListOffsetsRequest,
+    ListOffsetsResponse, ListTransactionsRequest, ListTransactionsResponse, MetadataRequest,
+    MetadataResponse, TopicName, TransactionalId, WriteTxnMarkersRequest, WriteTxnMarkersResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 use strata_tests::metrics::{scrape, series_value};
@@ -535,6 +538,41 @@ fn kill9_with_a_transaction_open_restarted_coordinator_aborts_it() {
     broker.assert_running("after the transactions following the restart");
 }
 
+/// ListTransactions with one state filter: the transactional ids, sorted.
+fn list_transactions(conn: &mut RawConnection, state: &str) -> Vec<String> {
+    let request = ListTransactionsRequest::default()
+        .with_state_filters(vec![StrBytes::from_string(state.to_owned())])
+        .with_duration_filter(-1);
+    let id = conn
+        .send_request(ApiKey::ListTransactions, 1, &request)
+        .unwrap();
+    let response: ListTransactionsResponse = conn
+        .read_response(ApiKey::ListTransactions, 1, id, WIRE_TIMEOUT)
+        .unwrap();
+    assert_eq!(response.error_code, 0, "{response:?}");
+    let mut ids: Vec<String> = response
+        .transaction_states
+        .iter()
+        .map(|t| t.transactional_id.0.to_string())
+        .collect();
+    ids.sort();
+    ids
+}
+
+fn describe_transaction(conn: &mut RawConnection, txn_id: &str) -> DescribedTransaction {
+    let request =
+        DescribeTransactionsRequest::default().with_transactional_ids(vec![TransactionalId(
+            StrBytes::from_string(txn_id.to_owned()),
+        )]);
+    let id = conn
+        .send_request(ApiKey::DescribeTransactions, 0, &request)
+        .unwrap();
+    let response: DescribeTransactionsResponse = conn
+        .read_response(ApiKey::DescribeTransactions, 0, id, WIRE_TIMEOUT)
+        .unwrap();
+    response.transaction_states.into_iter().next().unwrap()
+}
+
 /// DescribeProducers for one partition: `(producer id, epoch, current txn start offset)`.
 fn describe_producers(conn: &mut RawConnection, topic: &str) -> Vec<(i64, i32, i64)> {
     let request = DescribeProducersRequest::default().with_topics(vec![TopicRequest::default()
@@ -578,14 +616,40 @@ fn an_operator_aborts_an_open_transaction_with_write_txn_markers() {
             "5",
             "--txn-timeout-ms",
             "600000",
+            "--txn-id",
+            "admin-open",
         ],
     );
     let ranges = script.wait_open(topic);
     let (_, first, last) = ranges[0];
     let mut conn = RawConnection::connect(broker.addr()).unwrap();
+
+    // `kafka-transactions.sh list` and `describe`: the coordinator's view of the id.
+    assert_eq!(
+        list_transactions(&mut conn, "Ongoing"),
+        vec!["admin-open".to_owned()]
+    );
+    assert!(list_transactions(&mut conn, "CompleteCommit").is_empty());
+    let described = describe_transaction(&mut conn, "admin-open");
+    assert_eq!(described.error_code, 0, "{described:?}");
+    assert_eq!(described.transaction_state.as_str(), "Ongoing");
+    assert_eq!(described.transaction_timeout_ms, 600_000);
+    let topics: Vec<(String, Vec<i32>)> = described
+        .topics
+        .iter()
+        .map(|t| (t.topic.0.to_string(), t.partitions.clone()))
+        .collect();
+    assert_eq!(topics, vec![(topic.to_owned(), vec![0])]);
+    assert_eq!(
+        describe_transaction(&mut conn, "nobody").error_code,
+        105,
+        "TRANSACTIONAL_ID_NOT_FOUND"
+    );
+
     let producers = describe_producers(&mut conn, topic);
     assert_eq!(producers.len(), 1, "{producers:?}");
     let (producer_id, epoch, started) = producers[0];
+    assert_eq!(producer_id, described.producer_id.0, "the id's producer");
     assert_eq!(started, first, "the open transaction's first offset");
     assert_eq!(lso_and_hw(&mut conn, 4, topic, 0), (first, last + 1));
 
