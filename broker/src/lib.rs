@@ -12,6 +12,7 @@ pub mod network;
 pub mod offsets_topic;
 pub mod partition;
 pub mod quota;
+pub mod replication;
 pub mod security;
 pub mod server;
 pub mod topics;

@@ -21,8 +21,10 @@ use crate::partition::manager::{now_ms, ReplicaManager};
 use crate::topics;
 use crate::txn::producer_ids::ProducerIdManager;
 
-/// Name of the file (in the first log dir) holding the metadata image until the Raft log does.
+/// Name of the file (in the first log dir) holding the metadata image of a broker on its own.
 const METADATA_SNAPSHOT: &str = "strata-cluster-metadata.json";
+/// The metadata quorum's log, vote and snapshots (in the first log dir) in a cluster.
+const QUORUM_DIR: &str = "strata-metadata-quorum";
 const PRODUCER_ID_BLOCK: &str = "strata-producer-id-block";
 /// How long shutdown waits for in-flight requests before closing the logs anyway.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
@@ -57,6 +59,8 @@ pub struct Broker {
     pub transactions: crate::txn::coordinator::TransactionCoordinator,
     /// Client byte rates against their quotas.
     pub quotas: crate::quota::QuotaManager,
+    /// Followers' fetchers, one per leader followed.
+    pub fetchers: crate::replication::fetcher::FetcherManager,
 }
 
 impl Broker {
@@ -105,24 +109,13 @@ pub fn open(config: BrokerConfig) -> anyhow::Result<Arc<Broker>> {
         .first()
         .cloned()
         .unwrap_or_else(|| PathBuf::from("./data"));
-    let local = BrokerInfo {
-        node_id: config.node_id,
-        endpoints: config
-            .advertised_listeners
-            .iter()
-            .map(|l| BrokerEndpoint {
-                listener: l.name.clone(),
-                host: l.host.clone(),
-                port: l.port,
-            })
-            .collect(),
-        rack: config.broker_rack.clone(),
-    };
-    let metadata = Arc::new(MetadataStore::open(
-        first_dir.join(METADATA_SNAPSHOT),
-        cluster_id.clone(),
-        local,
-    )?);
+    let local = local_broker_info(&config);
+    let metadata = Arc::new(if config.controller_quorum_voters.is_empty() {
+        MetadataStore::open(first_dir.join(METADATA_SNAPSHOT), cluster_id.clone(), local)?
+    } else {
+        // The quorum fills the image in when it starts (`run`).
+        MetadataStore::for_cluster(cluster_id.clone())
+    });
     let replicas = Arc::new(ReplicaManager::new(config.log_dirs.clone()));
     let producer_ids = ProducerIdManager::open(first_dir.join(PRODUCER_ID_BLOCK));
     let groups = GroupCoordinator::new(
@@ -159,6 +152,7 @@ pub fn open(config: BrokerConfig) -> anyhow::Result<Arc<Broker>> {
         config.quota_window_num,
     );
     let broker = Arc::new(Broker {
+        fetchers: crate::replication::fetcher::FetcherManager::default(),
         quotas,
         transactions,
         authorizer,
@@ -174,6 +168,11 @@ pub fn open(config: BrokerConfig) -> anyhow::Result<Arc<Broker>> {
         metrics: BrokerMetrics::new().context("registering metrics")?,
     });
 
+    broker
+        .metadata
+        .set_publisher(crate::replication::publisher::ReplicaPublisher::new(
+            &broker,
+        ));
     hold_recovery_for_tests();
     let image = broker.metadata.image();
     let recovery_started = Instant::now();
@@ -235,7 +234,10 @@ fn hold_recovery_for_tests() {
 
 /// The static configuration with the image's dynamic broker configs on top; entries that
 /// no longer validate are ignored with an error log, as Kafka does at start-up.
-fn effective_config(config: &BrokerConfig, image: &crate::metadata::MetadataImage) -> BrokerConfig {
+pub(crate) fn effective_config(
+    config: &BrokerConfig,
+    image: &crate::metadata::MetadataImage,
+) -> BrokerConfig {
     let default = image.dynamic_configs_of("");
     let per_broker = image.dynamic_configs_of(&config.node_id.to_string());
     let (effective, ignored) = config.with_valid_dynamic(&default, &per_broker);
@@ -269,8 +271,16 @@ pub async fn run_with_endpoint(
     if let Some(endpoint) = &endpoint {
         endpoint.endpoint.set_broker(broker.clone());
     }
-    load_groups(&broker).await?;
-    load_transactions(&broker)?;
+    broker
+        .fetchers
+        .start(tokio::runtime::Handle::current(), &broker);
+    let cluster = if broker.metadata.is_cluster() {
+        Some(join_cluster(&broker).await?)
+    } else {
+        load_groups(&broker).await?;
+        load_transactions(&broker)?;
+        None
+    };
     let connections = TaskTracker::new();
     let accepting = CancellationToken::new();
     let threads = match broker.config.connection_threads {
@@ -281,7 +291,13 @@ pub async fn run_with_endpoint(
         )),
     };
     let mut listener_tasks = Vec::new();
-    for listener in &broker.config.listeners {
+    // The controller listener belongs to the metadata quorum (`join_cluster`).
+    for listener in broker
+        .config
+        .listeners
+        .iter()
+        .filter(|l| !broker.config.controller_listener_names.contains(&l.name))
+    {
         let addr = format!("{}:{}", listener.host, listener.port);
         let socket = TcpListener::bind(&addr).await.with_context(|| {
             format!(
@@ -303,6 +319,14 @@ pub async fn run_with_endpoint(
     }
     let maintenance = tokio::spawn(maintenance_loop(broker.clone(), accepting.clone()));
     let txn_timeouts = tokio::spawn(transaction_timeout_loop(broker.clone(), accepting.clone()));
+    let isr_expiry = tokio::spawn(crate::replication::leader::isr_expiry_loop(
+        broker.clone(),
+        accepting.clone(),
+    ));
+    let controller = tokio::spawn(crate::replication::controller::controller_loop(
+        broker.clone(),
+        accepting.clone(),
+    ));
     broker.metrics.set_ready(true);
     tracing::info!(node_id = broker.node_id(), "strata started");
 
@@ -324,6 +348,12 @@ pub async fn run_with_endpoint(
     }
     let _ = maintenance.await;
     let _ = txn_timeouts.await;
+    let _ = isr_expiry.await;
+    let _ = controller.await;
+    broker.fetchers.shutdown();
+    if let Some(link) = cluster {
+        link.shutdown().await;
+    }
     if let Some(threads) = threads.and_then(|t| Arc::try_unwrap(t).ok()) {
         // Joining threads blocks: off the async workers.
         tokio::task::spawn_blocking(move || threads.stop()).await?;
@@ -391,6 +421,65 @@ fn group_config(config: &BrokerConfig) -> GroupConfig {
 }
 
 /// Replays `__consumer_offsets` into the group coordinator before clients are served.
+/// Starts this node's member of the metadata quorum, then registers the broker (its
+/// endpoints and rack) and waits until its own image shows the registration.
+async fn join_cluster(
+    broker: &Arc<Broker>,
+) -> anyhow::Result<Arc<crate::metadata::cluster::ClusterLink>> {
+    let dir = broker
+        .config
+        .log_dirs
+        .first()
+        .cloned()
+        .unwrap_or_else(|| PathBuf::from("./data"))
+        .join(QUORUM_DIR);
+    let link = crate::metadata::cluster::start(&broker.metadata, &broker.config, dir).await?;
+    let me = local_broker_info(&broker.config);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let image = broker.metadata.image();
+        if image.brokers.get(&me.node_id) == Some(&me) && !image.fenced.contains(&me.node_id) {
+            break;
+        }
+        match link
+            .commit(vec![crate::metadata::MetadataRecord::RegisterBroker(
+                me.clone(),
+            )])
+            .await
+        {
+            Ok(()) => {}
+            Err(e) if Instant::now() < deadline => {
+                tracing::info!(error = %e, "registering with the metadata quorum; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => bail!("cannot register with the metadata quorum: {e}"),
+        }
+    }
+    tracing::info!(
+        node_id = me.node_id,
+        brokers = broker.metadata.image().brokers.len(),
+        "registered with the cluster"
+    );
+    Ok(link)
+}
+
+/// This broker as Metadata describes it.
+fn local_broker_info(config: &BrokerConfig) -> BrokerInfo {
+    BrokerInfo {
+        node_id: config.node_id,
+        endpoints: config
+            .advertised_listeners
+            .iter()
+            .map(|l| BrokerEndpoint {
+                listener: l.name.clone(),
+                host: l.host.clone(),
+                port: l.port,
+            })
+            .collect(),
+        rack: config.broker_rack.clone(),
+    }
+}
+
 async fn load_groups(broker: &Broker) -> anyhow::Result<()> {
     let Some(topic) = broker.metadata.image().topic(OFFSETS_TOPIC).cloned() else {
         return Ok(());

@@ -1,7 +1,8 @@
 //! Topic lifecycle shared by CreateTopics, Metadata auto-creation, CreatePartitions,
-//! DeleteTopics and the internal topics: validate like Kafka, create the partitions' logs,
-//! then record the change in the metadata image. Also the topic defaults' other source,
-//! dynamic broker configs: a change is recorded, then re-resolved into every live log.
+//! DeleteTopics and the internal topics: validate like Kafka, place the replicas, then
+//! commit the change to the metadata image; the image's publisher
+//! (`replication::publisher`) opens, reconfigures and deletes the logs on every broker
+//! that hosts them. Also the topic defaults' other source, dynamic broker configs.
 
 use std::collections::BTreeMap;
 
@@ -12,7 +13,9 @@ use strata_protocol::record_batch::compression::{
 use strata_storage::{LogConfig, TimestampType};
 
 use crate::errors::ErrorCode;
-use crate::metadata::{kafka_uuid, MetadataError, PartitionMetadata, TopicMetadata};
+use crate::metadata::{
+    kafka_uuid, ApplyError, MetadataError, MetadataRecord, PartitionMetadata, TopicMetadata,
+};
 use crate::server::Broker;
 
 /// Kafka's limit: a topic name must leave room for ".<partition>" style suffixes in a file name.
@@ -141,7 +144,7 @@ pub fn create_topic(
         ));
     }
     let image = broker.metadata.image();
-    let live_brokers = image.brokers.len();
+    let live_brokers = image.live_brokers().count();
     if usize::try_from(replication_factor).unwrap_or(usize::MAX) > live_brokers {
         return Err((
             ErrorCode::InvalidReplicationFactor,
@@ -151,7 +154,7 @@ pub fn create_topic(
             ),
         ));
     }
-    let topic_config = resolve_topic_config(broker, &new.configs)?;
+    resolve_topic_config(broker, &new.configs)?;
     if image.topic(new.name).is_some() {
         return Err((
             ErrorCode::TopicAlreadyExists,
@@ -164,52 +167,24 @@ pub fn create_topic(
             format!("Topic '{}' collides with existing topic: {other}", new.name),
         ));
     }
-    let node = broker.config.node_id;
+    let placement = crate::replication::placement::rack_alternated(&image);
+    let replication = usize::try_from(replication_factor).unwrap_or(1);
     let topic = TopicMetadata {
         name: new.name.to_string(),
         id: kafka_uuid::random_uuid(),
-        partitions: (0..partitions)
-            .map(|p| PartitionMetadata {
-                partition: p,
-                leader: node,
-                leader_epoch: 0,
-                replicas: vec![node],
-                isr: vec![node],
-            })
-            .collect(),
+        partitions: place_partitions(&placement, 0..partitions, replication),
         configs: new.configs,
         internal: new.internal,
     };
     if validate_only {
         return Ok(topic);
     }
-    // Logs first, then the image: a crash in between leaves orphan dirs that the next
-    // creation of the same name reuses, never a topic in the image without its logs.
-    let config = log_config(&topic_config);
-    for p in &topic.partitions {
-        broker
-            .replicas
-            .open_partition(
-                &topic.name,
-                p.partition,
-                topic.id,
-                p.leader_epoch,
-                config.clone(),
-            )
-            .map_err(|e| (ErrorCode::KafkaStorageError, e.to_string()))?;
-    }
-    let created = topic.clone();
+    // The image first; its publisher opens the logs (here and on every replica's broker).
     broker
         .metadata
-        .update(move |image| {
-            if image.topics.contains_key(&created.name) {
-                return Err(MetadataError::TopicExists(created.name.clone()));
-            }
-            let _ = image.topics.insert(created.name.clone(), created);
-            Ok(())
-        })
+        .commit(vec![MetadataRecord::CreateTopic(topic.clone())])
         .map_err(|e| match e {
-            MetadataError::TopicExists(t) => (
+            MetadataError::Refused(ApplyError::TopicExists(t)) => (
                 ErrorCode::TopicAlreadyExists,
                 format!("Topic '{t}' already exists."),
             ),
@@ -217,6 +192,34 @@ pub fn create_topic(
         })?;
     tracing::info!(topic = %topic.name, partitions, "created topic");
     Ok(topic)
+}
+
+/// New partitions' replicas, spread over `placement` from a random start (so that topics
+/// do not all lead on the same brokers); the first replica leads, all are in sync.
+fn place_partitions(
+    placement: &[i32],
+    indexes: std::ops::Range<i32>,
+    replication: usize,
+) -> Vec<PartitionMetadata> {
+    let start = rand::random::<usize>();
+    indexes
+        .map(|p| {
+            let replicas = crate::replication::placement::replicas_of(
+                placement,
+                start,
+                usize::try_from(p).unwrap_or(0),
+                replication,
+            );
+            PartitionMetadata {
+                partition: p,
+                leader: replicas.first().copied().unwrap_or(-1),
+                leader_epoch: 0,
+                isr: replicas.clone(),
+                replicas,
+                partition_epoch: 0,
+            }
+        })
+        .collect()
 }
 
 pub fn delete_topic(broker: &Broker, name: &str) -> TopicResult<()> {
@@ -229,18 +232,16 @@ pub fn delete_topic(broker: &Broker, name: &str) -> TopicResult<()> {
     }
     broker
         .metadata
-        .update(|image| match image.topics.remove(name) {
-            Some(_) => Ok(()),
-            None => Err(MetadataError::UnknownTopic(name.to_string())),
-        })
+        .commit(vec![MetadataRecord::DeleteTopic {
+            name: name.to_owned(),
+        }])
         .map_err(|e| match e {
-            MetadataError::UnknownTopic(_) => (
+            MetadataError::Refused(ApplyError::UnknownTopic(_)) => (
                 ErrorCode::UnknownTopicOrPartition,
                 "This server does not host this topic-partition.".into(),
             ),
             other => (ErrorCode::KafkaStorageError, other.to_string()),
         })?;
-    broker.replicas.delete_topic(name);
     tracing::info!(topic = %name, "deleted topic");
     Ok(())
 }
@@ -271,43 +272,31 @@ pub fn add_partitions(
     if validate_only {
         return Ok(());
     }
-    let config = log_config(&resolve_topic_config(broker, &topic.configs)?);
-    let node = broker.config.node_id;
-    for p in current..new_count {
-        broker
-            .replicas
-            .open_partition(name, p, topic.id, 0, config.clone())
-            .map_err(|e| (ErrorCode::KafkaStorageError, e.to_string()))?;
+    resolve_topic_config(broker, &topic.configs)?;
+    let placement = crate::replication::placement::rack_alternated(&image);
+    let replication = topic
+        .partitions
+        .first()
+        .map_or(1, |p| p.replicas.len().max(1));
+    if replication > placement.len() {
+        return Err((
+            ErrorCode::InvalidReplicationFactor,
+            format!(
+                "Unable to replicate the partition {replication} time(s): only {} broker(s) are registered.",
+                placement.len()
+            ),
+        ));
     }
+    let partitions = place_partitions(&placement, current..new_count, replication);
     broker
         .metadata
-        .update(|image| {
-            let Some(t) = image.topics.get_mut(name) else {
-                return Err(MetadataError::UnknownTopic(name.to_string()));
-            };
-            for p in current..new_count {
-                t.partitions.push(PartitionMetadata {
-                    partition: p,
-                    leader: node,
-                    leader_epoch: 0,
-                    replicas: vec![node],
-                    isr: vec![node],
-                });
-            }
-            Ok(())
-        })
+        .commit(vec![MetadataRecord::AddPartitions {
+            topic: name.to_owned(),
+            partitions,
+        }])
         .map_err(|e| (ErrorCode::KafkaStorageError, e.to_string()))?;
     tracing::info!(topic = %name, from = current, to = new_count, "added partitions");
     Ok(())
-}
-
-/// Hands a topic's (re-)resolved log config to its partitions hosted here.
-fn apply_to_live_logs(broker: &Broker, topic: &TopicMetadata, config: &LogConfig) {
-    for p in &topic.partitions {
-        if let Some(partition) = broker.replicas.get(&topic.name, p.partition) {
-            partition.set_log_config(config.clone());
-        }
-    }
 }
 
 /// Replaces a topic's config overrides with what `change` computes from the current ones,
@@ -327,22 +316,18 @@ pub fn alter_topic_configs(
         ));
     };
     let next = change(&topic.configs)?;
-    let resolved = resolve_topic_config(broker, &next)?;
+    resolve_topic_config(broker, &next)?;
     if validate_only {
         return Ok(());
     }
-    let stored = next.clone();
+    // The publisher hands the re-resolved config to the topic's live logs.
     broker
         .metadata
-        .update(|image| match image.topics.get_mut(name) {
-            Some(t) => {
-                t.configs = stored;
-                Ok(())
-            }
-            None => Err(MetadataError::UnknownTopic(name.to_string())),
-        })
+        .commit(vec![MetadataRecord::SetTopicConfigs {
+            topic: name.to_owned(),
+            configs: next,
+        }])
         .map_err(|e| (ErrorCode::KafkaStorageError, e.to_string()))?;
-    apply_to_live_logs(broker, topic, &log_config(&resolved));
     tracing::info!(topic = %name, "topic configs changed");
     Ok(())
 }
@@ -381,34 +366,25 @@ pub fn alter_broker_configs(
         .config
         .with_dynamic(&default, &per_broker)
         .map_err(|e| (ErrorCode::InvalidRequest, e.to_string()))?;
-    let mut resolved = Vec::with_capacity(image.topics.len());
     for topic in image.topics.values() {
-        let config = TopicConfig::resolve(&effective, &topic.configs).map_err(|e| {
+        TopicConfig::resolve(&effective, &topic.configs).map_err(|e| {
             (
                 ErrorCode::InvalidRequest,
                 format!("topic {} would become invalid: {e}", topic.name),
             )
         })?;
-        resolved.push((topic, log_config(&config)));
     }
     if validate_only {
         return Ok(());
     }
+    // The publisher recomputes the effective config and re-resolves every live log.
     broker
         .metadata
-        .update(|image| {
-            if next.is_empty() {
-                let _ = image.broker_configs.remove(resource);
-            } else {
-                let _ = image.broker_configs.insert(resource.to_owned(), next);
-            }
-            Ok(())
-        })
+        .commit(vec![MetadataRecord::SetBrokerConfigs {
+            resource: resource.to_owned(),
+            configs: next,
+        }])
         .map_err(|e| (ErrorCode::KafkaStorageError, e.to_string()))?;
-    broker.set_current_config(effective);
-    for (topic, config) in resolved {
-        apply_to_live_logs(broker, topic, &config);
-    }
     tracing::info!(
         resource = if resource.is_empty() {
             "<cluster default>"

@@ -23,6 +23,14 @@ pub struct BrokerConfig {
     pub listener_security_protocol_map: BTreeMap<String, SecurityProtocol>,
     pub inter_broker_listener_name: Option<String>,
     pub controller_listener_names: Vec<String>,
+    /// `controller.quorum.voters`: the metadata quorum's voters (node id -> host:port of
+    /// their controller listener). Empty: a broker on its own, metadata in a local file.
+    pub controller_quorum_voters: BTreeMap<i32, String>,
+    pub broker_session_timeout_ms: i64,
+    pub replica_fetch_max_bytes: i32,
+    pub replica_fetch_min_bytes: i32,
+    pub replica_fetch_wait_max_ms: i32,
+    pub replica_fetch_backoff_ms: i64,
     pub log_dirs: Vec<PathBuf>,
     pub num_partitions: i32,
     pub default_replication_factor: i16,
@@ -141,6 +149,13 @@ impl BrokerConfig {
             .or_else(|| self.get(key))
     }
 
+    /// The listener the metadata quorum binds: the first of `controller.listener.names`.
+    pub fn controller_listener(&self) -> Option<&Listener> {
+        self.listeners
+            .iter()
+            .find(|l| self.controller_listener_names.contains(&l.name))
+    }
+
     /// The listener brokers use to reach each other: `inter.broker.listener.name`, else
     /// the first advertised listener with `security.inter.broker.protocol`.
     pub fn inter_broker_listener(&self) -> Option<&Listener> {
@@ -157,6 +172,31 @@ impl BrokerConfig {
             }
         }
     }
+}
+
+/// `controller.quorum.voters` entries (`id@host:port`) by node id.
+pub fn parse_quorum_voters(entries: &[String]) -> Result<BTreeMap<i32, String>, String> {
+    let mut voters = BTreeMap::new();
+    for entry in entries.iter().map(|e| e.trim()).filter(|e| !e.is_empty()) {
+        let (id, address) = entry
+            .split_once('@')
+            .ok_or_else(|| format!("expected id@host:port, found `{entry}`"))?;
+        let id: i32 = id
+            .parse()
+            .ok()
+            .filter(|id| *id >= 0)
+            .ok_or_else(|| format!("`{entry}`: the node id must be a non-negative integer"))?;
+        let port_ok = address
+            .rsplit_once(':')
+            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+        if !port_ok {
+            return Err(format!("`{entry}`: expected host:port after the @"));
+        }
+        if voters.insert(id, address.to_owned()).is_some() {
+            return Err(format!("node {id} is listed twice"));
+        }
+    }
+    Ok(voters)
 }
 
 /// Reads typed values out of the layers, every one through the registry.
@@ -327,6 +367,28 @@ pub(crate) fn build(
     };
 
     let log_dirs = log_dirs(&r)?;
+    let controller_quorum_voters = parse_quorum_voters(&r.list("controller.quorum.voters")?)
+        .map_err(|reason| {
+            ConfigError::invalid(
+                "controller.quorum.voters",
+                &r.list("controller.quorum.voters")
+                    .unwrap_or_default()
+                    .join(","),
+                reason,
+            )
+        })?;
+    if !controller_quorum_voters.is_empty()
+        && !listeners
+            .iter()
+            .any(|l| controller_listener_names.contains(&l.name))
+    {
+        return Err(ConfigError::invalid(
+            "controller.listener.names",
+            &controller_listener_names.join(","),
+            "with controller.quorum.voters set, listeners must include one of these (the \
+             metadata quorum's own listener, e.g. CONTROLLER://host:9093)",
+        ));
+    }
 
     let log_retention_ms = {
         let ms = r.opt_typed("log.retention.ms", ConfigValue::as_i64)?;
@@ -366,6 +428,12 @@ pub(crate) fn build(
         listener_security_protocol_map: protocol_map,
         inter_broker_listener_name,
         controller_listener_names,
+        controller_quorum_voters,
+        broker_session_timeout_ms: r.i64("broker.session.timeout.ms")?,
+        replica_fetch_max_bytes: r.i32("replica.fetch.max.bytes")?,
+        replica_fetch_min_bytes: r.i32("replica.fetch.min.bytes")?,
+        replica_fetch_wait_max_ms: r.i32("replica.fetch.wait.max.ms")?,
+        replica_fetch_backoff_ms: r.i64("replica.fetch.backoff.ms")?,
         log_dirs,
         num_partitions: r.i32("num.partitions")?,
         default_replication_factor: r.typed("default.replication.factor", ConfigValue::as_i16)?,

@@ -93,15 +93,10 @@ pub(crate) fn gzip_level(value: &ConfigValue) -> Result<(), String> {
     }
 }
 
-/// Strata runs every partition with a single replica for now; saying so beats a topic
-/// that silently has fewer replicas than asked for.
-fn single_replica(value: &ConfigValue) -> Result<(), String> {
-    match value.as_i64()? {
-        1 => Ok(()),
-        n => Err(format!(
-            "Strata does not replicate partitions yet: expected 1, found {n}"
-        )),
-    }
+/// `controller.quorum.voters`: empty, or `id@host:port` entries.
+fn quorum_voters(value: &ConfigValue) -> Result<(), String> {
+    let entries = value.as_list()?;
+    crate::broker::parse_quorum_voters(entries).map(|_| ())
 }
 
 /// `strata.metrics.listener`: empty or `0` disables; otherwise `[http://]host:port`.
@@ -128,7 +123,9 @@ pub static BROKER_KEYS: &[BrokerKey] = &[
     k("broker.id", I, Some("-1"), AtLeast(-1), "Legacy name of node.id; if both are set they must agree."),
     k("process.roles", L, Some(""), Any, "The roles this node plays (broker, controller); accepted for compatibility."),
     k("controller.listener.names", L, None, Any, "Names of the listeners used by the controller."),
-    k("controller.quorum.voters", L, Some(""), Any, "Map of id/endpoint of the controller quorum voters; accepted for compatibility."),
+    k("controller.quorum.voters", L, Some(""), Custom(quorum_voters), "The metadata quorum's voters as id@host:port (their controller listeners); empty: a broker on its own."),
+    k("broker.session.timeout.ms", I, Some("9000"), AtLeast(1), "A broker the controller has not heard from for this long is fenced and loses its leaderships."),
+    k("broker.heartbeat.interval.ms", I, Some("2000"), AtLeast(1), "Accepted for compatibility; the quorum's own heartbeats tell the controller a broker is alive."),
     k("controller.quorum.bootstrap.servers", L, Some(""), Any, "Endpoints used to discover the controller quorum; accepted for compatibility."),
     k("broker.rack", ST, None, Any, "Rack (availability zone) of the broker, used for rack-aware replica placement and follower fetching."),
     k("cluster.id", ST, None, Any, "Strata: the cluster id to format new log dirs with (Kafka takes it from kafka-storage format)."),
@@ -160,7 +157,7 @@ pub static BROKER_KEYS: &[BrokerKey] = &[
     k("delete.topic.enable", B, Some("true"), Any, "Enables topic deletion."),
     k("auto.leader.rebalance.enable", B, Some("true"), Any, "Enables automatic leader balancing."),
     k("num.partitions", I, Some("1"), AtLeast(1), "The default number of log partitions per topic."),
-    k("default.replication.factor", I, Some("1"), Custom(single_replica), "The default replication factor for automatically created topics (Strata supports 1)."),
+    k("default.replication.factor", I, Some("1"), AtLeast(1), "The default replication factor for automatically created topics."),
     k("unclean.leader.election.enable", B, Some("false"), Any, "Whether replicas not in the ISR may be elected leader as a last resort.").dynamic(),
     k("min.insync.replicas", I, Some("1"), AtLeast(1), "Minimum replicas that must acknowledge a write with acks=all.").dynamic(),
     k("message.max.bytes", I, Some("1048588"), AtLeast(0), "The largest record batch size allowed.").live(),
@@ -211,6 +208,7 @@ pub static BROKER_KEYS: &[BrokerKey] = &[
     k("replica.fetch.max.bytes", I, Some("1048576"), AtLeast(0), "Bytes fetched per partition by a follower."),
     k("replica.fetch.min.bytes", I, Some("1"), Any, "Minimum bytes expected for each follower fetch response."),
     k("replica.fetch.wait.max.ms", I, Some("500"), Any, "Maximum wait time for each follower fetch request."),
+    k("replica.fetch.backoff.ms", I, Some("1000"), AtLeast(0), "How long a follower waits after a failed fetch before retrying."),
     k("max.incremental.fetch.session.cache.slots", I, Some("1000"), AtLeast(0), "The maximum number of incremental fetch sessions (KIP-227) the broker keeps; 0 turns them off."),
     // --- groups and offsets ---
     k("offsets.topic.num.partitions", I, Some("50"), AtLeast(1), "The number of partitions of the __consumer_offsets topic."),

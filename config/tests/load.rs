@@ -227,12 +227,43 @@ fn unknown_keys_warn_but_load() {
 }
 
 #[test]
-fn replication_factor_above_one_is_a_clear_error() {
-    let err = dev(&[("default.replication.factor", "3")]).unwrap_err();
+fn replication_factor_and_quorum_voters_are_checked() {
+    let three = dev(&[("default.replication.factor", "3")]).unwrap();
+    assert_eq!(three.config.default_replication_factor, 3);
+    let err = dev(&[("default.replication.factor", "0")]).unwrap_err();
     assert_eq!(key_of(&err), "default.replication.factor");
-    let text = err.to_string();
-    assert!(text.contains("expected 1, found 3"), "{text}");
-    assert!(text.contains("replicate"), "{text}");
+
+    let cluster = dev(&[
+        (
+            "listeners",
+            "PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093",
+        ),
+        ("controller.listener.names", "CONTROLLER"),
+        (
+            "controller.quorum.voters",
+            "1@127.0.0.1:9093,2@h2:9093,3@h3:9093",
+        ),
+    ])
+    .unwrap();
+    assert_eq!(cluster.config.controller_quorum_voters.len(), 3);
+    assert_eq!(
+        cluster.config.controller_listener().map(|l| l.port),
+        Some(9093)
+    );
+    for bad in ["1@h", "x@h:1", "1@h:1,1@g:2", "h:9093"] {
+        let err = dev(&[
+            (
+                "listeners",
+                "PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093",
+            ),
+            ("controller.listener.names", "CONTROLLER"),
+            ("controller.quorum.voters", bad),
+        ])
+        .unwrap_err();
+        assert_eq!(key_of(&err), "controller.quorum.voters", "{bad}");
+    }
+    let err = dev(&[("controller.quorum.voters", "1@127.0.0.1:9093")]).unwrap_err();
+    assert_eq!(key_of(&err), "controller.listener.names");
 }
 
 #[test]

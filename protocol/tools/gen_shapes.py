@@ -88,6 +88,7 @@ def emit(fields, common, indent, out):
 
 
 # The responses strata-perf decodes (benches/src; InitProducerId for its idempotent producer)
+# and the replica fetcher (broker/src/replication: Fetch, OffsetForLeaderEpoch),
 # and the versions each shape is checked for: the schema's valid versions within the range
 # kafka-protocol decodes (it reads no Produce response below v3, no Fetch below v4...), so the
 # round-trip tests can prove every one.
@@ -96,7 +97,7 @@ RESPONSES = [
     ("ListOffsets", 1, 10), ("CreateTopics", 2, 7), ("InitProducerId", 0, 5),
     ("FindCoordinator", 0, 6), ("JoinGroup", 0, 9), ("SyncGroup", 0, 5), ("Heartbeat", 0, 4),
     ("LeaveGroup", 0, 5), ("OffsetCommit", 2, 9), ("OffsetFetch", 1, 9),
-    ("SaslHandshake", 0, 1), ("SaslAuthenticate", 0, 2),
+    ("SaslHandshake", 0, 1), ("SaslAuthenticate", 0, 2), ("OffsetForLeaderEpoch", 2, 4),
 ]
 # Versions newer than the schemas at hand that Kafka declares identical to the one before
 # (strata-perf sends them to brokers that offer them). Fields still present in the last

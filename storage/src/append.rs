@@ -120,6 +120,40 @@ impl Log {
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<AppendStart<'a>, LogError> {
+        self.start_append_as(batches, leader_epoch, now_ms, false)
+    }
+
+    /// `start_append` for a follower copying its leader's batches: they keep the offsets,
+    /// leader epoch and timestamps the leader gave them, so the first one must begin at this
+    /// log's end (anything else means the logs diverged and a truncation is due first).
+    pub fn start_replica_append<'a>(
+        &mut self,
+        batches: &'a [u8],
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendStart<'a>, LogError> {
+        let base = RecordBatchHeader::parse(batches)
+            .map(|h| h.base_offset)
+            .map_err(|e| LogError::Corrupt {
+                path: self.dir.display().to_string(),
+                reason: format!("a replicated batch does not parse: {e}"),
+            })?;
+        if base != self.log_end_offset() {
+            return Err(LogError::ReplicaOffsetMismatch {
+                expected: self.log_end_offset(),
+                found: base,
+            });
+        }
+        self.start_append_as(batches, leader_epoch, now_ms, true)
+    }
+
+    fn start_append_as<'a>(
+        &mut self,
+        batches: &'a [u8],
+        leader_epoch: i32,
+        now_ms: i64,
+        replica: bool,
+    ) -> Result<AppendStart<'a>, LogError> {
         self.check_writable()?;
         self.check_no_append_in_flight()?;
         self.last_now_ms = now_ms;
@@ -141,7 +175,12 @@ impl Log {
         Ok(AppendStart::Ready(PendingAppend {
             batches,
             leader_epoch,
-            log_append_time: self.log_append_time(now_ms),
+            // A replica keeps the leader's LogAppendTime: the batch is stored as it came.
+            log_append_time: if replica {
+                None
+            } else {
+                self.log_append_time(now_ms)
+            },
             first_offset,
             records,
             segment_base: self.active.base_offset(),

@@ -30,6 +30,9 @@ pub enum LogError {
     /// A caller broke the append protocol: another change while an append is in flight.
     #[error("log {path}: expected no append in flight, found one (appends must be serialized)")]
     AppendInFlight { path: String },
+    /// A follower's copy of its leader's batches does not start at its log end.
+    #[error("replicated batches start at offset {found}, expected the log end {expected}")]
+    ReplicaOffsetMismatch { expected: i64, found: i64 },
 }
 
 impl LogError {
@@ -41,6 +44,7 @@ impl LogError {
             LogError::InvalidBatch { .. } => 87,    // INVALID_RECORD
             LogError::Corrupt { .. } => 2,          // CORRUPT_MESSAGE
             LogError::AppendInFlight { .. } => -1,  // UNKNOWN_SERVER_ERROR
+            LogError::ReplicaOffsetMismatch { .. } => 1, // OFFSET_OUT_OF_RANGE
             LogError::StorageFailed { .. } | LogError::Io { .. } | LogError::DiskFull { .. } => 56, // KAFKA_STORAGE_ERROR
         }
     }

@@ -38,24 +38,8 @@ impl Broker {
     /// Starts a broker with extra `--override key=value` settings (after the harness's own
     /// `listeners` and `log.dirs`, so a test may replace those too).
     pub fn start_with(overrides: &[(&str, &str)]) -> Broker {
-        let dir = tempfile::Builder::new()
-            .prefix("strata-test-")
-            .tempdir()
-            .unwrap_or_else(|e| panic!("cannot create a temp dir for the broker: {e}"));
-        let data_dir = dir.path().join("data");
-        let log_path = dir.path().join("broker.log");
-        let mut broker = Broker {
-            child: None,
-            port: free_port(),
-            overrides: overrides
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect(),
-            dir,
-            data_dir,
-            log_path,
-        };
-        broker.spawn_and_wait_ready();
+        let mut broker = Broker::spawn_on(free_port(), overrides);
+        broker.wait_ready();
         broker
     }
 
@@ -195,6 +179,42 @@ impl Broker {
         }
     }
 
+    /// Starts a broker on `port` without waiting for it to serve: members of a cluster only
+    /// serve once a quorum of them is up, so a test spawns them all, then waits for each
+    /// ([`Broker::wait_until_serving`]). `overrides` come after the harness's own.
+    pub fn spawn_on(port: u16, overrides: &[(&str, &str)]) -> Broker {
+        let dir = tempfile::Builder::new()
+            .prefix("strata-test-")
+            .tempdir()
+            .unwrap_or_else(|e| panic!("cannot create a temp dir for the broker: {e}"));
+        let data_dir = dir.path().join("data");
+        let log_path = dir.path().join("broker.log");
+        let mut broker = Broker {
+            child: None,
+            port,
+            overrides: overrides
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            dir,
+            data_dir,
+            log_path,
+        };
+        broker.spawn();
+        broker
+    }
+
+    /// Waits until a broker from [`Broker::spawn_on`] (or [`Broker::respawn`]) serves.
+    pub fn wait_until_serving(&mut self) {
+        self.wait_ready();
+    }
+
+    /// Starts a stopped broker again without waiting for it to serve.
+    pub fn respawn(&mut self) {
+        self.kill9();
+        self.spawn();
+    }
+
     /// Starts the broker again on the same port and data dir and waits until it serves.
     /// Stop it first (`sigterm_and_wait` or `kill9`); a still-running broker is killed.
     pub fn restart(&mut self) {
@@ -203,6 +223,11 @@ impl Broker {
     }
 
     fn spawn_and_wait_ready(&mut self) {
+        self.spawn();
+        self.wait_ready();
+    }
+
+    fn spawn(&mut self) {
         let mut log = OpenOptions::new()
             .create(true)
             .append(true)
@@ -237,7 +262,6 @@ impl Broker {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
         self.child = Some(child);
-        self.wait_ready();
     }
 
     fn wait_ready(&mut self) {

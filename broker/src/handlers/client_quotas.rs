@@ -18,7 +18,7 @@ use strata_protocol::kafka_protocol;
 
 use super::{str_bytes, RequestContext};
 use crate::errors::ErrorCode;
-use crate::metadata::MetadataError;
+use crate::metadata::MetadataRecord;
 use crate::quota::{EntityName, QuotaEntity, ENFORCED_KEYS};
 use crate::security::acl::AclOperation;
 use crate::server::Broker;
@@ -206,25 +206,9 @@ pub fn alter_client_quotas(
         let _admin = broker.metadata.admin_guard();
         broker
             .metadata
-            .update(|image| {
-                for (entity, ops) in &checked {
-                    let values = image.client_quotas.entry(entity.clone()).or_default();
-                    for (key, value) in ops {
-                        match value {
-                            Some(v) => {
-                                values.insert(key.clone(), *v);
-                            }
-                            None => {
-                                values.remove(key);
-                            }
-                        }
-                    }
-                    if values.is_empty() {
-                        image.client_quotas.remove(entity);
-                    }
-                }
-                Ok::<(), MetadataError>(())
-            })
+            .commit(vec![MetadataRecord::AlterClientQuotas {
+                changes: checked.clone(),
+            }])
             .map_err(|e| {
                 tracing::error!(error = %e, "cannot persist client quotas");
                 (ErrorCode::KafkaStorageError, e.to_string())

@@ -19,7 +19,8 @@ const KEY_TYPE_TRANSACTION: i8 = 1;
 /// coordinator, so the first group request is served instead of told to retry.
 async fn prepare_offsets_topic(broker: &Broker) -> Result<(), (ErrorCode, String)> {
     let created = tokio::task::block_in_place(|| ensure_offsets_topic(broker))?;
-    if created {
+    // In a cluster each partition's leader loads it when it takes the leadership.
+    if created && !broker.metadata.is_cluster() {
         let partitions = broker
             .metadata
             .image()
@@ -50,17 +51,17 @@ pub async fn find_coordinator(
     } else {
         vec![request.key.clone()]
     };
-    let endpoint = broker
-        .metadata
-        .image()
-        .brokers
-        .get(&broker.node_id())
-        .and_then(|b| b.endpoint_for(&ctx.listener).cloned());
+    let image = broker.metadata.image();
+    let cluster = broker.metadata.is_cluster();
     let prepared = match request.key_type {
         KEY_TYPE_GROUP => prepare_offsets_topic(broker).await.map_err(|(code, msg)| {
             tracing::error!(error = %msg, "cannot create __consumer_offsets");
             (code, msg)
         }),
+        KEY_TYPE_TRANSACTION if cluster => Err((
+            ErrorCode::CoordinatorNotAvailable,
+            "transactions are not available in a Strata cluster yet".to_owned(),
+        )),
         KEY_TYPE_TRANSACTION => {
             tokio::task::block_in_place(|| super::transactions::ensure_transaction_topic(broker))
                 .map_err(|(code, msg)| {
@@ -93,6 +94,7 @@ pub async fn find_coordinator(
                 }
                 _ => None,
             };
+            let partition = broker.groups.partition_for(key.as_str());
             let c = Coordinator::default().with_key(key);
             if let Some((code, message)) = denied {
                 return c
@@ -101,9 +103,23 @@ pub async fn find_coordinator(
                     .with_node_id(BrokerId(-1))
                     .with_port(-1);
             }
+            // Alone, this broker coordinates everything; in a cluster, the leader of the
+            // key's __consumer_offsets partition does.
+            let node = if cluster {
+                image
+                    .topic(crate::offsets_topic::OFFSETS_TOPIC)
+                    .and_then(|t| t.partitions.iter().find(|p| p.partition == partition))
+                    .map_or(-1, |p| p.leader)
+            } else {
+                broker.node_id()
+            };
+            let endpoint = image
+                .live_brokers()
+                .find(|b| b.node_id == node)
+                .and_then(|b| b.endpoint_for(&ctx.listener).cloned());
             match (&prepared, &endpoint) {
                 (Ok(()), Some(e)) => c
-                    .with_node_id(BrokerId(broker.node_id()))
+                    .with_node_id(BrokerId(node))
                     .with_host(str_bytes(e.host.clone()))
                     .with_port(i32::from(e.port)),
                 (Err((code, msg)), _) => c

@@ -90,6 +90,9 @@ fn lookup(
     isolation: Isolation,
 ) -> Result<(i64, i64, i32), ErrorCode> {
     let epoch = partition.check_leader_epoch(current_leader_epoch)?;
+    if !partition.is_leader() {
+        return Err(ErrorCode::NotLeaderOrFollower);
+    }
     let fetchable = match isolation {
         Isolation::ReadUncommitted => partition.high_watermark(),
         Isolation::ReadCommitted => partition.last_stable_offset(),
@@ -182,6 +185,12 @@ pub fn offset_for_leader_epoch(
                             .with_leader_epoch(-1)
                             .with_end_offset(-1);
                     };
+                    if !partition.is_leader() {
+                        return base
+                            .with_error_code(ErrorCode::NotLeaderOrFollower.code())
+                            .with_leader_epoch(-1)
+                            .with_end_offset(-1);
+                    }
                     let epoch = match partition.check_leader_epoch(p.current_leader_epoch) {
                         Ok(epoch) => epoch,
                         Err(code) => {

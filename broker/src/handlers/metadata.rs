@@ -55,9 +55,9 @@ pub fn handle(broker: &Broker, ctx: &RequestContext, request: MetadataRequest) -
         }
     }
     let image = broker.metadata.image();
+    // Fenced brokers are left out, as KRaft does: clients should not try them.
     let brokers = image
-        .brokers
-        .values()
+        .live_brokers()
         .filter_map(|b| {
             let endpoint = b.endpoint_for(&ctx.listener)?;
             Some(
@@ -198,8 +198,11 @@ pub(super) fn partition_states<'a>(
             .replicas
             .get(&topic.name, p.partition)
             .is_some_and(|local| local.log_dir_offline());
-        let replica_offline =
-            |r: &i32| !image.brokers.contains_key(r) || (dir_offline && *r == node_id);
+        let replica_offline = |r: &i32| {
+            !image.brokers.contains_key(r)
+                || image.fenced.contains(r)
+                || (dir_offline && *r == node_id)
+        };
         let leader_alive = image.brokers.contains_key(&p.leader) && !replica_offline(&p.leader);
         PartitionState {
             partition: p.partition,

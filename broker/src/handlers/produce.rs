@@ -107,6 +107,7 @@ pub async fn handle(
     let mut request_bytes = 0usize;
     let version = ctx.api_version;
     let image = broker.metadata.image();
+    let replication_timeout = std::time::Duration::from_millis(request.timeout_ms.max(0) as u64);
     let mut responses = Vec::with_capacity(request.topic_data.len());
     for topic in request.topic_data {
         let name = topic.name.0.to_string();
@@ -116,6 +117,10 @@ pub async fn handle(
             .and_then(|v| v.parse::<i32>().ok())
             .unwrap_or_else(|| broker.current_config().message_max_bytes)
             .max(0) as usize;
+        let min_insync = topic_meta
+            .and_then(|t| t.configs.get("min.insync.replicas"))
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or_else(|| broker.current_config().min_insync_replicas.max(1) as usize);
         let mut partitions = Vec::with_capacity(topic.partition_data.len());
         for data in topic.partition_data {
             let batch_bytes = data.records.as_ref().map_or(0, |r| r.len() as u64);
@@ -146,6 +151,15 @@ pub async fn handle(
                     .replicas
                     .get(&name, data.index)
                     .ok_or(ErrorCode::UnknownTopicOrPartition)?;
+                if !partition.is_leader() {
+                    return Err(ErrorCode::NotLeaderOrFollower.into());
+                }
+                if acks == -1 && partition.isr().0.len() < min_insync {
+                    return Err(Refusal::because(
+                        ErrorCode::NotEnoughReplicas,
+                        "fewer in-sync replicas than min.insync.replicas",
+                    ));
+                }
                 let records = data.records.as_deref().unwrap_or_default();
                 let summary =
                     validate_produce_records(records, max_message_bytes).map_err(|e| {
@@ -222,13 +236,18 @@ pub async fn handle(
                     .map(|done| (done, partition))
                     .map_err(Refusal::from)
             })();
-            // Durable mode holds the acknowledgement until the batch is synced.
+            // Durable mode holds the acknowledgement until the batch is synced; acks=all
+            // until every in-sync replica has it (the high watermark passed it).
             let outcome = match outcome {
-                Ok((done, partition)) => partition
-                    .wait_durable(done.last_offset + 1)
-                    .await
-                    .map(|()| done)
-                    .map_err(Refusal::from),
+                Ok((done, partition)) => {
+                    let mut synced = partition.wait_durable(done.last_offset + 1).await;
+                    if synced.is_ok() && acks == -1 {
+                        synced = partition
+                            .wait_replicated(done.last_offset + 1, replication_timeout)
+                            .await;
+                    }
+                    synced.map(|()| done).map_err(Refusal::from)
+                }
                 Err(e) => Err(e),
             };
             if topic_meta.is_some() {

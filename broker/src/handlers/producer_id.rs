@@ -56,7 +56,15 @@ pub fn handle(
     {
         return failed(ErrorCode::ClusterAuthorizationFailed);
     }
-    match broker.producer_ids.next_id() {
+    let id = if broker.metadata.is_cluster() {
+        broker
+            .producer_ids
+            .next_id_in_cluster(&broker.metadata, broker.node_id())
+            .map_err(|e| e.to_string())
+    } else {
+        broker.producer_ids.next_id().map_err(|e| e.to_string())
+    };
+    match id {
         Ok(id) => InitProducerIdResponse::default()
             .with_producer_id(ProducerId(id))
             .with_producer_epoch(0),

@@ -9,10 +9,13 @@
 pub mod manager;
 
 pub mod durable;
+mod replica_set;
+mod replication;
 #[cfg(test)]
 pub(crate) mod tests;
 mod transactions;
 
+pub use replica_set::{FetchEffect, Role};
 pub use transactions::{Isolation, ProducerView};
 
 use std::ops::ControlFlow;
@@ -63,6 +66,11 @@ pub struct Partition {
     /// Shared by every partition of the same log dir: set on the first I/O failure there,
     /// after which they all answer KAFKA_STORAGE_ERROR (Kafka's offline log dir).
     log_dir_offline: Arc<AtomicBool>,
+    /// Leader or follower, and the leader's view of its followers (`replication`). Taken
+    /// under `local` when offsets are published. Lock order: `writer`, `local`, this.
+    replication: Mutex<replica_set::ReplicaSet>,
+    /// When this broker last became the leader (ms), for the ISR's lag rule.
+    leader_since_ms: AtomicI64,
 }
 
 /// The part of a topic's config the produce path applies itself (the log applies the rest).
@@ -99,6 +107,9 @@ enum AppendOrigin {
     Coordinator,
     /// The transaction coordinator's marker ending a producer's transaction.
     Marker(MarkerKind),
+    /// A follower copying its leader's batches: offsets, epochs and producer fields as they
+    /// are, no checks (the leader made them).
+    Replica,
 }
 
 /// The outcome of a leader append, as Produce reports it.
@@ -152,6 +163,8 @@ impl Partition {
             produce_rules,
             durable,
             log_dir_offline: Arc::new(AtomicBool::new(false)),
+            replication: Mutex::new(replica_set::ReplicaSet::alone(-1)),
+            leader_since_ms: AtomicI64::new(0),
         }
     }
 
@@ -258,7 +271,7 @@ impl Partition {
                 Ok(stats) => tracing::info!(partition = %self.tp, ?stats, "log cleaned"),
                 Err(e) => tracing::error!(partition = %self.tp, error = %e, "installing cleaned segments failed"),
             }
-            self.publish_offsets(local);
+            let _ = self.publish_offsets(local);
             Ok(())
         });
     }
@@ -327,16 +340,26 @@ impl Partition {
         self.with_local(f)
     }
 
-    fn publish_offsets(&self, local: &mut LocalReplica) {
+    /// Publishes the log's offsets; returns whether the high watermark moved up.
+    fn publish_offsets(&self, local: &mut LocalReplica) -> bool {
         let log = &local.log;
-        let hw = log.log_end_offset();
+        let leo = log.log_end_offset();
+        let before = self.high_watermark();
+        // Never backwards on the leader (a follower not heard from yet holds it, it does not
+        // lower it); never above the log (a follower's truncation may lower it).
+        let hw = self.replication().high_watermark(leo).max(before).min(leo);
         local.txns.forget_before(log.log_start_offset());
         self.log_start_offset
             .store(log.log_start_offset(), Ordering::Release);
-        self.log_end_offset.store(hw, Ordering::Release);
+        self.log_end_offset.store(leo, Ordering::Release);
         self.high_watermark.store(hw, Ordering::Release);
         let stable = local.txns.first_unstable_offset().map_or(hw, |f| f.min(hw));
         self.last_stable_offset.store(stable, Ordering::Release);
+        hw > before
+    }
+
+    fn replication(&self) -> std::sync::MutexGuard<'_, replica_set::ReplicaSet> {
+        self.replication.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Appends one validated batch as the leader. An idempotent batch is checked against the
@@ -359,6 +382,10 @@ impl Partition {
         header: &RecordBatchHeader,
         now_ms: i64,
     ) -> Result<AppendOutcome, ErrorCode> {
+        // Only the leader writes; a follower's log takes its leader's batches only.
+        if !self.is_leader() {
+            return Err(ErrorCode::NotLeaderOrFollower);
+        }
         self.append(batch, header, now_ms, AppendOrigin::Coordinator)
     }
 
@@ -376,6 +403,13 @@ impl Partition {
         // file work.
         let mut pending = loop {
             let step = self.with_local(|local| {
+                if origin == AppendOrigin::Replica {
+                    return local
+                        .log
+                        .start_replica_append(batch, header.partition_leader_epoch, now_ms)
+                        .map(ControlFlow::Continue)
+                        .map_err(|e| self.log_error(&e));
+                }
                 if origin != AppendOrigin::Client && header.has_producer_id() {
                     local
                         .producers
@@ -430,7 +464,18 @@ impl Partition {
                     local.txns.on_marker(pid, kind, info.first_offset, end);
                 }
                 _ if !header.has_producer_id() => {}
-                AppendOrigin::Client => {
+                AppendOrigin::Replica if header.is_control() => {
+                    if let Some(marker) = strata_protocol::record_batch::read_marker(batch) {
+                        local
+                            .producers
+                            .record_marker(pid, header.producer_epoch, now_ms);
+                        let end = local.log.log_end_offset();
+                        local
+                            .txns
+                            .on_marker(pid, marker.kind, info.first_offset, end);
+                    }
+                }
+                AppendOrigin::Client | AppendOrigin::Replica => {
                     local.producers.record(
                         header,
                         info.first_offset,
@@ -448,7 +493,7 @@ impl Partition {
             if header.is_transactional() && !header.is_control() && header.has_producer_id() {
                 local.txns.on_data(pid, info.first_offset);
             }
-            self.publish_offsets(local);
+            let _ = self.publish_offsets(local);
             AppendOutcome {
                 base_offset: info.first_offset,
                 last_offset: info.last_offset,
@@ -581,7 +626,7 @@ impl Partition {
                 .log
                 .begin_delete_records(offset)
                 .map_err(|e| self.log_error(&e))?;
-            self.publish_offsets(local);
+            let _ = self.publish_offsets(local);
             Ok(work)
         })?;
         self.finish_retention(work)
@@ -637,7 +682,7 @@ impl Partition {
                     .log
                     .begin_retention(now_ms)
                     .map_err(|e| self.log_error(&e));
-                self.publish_offsets(local);
+                let _ = self.publish_offsets(local);
                 work
             });
             if let Ok(work) = work {

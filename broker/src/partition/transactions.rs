@@ -49,6 +49,9 @@ impl Partition {
         kind: MarkerKind,
         now_ms: i64,
     ) -> Result<AppendOutcome, ErrorCode> {
+        if !self.is_leader() {
+            return Err(ErrorCode::NotLeaderOrFollower);
+        }
         let batch = encode_marker(producer_id, producer_epoch, coordinator_epoch, kind, now_ms);
         let header = RecordBatchHeader::parse(&batch).map_err(|_| ErrorCode::UnknownServerError)?;
         self.append(&batch, &header, now_ms, super::AppendOrigin::Marker(kind))

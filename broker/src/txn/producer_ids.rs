@@ -18,6 +18,8 @@ pub struct ProducerIdError {
 
 pub struct ProducerIdManager {
     path: PathBuf,
+    /// The current block came from the quorum (not from the local file).
+    cluster_block: std::sync::atomic::AtomicBool,
     state: Mutex<(
         i64, /*next*/
         i64, /*end of reserved block, exclusive*/
@@ -34,8 +36,48 @@ impl ProducerIdManager {
         // Everything below the persisted bound may have been handed out: start above it.
         Self {
             path,
+            cluster_block: std::sync::atomic::AtomicBool::new(false),
             state: Mutex::new((reserved_end, reserved_end)),
         }
+    }
+
+    /// In a cluster: ids from blocks reserved through the metadata quorum, so that no two
+    /// brokers hand out the same id (the local block file is not used).
+    pub fn next_id_in_cluster(
+        &self,
+        store: &crate::metadata::MetadataStore,
+        node_id: i32,
+    ) -> Result<i64, crate::metadata::MetadataError> {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if state.0 >= state.1
+            || !self
+                .cluster_block
+                .load(std::sync::atomic::Ordering::Acquire)
+        {
+            let mut attempts = 0;
+            let first = loop {
+                let first = store.image().next_producer_id;
+                let reserve = crate::metadata::MetadataRecord::ReserveProducerIds {
+                    node_id,
+                    first,
+                    count: BLOCK_SIZE,
+                };
+                match store.commit(vec![reserve]) {
+                    Ok(()) => break first,
+                    // Another broker took that block first: try the next.
+                    Err(crate::metadata::MetadataError::Refused(_)) if attempts < 10 => {
+                        attempts += 1;
+                    }
+                    Err(e) => return Err(e),
+                }
+            };
+            *state = (first, first + BLOCK_SIZE);
+            self.cluster_block
+                .store(true, std::sync::atomic::Ordering::Release);
+        }
+        let id = state.0;
+        state.0 += 1;
+        Ok(id)
     }
 
     pub fn next_id(&self) -> Result<i64, ProducerIdError> {

@@ -508,6 +508,33 @@ pub(crate) const SASL_AUTHENTICATE: Shape = shape(
     ],
 );
 
+/// OffsetForLeaderEpoch response (api key 23), schema v0-4, flexible 4+; checked in v2-4.
+pub(crate) const OFFSET_FOR_LEADER_EPOCH: Shape = shape(
+    "OffsetForLeaderEpochResponse",
+    range(2, 4),
+    4,
+    &[
+        f("throttle_time_ms", from(2), INT32),
+        f(
+            "topics",
+            from(0),
+            structs(&[
+                f("topic", from(0), STRING),
+                f(
+                    "partitions",
+                    from(0),
+                    structs(&[
+                        f("error_code", from(0), INT16),
+                        f("partition", from(0), INT32),
+                        f("leader_epoch", from(1), INT32),
+                        f("end_offset", from(0), INT64),
+                    ]),
+                ),
+            ]),
+        ),
+    ],
+);
+
 /// Every response shape, by the api key of the request it answers.
 pub(crate) const ALL: &[(ApiKey, Shape)] = &[
     (ApiKey::ApiVersions, API_VERSIONS),
@@ -526,6 +553,7 @@ pub(crate) const ALL: &[(ApiKey, Shape)] = &[
     (ApiKey::OffsetFetch, OFFSET_FETCH),
     (ApiKey::SaslHandshake, SASL_HANDSHAKE),
     (ApiKey::SaslAuthenticate, SASL_AUTHENTICATE),
+    (ApiKey::OffsetForLeaderEpoch, OFFSET_FOR_LEADER_EPOCH),
 ];
 
 /// ConsumerProtocolSubscription, schema v0-3, flexible none; checked in v0-3.

@@ -95,6 +95,7 @@ fn default_response(api_key: ApiKey) -> ResponseKind {
         ApiKey::OffsetFetch => ResponseKind::OffsetFetch(Default::default()),
         ApiKey::SaslHandshake => ResponseKind::SaslHandshake(Default::default()),
         ApiKey::SaslAuthenticate => ResponseKind::SaslAuthenticate(Default::default()),
+        ApiKey::OffsetForLeaderEpoch => ResponseKind::OffsetForLeaderEpoch(Default::default()),
         other => panic!("no default response written for {other:?}"),
     }
 }

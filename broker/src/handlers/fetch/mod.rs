@@ -91,7 +91,14 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, request: FetchRequest
             },
         ),
     };
-    let (topics, wanted) = resolve(broker, ctx, partitions, uses_topic_ids);
+    // A follower's fetch (KIP-903 moved its id into replica_state in v15).
+    let replica_id = if ctx.api_version >= 15 {
+        request.replica_state.replica_id.0
+    } else {
+        request.replica_id.0
+    };
+    let follower = (replica_id >= 0).then_some(replica_id);
+    let (topics, wanted) = resolve(broker, ctx, partitions, uses_topic_ids, follower);
 
     let max_wait = Duration::from_millis(request.max_wait_ms.max(0) as u64).min(MAX_WAIT_CAP);
     let deadline = Instant::now() + max_wait;
@@ -114,7 +121,14 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, request: FetchRequest
         for w in &mut wakeups {
             w.as_mut().enable();
         }
-        let read = read_once(&wanted, max_bytes, ctx.api_version, isolation);
+        let read = read_once(
+            broker,
+            &wanted,
+            max_bytes,
+            ctx.api_version,
+            isolation,
+            follower,
+        );
         // As in Kafka, an error reading a partition answers at once; partitions that could
         // not be looked up (unknown, not authorized) do not cut the others' wait short.
         if read.bytes >= min_bytes
@@ -217,7 +231,11 @@ fn resolve(
     ctx: &RequestContext,
     partitions: Vec<Requested>,
     uses_topic_ids: bool,
+    follower: Option<i32>,
 ) -> (Vec<(TopicName, Uuid)>, Vec<WantedPartition>) {
+    // Followers need CLUSTER_ACTION (Kafka's check of a replica fetch), not READ.
+    let follower_allowed =
+        follower.is_some() && ctx.allowed_cluster(broker, AclOperation::ClusterAction);
     let image = broker.metadata.image();
     let mut topics: Vec<(TopicName, Uuid)> = Vec::new();
     let mut wanted = Vec::with_capacity(partitions.len());
@@ -244,7 +262,10 @@ fn resolve(
         // READ is checked before existence (an id we do not know stays UNKNOWN_TOPIC_ID).
         let unreadable = match unknown {
             Some(ErrorCode::UnknownTopicId) => unknown,
-            _ if !ctx.allowed_topic(broker, AclOperation::Read, &name) => {
+            _ if follower.is_some() && !follower_allowed => {
+                Some(ErrorCode::ClusterAuthorizationFailed)
+            }
+            _ if follower.is_none() && !ctx.allowed_topic(broker, AclOperation::Read, &name) => {
                 Some(ErrorCode::TopicAuthorizationFailed)
             }
             other => other,
@@ -289,10 +310,12 @@ struct ReadOnce {
 }
 
 fn read_once(
+    broker: &Broker,
     wanted: &[WantedPartition],
     max_bytes: usize,
     version: i16,
     isolation: Isolation,
+    follower: Option<i32>,
 ) -> ReadOnce {
     let log_start = |offset: i64| if version >= 5 { offset } else { -1 };
     let mut read_once = ReadOnce {
@@ -312,6 +335,34 @@ fn read_once(
                 if let Err(code) = p.check_leader_epoch(position.current_leader_epoch) {
                     read_once.read_error = true;
                     error_data(data, code)
+                } else if !p.is_leader() {
+                    read_once.read_error = true;
+                    error_data(data, ErrorCode::NotLeaderOrFollower)
+                } else if let Some(follower) = follower {
+                    let budget = (position.partition_max_bytes.max(0) as usize)
+                        .min(max_bytes.saturating_sub(read_once.bytes));
+                    match crate::replication::leader::serve_follower(
+                        broker,
+                        p,
+                        follower,
+                        position.fetch_offset,
+                        budget,
+                    ) {
+                        Ok(read) => {
+                            read_once.bytes += read.records.len();
+                            read_once.regions.add(&read.records, read.region);
+                            data.with_high_watermark(read.high_watermark)
+                                .with_last_stable_offset(read.last_stable_offset)
+                                .with_log_start_offset(log_start(read.log_start_offset))
+                                .with_records(Some(read.records))
+                        }
+                        Err(code) => {
+                            read_once.read_error = true;
+                            error_data(data, code)
+                                .with_high_watermark(p.high_watermark())
+                                .with_log_start_offset(log_start(p.log_start_offset()))
+                        }
+                    }
                 } else {
                     let partition_max_bytes = position.partition_max_bytes.max(0) as usize;
                     let budget = partition_max_bytes.min(max_bytes.saturating_sub(read_once.bytes));

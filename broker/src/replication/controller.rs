@@ -1,0 +1,232 @@
+//! The active controller's duties (the node leading the metadata quorum): fence a broker it
+//! has not heard from for `broker.session.timeout.ms` — take it out of every ISR and give
+//! the partitions it led to another in-sync replica, on another rack when there is one
+//! (Kafka's clean election: never a replica outside the ISR) — and unfence a broker that
+//! answers again; elect leaders for partitions left without one once an ISR member is back.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::metadata::{MetadataImage, MetadataRecord};
+use crate::server::Broker;
+
+const PERIOD: Duration = Duration::from_millis(250);
+
+pub async fn controller_loop(broker: Arc<Broker>, stop: CancellationToken) {
+    let session = Duration::from_millis(broker.config.broker_session_timeout_ms.max(1) as u64);
+    let mut active_since: Option<Instant> = None;
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(PERIOD) => {}
+        }
+        let Some(link) = broker.metadata.cluster().cloned() else {
+            continue;
+        };
+        if !link.is_leader() {
+            active_since = None;
+            continue;
+        }
+        let since = *active_since.get_or_insert_with(Instant::now);
+        let contact = link.last_contact();
+        let image = broker.metadata.image();
+        let now = Instant::now();
+        // A new controller gives everyone a full session before judging them.
+        let alive = |node: i32| {
+            node == broker.node_id()
+                || contact
+                    .get(&node)
+                    .map_or(now.duration_since(since) < session, |at| {
+                        now.duration_since(*at) < session
+                    })
+        };
+        let records = duties(&image, broker.node_id(), &alive);
+        if records.is_empty() {
+            continue;
+        }
+        for record in &records {
+            tracing::info!(?record, "controller: metadata change");
+        }
+        if let Err(e) = link.commit(records).await {
+            tracing::warn!(error = %e, "controller: change not committed; retrying");
+        }
+    }
+}
+
+/// What the controller should change given who is alive.
+pub fn duties(
+    image: &MetadataImage,
+    controller: i32,
+    alive: &dyn Fn(i32) -> bool,
+) -> Vec<MetadataRecord> {
+    let mut records = Vec::new();
+    let mut fenced = image.fenced.clone();
+    for (id, info) in &image.brokers {
+        let is_fenced = image.fenced.contains(id);
+        if !is_fenced && !alive(*id) && *id != controller {
+            tracing::warn!(
+                node = id,
+                "controller: broker stopped answering; fencing it"
+            );
+            records.push(MetadataRecord::FenceBroker { node_id: *id });
+            let _ = fenced.insert(*id);
+        } else if is_fenced && alive(*id) && image.brokers.contains_key(id) {
+            records.push(MetadataRecord::RegisterBroker(info.clone()));
+            let _ = fenced.remove(id);
+        }
+    }
+    let usable = |id: i32| image.brokers.contains_key(&id) && !fenced.contains(&id);
+    let racks: BTreeMap<i32, Option<&str>> = image
+        .brokers
+        .values()
+        .map(|b| (b.node_id, b.rack.as_deref()))
+        .collect();
+    for topic in image.topics.values() {
+        for p in &topic.partitions {
+            let isr: Vec<i32> = p.isr.iter().copied().filter(|r| usable(*r)).collect();
+            let leader_ok = p.leader >= 0 && usable(p.leader);
+            if leader_ok && isr.len() == p.isr.len() {
+                continue;
+            }
+            let (leader, isr) = if leader_ok {
+                (p.leader, isr)
+            } else if isr.is_empty() {
+                // No in-sync replica left: offline (no unclean election); the ISR keeps the
+                // last members so that whichever comes back first leads with all acked data.
+                if p.leader == -1 {
+                    continue;
+                }
+                (-1, p.isr.clone())
+            } else {
+                // Prefer a new leader on another rack than the failed one (its rack may be
+                // the one that failed), in replica order.
+                let old_rack = racks.get(&p.leader).copied().flatten();
+                let pick = p
+                    .replicas
+                    .iter()
+                    .copied()
+                    .filter(|r| isr.contains(r))
+                    .min_by_key(|r| {
+                        racks.get(r).copied().flatten() == old_rack && old_rack.is_some()
+                    });
+                (pick.unwrap_or(-1), isr)
+            };
+            if leader == p.leader && isr == p.isr {
+                continue;
+            }
+            records.push(MetadataRecord::ChangePartition {
+                topic: topic.name.clone(),
+                partition: p.partition,
+                expected_leader_epoch: p.leader_epoch,
+                expected_partition_epoch: p.partition_epoch,
+                leader,
+                isr,
+            });
+        }
+    }
+    records
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metadata::{BrokerInfo, PartitionMetadata, TopicMetadata};
+
+    fn image() -> MetadataImage {
+        let mut image = MetadataImage::default();
+        for (id, rack) in [(1, "a"), (2, "a"), (3, "b")] {
+            let _ = image.brokers.insert(
+                id,
+                BrokerInfo {
+                    node_id: id,
+                    endpoints: Vec::new(),
+                    rack: Some(rack.into()),
+                },
+            );
+        }
+        let _ = image.topics.insert(
+            "t".into(),
+            TopicMetadata {
+                name: "t".into(),
+                id: uuid::Uuid::nil(),
+                partitions: vec![PartitionMetadata {
+                    partition: 0,
+                    leader: 1,
+                    leader_epoch: 4,
+                    replicas: vec![1, 2, 3],
+                    isr: vec![1, 2, 3],
+                    partition_epoch: 7,
+                }],
+                configs: BTreeMap::new(),
+                internal: false,
+            },
+        );
+        image
+    }
+
+    #[test]
+    fn a_dead_leader_is_fenced_and_replaced_by_an_isr_member_on_another_rack() {
+        let mut image = image();
+        let records = duties(&image, 3, &|id| id != 1);
+        assert!(matches!(
+            records.first(),
+            Some(MetadataRecord::FenceBroker { node_id: 1 })
+        ));
+        let change = records.get(1).cloned();
+        let Some(MetadataRecord::ChangePartition { leader, isr, .. }) = change else {
+            panic!("expected a partition change, found {records:?}");
+        };
+        assert_eq!(
+            (leader, isr),
+            (3, vec![2, 3]),
+            "rack b, not 2 on the failed rack a"
+        );
+        for r in &records {
+            image
+                .apply(r)
+                .map_err(|e| e.to_string())
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        let p = image
+            .topics
+            .get("t")
+            .and_then(|t| t.partitions.first())
+            .cloned();
+        assert_eq!(
+            p.map(|p| (p.leader, p.leader_epoch, p.partition_epoch)),
+            Some((3, 5, 8))
+        );
+        assert!(
+            duties(&image, 3, &|id| id != 1).is_empty(),
+            "nothing left to do"
+        );
+    }
+
+    #[test]
+    fn with_no_isr_member_alive_the_partition_goes_offline_then_returns_with_it() {
+        let mut image = image();
+        let all_dead = duties(&image, 9, &|_| false);
+        for r in &all_dead {
+            let _ = image.apply(r);
+        }
+        let p = image
+            .topics
+            .get("t")
+            .and_then(|t| t.partitions.first())
+            .cloned();
+        assert_eq!(p.map(|p| (p.leader, p.isr)), Some((-1, vec![1, 2, 3])));
+        let back = duties(&image, 9, &|id| id == 2);
+        for r in &back {
+            let _ = image.apply(r);
+        }
+        let p = image
+            .topics
+            .get("t")
+            .and_then(|t| t.partitions.first())
+            .cloned();
+        assert_eq!(p.map(|p| (p.leader, p.isr)), Some((2, vec![2])));
+    }
+}
