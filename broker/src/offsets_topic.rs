@@ -1,7 +1,7 @@
 //! `__consumer_offsets` as the group coordinator's durable store: group metadata and
 //! committed offsets are records in this internal compacted topic (Kafka's own key/value
-//! schemas, encoded by the coordinator), so they survive restarts and will replicate like
-//! any partition once replication exists.
+//! schemas, encoded by the coordinator), so they survive restarts and replicate like any
+//! partition.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -35,10 +35,15 @@ pub fn ensure_offsets_topic(broker: &Broker) -> Result<bool, (ErrorCode, String)
         ("compression.type".to_string(), "producer".to_string()),
         ("segment.bytes".to_string(), (100 * 1024 * 1024).to_string()),
     ]);
+    let replication_factor = topics::internal_topic_replication_factor(
+        broker,
+        OFFSETS_TOPIC,
+        broker.config.offsets_topic_replication_factor,
+    )?;
     let new = NewTopic {
         name: OFFSETS_TOPIC,
         partitions: broker.config.offsets_topic_num_partitions,
-        replication_factor: 1,
+        replication_factor,
         configs,
         internal: true,
     };

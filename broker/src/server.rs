@@ -422,7 +422,11 @@ fn group_config(config: &BrokerConfig) -> GroupConfig {
 
 /// Replays `__consumer_offsets` into the group coordinator before clients are served.
 /// Starts this node's member of the metadata quorum, then registers the broker (its
-/// endpoints and rack) and waits until its own image shows the registration.
+/// endpoints and rack). Registering on every start, even when the replayed image already
+/// shows this broker, is also how a restarted broker catches up before it serves: the
+/// registration returns once this node applied it, so every change committed while it was
+/// away (its fencing, leaderships moved elsewhere) is in its image by then, as Kafka's
+/// brokers catch up on the metadata log before they open their listeners.
 async fn join_cluster(
     broker: &Arc<Broker>,
 ) -> anyhow::Result<Arc<crate::metadata::cluster::ClusterLink>> {
@@ -437,17 +441,22 @@ async fn join_cluster(
     let me = local_broker_info(&broker.config);
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let image = broker.metadata.image();
-        if image.brokers.get(&me.node_id) == Some(&me) && !image.fenced.contains(&me.node_id) {
-            break;
-        }
         match link
             .commit(vec![crate::metadata::MetadataRecord::RegisterBroker(
                 me.clone(),
             )])
             .await
         {
-            Ok(()) => {}
+            Ok(()) => {
+                let image = broker.metadata.image();
+                if image.brokers.get(&me.node_id) == Some(&me)
+                    && !image.fenced.contains(&me.node_id)
+                {
+                    break;
+                }
+                // Fenced again at once (the controller had not heard from us yet): retry.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
             Err(e) if Instant::now() < deadline => {
                 tracing::info!(error = %e, "registering with the metadata quorum; retrying");
                 tokio::time::sleep(Duration::from_millis(500)).await;

@@ -107,6 +107,42 @@ pub struct NewTopic<'a> {
     pub internal: bool,
 }
 
+/// The replication factor of an internal topic created on first use (`__consumer_offsets`,
+/// `__transaction_state`): `configured`, capped to the cluster's size — 1 for a broker
+/// alone; in a cluster, its voters or its registered brokers, whichever are more (a cluster
+/// still starting must not get a topic it cannot replicate later). Until that many brokers
+/// are live, creation waits: COORDINATOR_NOT_AVAILABLE, which clients retry, as Kafka's
+/// answers while its cluster is smaller than the configured factor.
+pub fn internal_topic_replication_factor(
+    broker: &Broker,
+    name: &str,
+    configured: i16,
+) -> Result<i16, (ErrorCode, String)> {
+    if !broker.metadata.is_cluster() {
+        return Ok(1);
+    }
+    let image = broker.metadata.image();
+    let size = broker
+        .config
+        .controller_quorum_voters
+        .len()
+        .max(image.brokers.len());
+    let wanted = usize::try_from(configured.max(1))
+        .unwrap_or(1)
+        .min(size.max(1));
+    let live = image.live_brokers().count();
+    if live < wanted {
+        return Err((
+            ErrorCode::CoordinatorNotAvailable,
+            format!(
+                "{name} is created with replication factor {wanted} once that many brokers are \
+                 live; {live} are"
+            ),
+        ));
+    }
+    Ok(i16::try_from(wanted).unwrap_or(i16::MAX))
+}
+
 /// Validates and (unless `validate_only`) creates a topic. Returns its metadata.
 pub fn create_topic(
     broker: &Broker,

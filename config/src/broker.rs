@@ -82,7 +82,7 @@ pub struct BrokerConfig {
     pub compression_zstd_level: i32,
     pub replica_lag_time_max_ms: i64,
     pub offsets_topic_num_partitions: i32,
-    /// Kafka's default is 3; a cluster with fewer live brokers should cap it.
+    /// Kafka's default is 3; capped to the cluster's size when the topic is created.
     pub offsets_topic_replication_factor: i16,
     pub offsets_topic_segment_bytes: i32,
     pub offsets_retention_minutes: i64,
@@ -96,6 +96,8 @@ pub struct BrokerConfig {
     pub producer_id_expiration_ms: i64,
     pub transaction_max_timeout_ms: i32,
     pub transaction_state_log_num_partitions: i32,
+    /// Like `offsets_topic_replication_factor`, for `__transaction_state`.
+    pub transaction_state_log_replication_factor: i16,
     /// `quota.window.num` and `quota.window.size.seconds`: client quota rates are measured
     /// over that many windows of that length.
     pub quota_window_num: usize,
@@ -494,6 +496,10 @@ pub(crate) fn build(
         producer_id_expiration_ms: r.i64("producer.id.expiration.ms")?,
         transaction_max_timeout_ms: r.i32("transaction.max.timeout.ms")?,
         transaction_state_log_num_partitions: r.i32("transaction.state.log.num.partitions")?,
+        transaction_state_log_replication_factor: r.typed(
+            "transaction.state.log.replication.factor",
+            ConfigValue::as_i16,
+        )?,
         quota_window_num: r.count("quota.window.num")?,
         quota_window_size_seconds: r.i64("quota.window.size.seconds")?,
         transaction_abort_timed_out_transaction_cleanup_interval_ms: r

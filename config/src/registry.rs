@@ -212,7 +212,7 @@ pub static BROKER_KEYS: &[BrokerKey] = &[
     k("max.incremental.fetch.session.cache.slots", I, Some("1000"), AtLeast(0), "The maximum number of incremental fetch sessions (KIP-227) the broker keeps; 0 turns them off."),
     // --- groups and offsets ---
     k("offsets.topic.num.partitions", I, Some("50"), AtLeast(1), "The number of partitions of the __consumer_offsets topic."),
-    k("offsets.topic.replication.factor", S, Some("3"), AtLeast(1), "The replication factor of the offsets topic (capped to the live brokers)."),
+    k("offsets.topic.replication.factor", S, Some("3"), AtLeast(1), "The replication factor of the offsets topic (capped to the cluster size: 1 alone, else the larger of its voters and registered brokers; created once that many are live)."),
     k("offsets.topic.segment.bytes", I, Some("104857600"), AtLeast(1), "The segment size of the offsets topic."),
     k("offsets.retention.minutes", I, Some("10080"), AtLeast(1), "Committed offsets of an empty group are kept this long."),
     k("offsets.retention.check.interval.ms", LG, Some("600000"), AtLeast(1), "How often to check for stale offsets."),
@@ -230,7 +230,7 @@ pub static BROKER_KEYS: &[BrokerKey] = &[
     // --- client quotas ---
     k("quota.window.num", I, Some("11"), AtLeast(2), "The number of samples client quota rates are measured over."),
     k("quota.window.size.seconds", I, Some("1"), AtLeast(1), "The length of one client quota sample."),
-    k("transaction.state.log.replication.factor", S, Some("3"), AtLeast(1), "The replication factor of the transaction topic."),
+    k("transaction.state.log.replication.factor", S, Some("3"), AtLeast(1), "The replication factor of the transaction topic (capped like offsets.topic.replication.factor)."),
     k("transaction.state.log.min.isr", I, Some("2"), AtLeast(1), "min.insync.replicas of the transaction topic."),
     k("share.coordinator.state.topic.replication.factor", S, Some("3"), AtLeast(1), "Replication factor of the share-group state topic (accepted for compatibility)."),
     k("share.coordinator.state.topic.min.isr", S, Some("2"), AtLeast(1), "min.insync.replicas of the share-group state topic (accepted for compatibility)."),

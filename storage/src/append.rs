@@ -120,39 +120,63 @@ impl Log {
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<AppendStart<'a>, LogError> {
-        self.start_append_as(batches, leader_epoch, now_ms, false)
+        self.start_append_as(batches, leader_epoch, now_ms, None)
     }
 
-    /// `start_append` for a follower copying its leader's batches: they keep the offsets,
-    /// leader epoch and timestamps the leader gave them, so the first one must begin at this
-    /// log's end (anything else means the logs diverged and a truncation is due first).
+    /// `start_append` for a follower copying its leader's batches (all of one leader
+    /// epoch): they keep the offsets, epoch and timestamps the leader gave them. The first
+    /// may start past this log's end (the leader's cleaner removed what lies between), never
+    /// before it, and each starts after the one before.
     pub fn start_replica_append<'a>(
         &mut self,
         batches: &'a [u8],
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<AppendStart<'a>, LogError> {
-        let base = RecordBatchHeader::parse(batches)
-            .map(|h| h.base_offset)
-            .map_err(|e| LogError::Corrupt {
-                path: self.dir.display().to_string(),
-                reason: format!("a replicated batch does not parse: {e}"),
-            })?;
-        if base != self.log_end_offset() {
-            return Err(LogError::ReplicaOffsetMismatch {
-                expected: self.log_end_offset(),
-                found: base,
-            });
+        let mut next = self.log_end_offset();
+        let mut first = None;
+        let mut pos = 0usize;
+        while pos < batches.len() {
+            let h =
+                RecordBatchHeader::parse(batches.get(pos..).unwrap_or_default()).map_err(|e| {
+                    LogError::InvalidBatch {
+                        position: pos,
+                        reason: e.to_string(),
+                    }
+                })?;
+            if h.base_offset < next || h.last_offset_delta < 0 {
+                return Err(LogError::ReplicaOffsetMismatch {
+                    expected: next,
+                    found: h.base_offset,
+                });
+            }
+            first.get_or_insert(h.base_offset);
+            next = h.last_offset() + 1;
+            pos += h.total_size().max(1);
         }
-        self.start_append_as(batches, leader_epoch, now_ms, true)
+        let Some(first) = first else {
+            return Err(LogError::InvalidBatch {
+                position: 0,
+                reason: "expected at least one batch".to_owned(),
+            });
+        };
+        let start = self.start_append_as(batches, leader_epoch, now_ms, Some((first, next)))?;
+        Ok(match start {
+            AppendStart::Ready(mut pending) => {
+                pending.reserved.keep_as_sent = true;
+                AppendStart::Ready(pending)
+            }
+            roll => roll,
+        })
     }
 
+    /// `replica`: the [first, end) offsets a follower's batches already carry.
     fn start_append_as<'a>(
         &mut self,
         batches: &'a [u8],
         leader_epoch: i32,
         now_ms: i64,
-        replica: bool,
+        replica: Option<(i64, i64)>,
     ) -> Result<AppendStart<'a>, LogError> {
         self.check_writable()?;
         self.check_no_append_in_flight()?;
@@ -165,18 +189,23 @@ impl Log {
             });
         }
         let (offsets, records, max_ts) = size_batches(batches)?;
+        // A follower's offsets span from the log end to past its last batch, gaps included.
+        let offsets = match replica {
+            Some((_, end)) => end - self.log_end_offset(),
+            None => offsets,
+        };
         if self.roll_due(batches.len(), offsets, max_ts, now_ms) {
             return Ok(AppendStart::RollFirst(self.segment_plan(now_ms)));
         }
         let r = self.active.reserve(batches.len());
         let reserved = self.gate(r)?;
         self.append_in_flight = true;
-        let first_offset = self.log_end_offset();
+        let first_offset = replica.map_or(self.log_end_offset(), |(first, _)| first);
         Ok(AppendStart::Ready(PendingAppend {
             batches,
             leader_epoch,
             // A replica keeps the leader's LogAppendTime: the batch is stored as it came.
-            log_append_time: if replica {
+            log_append_time: if replica.is_some() {
                 None
             } else {
                 self.log_append_time(now_ms)

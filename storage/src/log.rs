@@ -426,6 +426,39 @@ impl Log {
         self.log_start_offset = self.log_start_offset.min(leo);
         self.trim_leader_epochs()
     }
+
+    /// Empties the log and starts it again at `offset`: for a follower whose whole log lies
+    /// below its leader's log start (it was away while the leader's retention or
+    /// DeleteRecords moved past it), so nothing it holds is in the leader's log any more.
+    /// Every segment goes, the log continues at `offset`, and the leader-epoch cache is
+    /// cleared (the next batches copied from the leader bring their epochs).
+    pub fn truncate_fully_and_start_at(&mut self, offset: i64) -> Result<(), LogError> {
+        self.check_writable()?;
+        self.check_no_append_in_flight()?;
+        let r = self.reset_inner(offset.max(0));
+        self.gate(r)
+    }
+
+    fn reset_inner(&mut self, offset: i64) -> Result<(), LogError> {
+        self.generation += 1;
+        let now = self.last_now_ms;
+        for (_, seg) in std::mem::take(&mut self.sealed) {
+            seg.delete()?;
+        }
+        if self.active.base_offset() == offset {
+            // Same file name as the segment the log needs: empty it in place.
+            self.active.truncate_to(offset, &self.config, now)?;
+        } else {
+            let fresh = LogSegment::create(&self.dir, offset, &self.config, now)?;
+            std::mem::replace(&mut self.active, fresh).delete()?;
+        }
+        self.dir_dirty = true;
+        self.log_start_offset = offset;
+        self.recovery_point = offset;
+        self.first_dirty_offset = offset;
+        self.leader_epochs = LeaderEpochCache::empty(&self.dir);
+        self.leader_epochs.write()
+    }
 }
 
 impl Log {

@@ -152,3 +152,67 @@ fn a_failed_epoch_checkpoint_write_fails_the_append_and_closes_the_log() {
     assert!(log.begin_append(&next, 1, 0).is_err());
     assert_eq!(log.leader_epochs(), &[(0, 0)]);
 }
+
+/// A follower's copy keeps its leader's offsets and epochs, gaps included (the leader's
+/// cleaner removed batches), and refuses batches that would go back before its end.
+#[test]
+fn a_replica_append_keeps_offsets_and_epochs_as_sent() {
+    use strata_protocol::record_batch::{set_base_offset, set_partition_leader_epoch};
+    use strata_storage::AppendStart;
+    let as_sent = |values: &[&[u8]], base: i64, epoch: i32| {
+        let mut b = batch(values);
+        set_base_offset(&mut b, base);
+        set_partition_leader_epoch(&mut b, epoch);
+        b
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path(), small_config(), 0);
+    // Offsets 0..=1, then (after a gap the leader's cleaner made) 5..=6, all of epoch 3.
+    let mut run = as_sent(&[b"a", b"b"], 0, 3);
+    run.extend_from_slice(&as_sent(&[b"c", b"d"], 5, 3));
+    let AppendStart::Ready(pending) = log.start_replica_append(&run, 3, 0).unwrap() else {
+        panic!("expected room in a fresh segment");
+    };
+    assert_eq!(pending.first_offset(), 0);
+    let info = log.finish_append(pending).unwrap();
+    assert_eq!((info.first_offset, info.last_offset), (0, 6));
+    assert_eq!(log.log_end_offset(), 7);
+    let seen = read_all(&log, 0);
+    let offsets: Vec<(i64, i32)> = seen
+        .iter()
+        .map(|(h, _)| (h.base_offset, h.partition_leader_epoch))
+        .collect();
+    assert_eq!(offsets, vec![(0, 3), (5, 3)]);
+    assert_eq!(
+        read_all(&log, 3).first().map(|(h, _)| h.base_offset),
+        Some(5)
+    );
+    assert_eq!(log.end_offset_for_epoch(3), (3, 7));
+
+    // Going back before the log end is a divergence, not an append.
+    let stale = as_sent(&[b"x"], 6, 4);
+    assert!(matches!(
+        log.start_replica_append(&stale, 4, 0),
+        Err(LogError::ReplicaOffsetMismatch {
+            expected: 7,
+            found: 6
+        })
+    ));
+    // The next epoch starts where its first batch does, past another gap.
+    let next = as_sent(&[b"e"], 9, 4);
+    let AppendStart::Ready(pending) = log.start_replica_append(&next, 4, 0).unwrap() else {
+        panic!("expected room");
+    };
+    let _ = log.finish_append(pending).unwrap();
+    assert_eq!(log.log_end_offset(), 10);
+    assert_eq!(log.end_offset_for_epoch(3), (3, 9));
+    // Recovery reads the gaps back as they are (the log was not flushed: from scratch).
+    drop(log);
+    let log = open(dir.path(), small_config(), 0);
+    assert_eq!(log.log_end_offset(), 10);
+    let bases: Vec<i64> = read_all(&log, 0)
+        .iter()
+        .map(|(h, _)| h.base_offset)
+        .collect();
+    assert_eq!(bases, vec![0, 5, 9]);
+}

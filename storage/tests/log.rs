@@ -590,3 +590,48 @@ fn leader_epoch_checkpoint_follows_appends_truncation_and_restarts() {
     log.delete_records_before(7).unwrap();
     assert_eq!(log.leader_epochs(), &[(2, 7)]);
 }
+
+/// A follower whose whole log lies below its leader's log start starts over there: every
+/// segment goes, the log continues at the new start (after a restart too), and the epoch
+/// cache is empty until the leader's batches bring epochs again.
+#[test]
+fn truncate_fully_and_start_at_empties_the_log_and_moves_its_start() {
+    use strata_protocol::record_batch::{set_base_offset, set_partition_leader_epoch};
+    use strata_storage::AppendStart;
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path(), small_config(), 0);
+    for i in 0..60 {
+        log.append(&sized_batch(i, 100, 0), 2, 0).unwrap();
+    }
+    assert!(log.segment_count() > 1, "several segments to delete");
+    log.truncate_fully_and_start_at(500).unwrap();
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (500, 500));
+    assert_eq!(log.segment_count(), 1);
+    assert!(log.leader_epochs().is_empty());
+    assert!(read_all(&log, 500).is_empty());
+    let names: Vec<String> = segment_files(dir.path(), "log")
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, vec!["00000000000000000500.log".to_owned()]);
+
+    // The leader's next batch lands at the new start, with its epoch.
+    let mut next = batch(&[b"after"]);
+    set_base_offset(&mut next, 500);
+    set_partition_leader_epoch(&mut next, 7);
+    let AppendStart::Ready(pending) = log.start_replica_append(&next, 7, 0).unwrap() else {
+        panic!("expected room in the fresh segment");
+    };
+    let _ = log.finish_append(pending).unwrap();
+    assert_eq!(log.leader_epochs(), &[(7, 500)]);
+    log.flush().unwrap();
+    drop(log);
+    let mut log = open(dir.path(), small_config(), 0);
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (500, 501));
+    assert_eq!(log.leader_epochs(), &[(7, 500)]);
+
+    // Starting over at the active segment's own base empties it in place.
+    log.truncate_fully_and_start_at(500).unwrap();
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (500, 500));
+    assert!(read_all(&log, 500).is_empty());
+}

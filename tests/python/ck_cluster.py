@@ -10,6 +10,9 @@ Modes:
                                             record to ACKED_FILE; print the acked count
   verify BOOTSTRAP TOPIC ACKED_FILE         read every partition from the beginning; every
                                             acked record must be there, at its offset, once
+  consume BOOTSTRAP TOPIC GROUP N           consume N records in GROUP (subscribe), commit
+                                            them; print {"first": {partition: offset},
+                                            "committed": {partition: offset}, "count"}
 """
 
 import json
@@ -125,6 +128,34 @@ def verify(bootstrap, topic, acked_file):
     return {"acked": len(expected), "read": len(seen)}
 
 
+def consume(bootstrap, topic, group, n):
+    consumer = Consumer({
+        "bootstrap.servers": bootstrap,
+        "group.id": group,
+        "enable.auto.commit": False,
+        "auto.offset.reset": "earliest",
+        "session.timeout.ms": 10000,
+    })
+    consumer.subscribe([topic])
+    first, last, count = {}, {}, 0
+    deadline = Deadline(CLIENT_TIMEOUT_S * 2, f"consuming {n} records in group {group}")
+    while count < n:
+        deadline.check()
+        msg = consumer.poll(0.5)
+        if msg is None:
+            continue
+        if msg.error():
+            raise KafkaException(msg.error())
+        first.setdefault(msg.partition(), msg.offset())
+        last[msg.partition()] = msg.offset()
+        count += 1
+    committed = {p: o + 1 for p, o in last.items()}
+    consumer.commit(offsets=[TopicPartition(topic, p, o) for p, o in committed.items()],
+                    asynchronous=False)
+    consumer.close()
+    return {"first": first, "committed": committed, "count": count}
+
+
 def main():
     mode, bootstrap, topic = sys.argv[1], sys.argv[2], sys.argv[3]
     if mode == "create":
@@ -135,6 +166,8 @@ def main():
         out = produce(bootstrap, topic, sys.argv[4], int(sys.argv[5]), sys.argv[6])
     elif mode == "verify":
         out = verify(bootstrap, topic, sys.argv[4])
+    elif mode == "consume":
+        out = consume(bootstrap, topic, sys.argv[4], int(sys.argv[5]))
     else:
         raise SystemExit(f"unknown mode {mode}")
     print(json.dumps(out), flush=True)

@@ -2,7 +2,7 @@
 //! ordered by the Raft quorum of all three: replicated topics placed across the racks,
 //! acks=all producing through librdkafka, a leader killed with kill -9 mid-stream — every
 //! acknowledged record is read back from the survivors — and the killed broker returning
-//! to the ISR.
+//! to the ISR; a group's committed offsets surviving the loss of its coordinator.
 
 // Tests may unwrap: a panic here is a failed assertion with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
@@ -10,7 +10,10 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use kafka_protocol::messages::{ApiKey, FindCoordinatorRequest, FindCoordinatorResponse};
+use kafka_protocol::protocol::StrBytes;
 use serde_json::Value;
+use strata_tests::wire::RawConnection;
 use strata_tests::{free_port, poll_until, run_python, Broker};
 
 struct Cluster {
@@ -210,4 +213,183 @@ fn acknowledged_records_survive_the_loss_of_a_leader() {
         &["verify", &bootstrap, topic, &acked],
     ));
     assert_eq!(again["acked"].as_i64(), Some(5000), "{again}");
+}
+
+/// Offsets a group committed survive the loss of the broker coordinating it: the leader of
+/// the group's `__consumer_offsets` partition dies, another replica takes the partition,
+/// loads the group, and the group's next consumer starts exactly where the commit was.
+#[test]
+fn group_offsets_survive_the_loss_of_their_coordinator() {
+    let mut cluster = Cluster::start(3);
+    let bootstrap = cluster.bootstrap();
+    let topic = "grouped";
+    let _ = run_python("ck_cluster.py", &["create", &bootstrap, topic, "3", "3"]);
+    let acked = cluster.brokers[0].scratch_dir().join("acked.txt");
+    let acked = acked.to_str().unwrap().to_owned();
+    let produced = json_of(&run_python(
+        "ck_cluster.py",
+        &["produce", &bootstrap, topic, "g", "600", &acked],
+    ));
+    assert_eq!(produced["acked"].as_i64(), Some(600), "{produced}");
+
+    let first = json_of(&run_python(
+        "ck_cluster.py",
+        &["consume", &bootstrap, topic, "survivors", "300"],
+    ));
+    let committed = first["committed"].as_object().unwrap().clone();
+    let coordinator = poll_until(Duration::from_secs(30), || {
+        coordinator_of(&cluster.brokers[0], "survivors")
+    })
+    .expect("the group has a coordinator");
+    cluster.brokers[(coordinator - 1) as usize].kill9();
+    let survivors = cluster.bootstrap_without(i64::from(coordinator));
+
+    // Another broker takes the group's partition and answers for the group.
+    let asked = &cluster.brokers[usize::from(coordinator == 1)];
+    let moved = poll_until(Duration::from_secs(60), || {
+        coordinator_of(asked, "survivors").filter(|&id| id != coordinator)
+    });
+    assert!(
+        moved.is_some(),
+        "the group gets a coordinator on another broker"
+    );
+
+    // The rest of the records, each partition resumed exactly at its committed offset.
+    let second = json_of(&run_python(
+        "ck_cluster.py",
+        &["consume", &survivors, topic, "survivors", "300"],
+    ));
+    assert_eq!(second["count"].as_i64(), Some(300), "{second}");
+    for (partition, resumed) in second["first"].as_object().unwrap() {
+        let expected = committed
+            .get(partition)
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
+        assert_eq!(
+            resumed.as_i64(),
+            Some(expected),
+            "partition {partition} resumed at its commit: {first} then {second}"
+        );
+    }
+}
+
+/// The node id `broker` names as `group`'s coordinator (FindCoordinator v1 on the wire, as
+/// every client sends), or None while it answers with an error.
+fn coordinator_of(broker: &Broker, group: &str) -> Option<i32> {
+    let request = FindCoordinatorRequest::default()
+        .with_key(StrBytes::from_string(group.to_owned()))
+        .with_key_type(0);
+    let mut conn = RawConnection::connect(broker.addr()).ok()?;
+    let id = conn
+        .send_request(ApiKey::FindCoordinator, 1, &request)
+        .ok()?;
+    let answer: FindCoordinatorResponse = conn
+        .read_response(ApiKey::FindCoordinator, 1, id, Duration::from_secs(10))
+        .ok()?;
+    (answer.error_code == 0).then_some(answer.node_id.0)
+}
+
+/// A replica away while its leader deleted records (DeleteRecords here; retention does the
+/// same) comes back to find its whole log below the leader's log start: it starts over
+/// there, catches up and rejoins the ISR. The replica that stayed moves its log start with
+/// the leader's. Either may lead next, holding exactly the records not deleted.
+#[test]
+fn a_replica_left_behind_by_deleted_records_starts_over_at_the_leaders_log_start() {
+    let mut cluster = Cluster::start(3);
+    let bootstrap = cluster.bootstrap();
+    let topic = "trimmed";
+    let created = json_of(&run_python(
+        "ck_cluster.py",
+        &["create", &bootstrap, topic, "1", "3"],
+    ));
+    let leader = created["partitions"][0]["leader"].as_i64().unwrap();
+    let away = (1..=3).find(|id| *id != leader).unwrap();
+    let stayed = (1..=3).find(|id| *id != leader && *id != away).unwrap();
+    let broker = |id: i64| (id - 1) as usize;
+    cluster.brokers[broker(away)].kill9();
+    let without_away = cluster.bootstrap_without(away);
+
+    let scratch = cluster.brokers[0].scratch_dir().to_path_buf();
+    let old_acked = scratch.join("old.txt").to_str().unwrap().to_owned();
+    let old = json_of(&run_python(
+        "ck_cluster.py",
+        &["produce", &without_away, topic, "old", "400", &old_acked],
+    ));
+    assert_eq!(old["acked"].as_i64(), Some(400), "{old}");
+    let deleted = json_of(&run_python(
+        "storage_ops.py",
+        &[
+            "--bootstrap",
+            &without_away,
+            "--topic",
+            topic,
+            "delete-records",
+            "--offset",
+            "400",
+        ],
+    ));
+    assert_eq!(deleted["low_watermark"].as_i64(), Some(400), "{deleted}");
+    let new_acked = scratch.join("new.txt").to_str().unwrap().to_owned();
+    let new = json_of(&run_python(
+        "ck_cluster.py",
+        &["produce", &without_away, topic, "new", "300", &new_acked],
+    ));
+    assert_eq!(new["acked"].as_i64(), Some(300), "{new}");
+
+    let first_segment = |id: i64, cluster: &Cluster| {
+        first_segment_base(
+            &cluster.brokers[broker(id)]
+                .data_dir()
+                .join(format!("{topic}-0")),
+        )
+    };
+    let followed = poll_until(Duration::from_secs(60), || {
+        (first_segment(stayed, &cluster) == Some(400)).then_some(())
+    });
+    assert!(
+        followed.is_some(),
+        "the in-sync follower's log starts at 400 too, found {:?}",
+        first_segment(stayed, &cluster)
+    );
+
+    let back = &mut cluster.brokers[broker(away)];
+    back.respawn();
+    back.wait_until_serving();
+    let rejoined = poll_until(Duration::from_secs(90), || {
+        let d = describe(&bootstrap, topic);
+        (ids(&d["partitions"][0]["isr"]).len() == 3).then_some(())
+    });
+    assert!(
+        rejoined.is_some(),
+        "the returning replica rejoins the ISR: {}",
+        describe(&bootstrap, topic)
+    );
+    assert_eq!(
+        first_segment(away, &cluster),
+        Some(400),
+        "the returning replica started over at its leader's log start"
+    );
+
+    // Whichever replica leads next holds exactly the records not deleted.
+    cluster.brokers[broker(leader)].kill9();
+    let survivors = cluster.bootstrap_without(leader);
+    let read = json_of(&run_python(
+        "ck_cluster.py",
+        &["verify", &survivors, topic, &new_acked],
+    ));
+    assert_eq!(read["acked"].as_i64(), Some(300), "{read}");
+    assert_eq!(
+        read["read"].as_i64(),
+        Some(300),
+        "nothing below 400: {read}"
+    );
+}
+
+/// The base offset of the oldest live segment in a partition's directory.
+fn first_segment_base(dir: &std::path::Path) -> Option<i64> {
+    std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter_map(|name| name.strip_suffix(".log")?.parse::<i64>().ok())
+        .min()
 }

@@ -29,6 +29,8 @@ pub(crate) fn lock(handle: &GroupHandle) -> MutexGuard<'_, ClassicGroup> {
 enum LoadState {
     Loading,
     Loaded,
+    /// Another broker leads the partition (in a cluster): its groups are not here.
+    Elsewhere,
 }
 
 /// Kafka's classic group coordinator for the partitions of `__consumer_offsets` this
@@ -142,6 +144,8 @@ impl GroupCoordinator {
         match partitions.get(&partition) {
             Some(LoadState::Loaded) if !self.is_shut_down() => Ok(partition),
             Some(LoadState::Loaded) => Err(codes::coordinator_not_available()),
+            // Clients look the coordinator up again.
+            Some(LoadState::Elsewhere) => Err(codes::not_coordinator()),
             // Never-loaded partitions answer like loading ones: the broker loads every
             // partition at start, and clients retry this error against the same broker.
             _ => Err(codes::load_in_progress()),
@@ -299,6 +303,40 @@ impl GroupCoordinator {
                 let _ = partitions.remove(&partition);
                 Err(code)
             }
+        }
+    }
+
+    /// This broker no longer leads `partition` (or never did, in a cluster): its groups
+    /// leave memory, members waiting on a rebalance are answered at once (and look the
+    /// coordinator up again), and requests for them get NOT_COORDINATOR.
+    pub fn unload_partition(&self, partition: i32) {
+        let _ = self
+            .partitions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(partition, LoadState::Elsewhere);
+        let dropped: Vec<Arc<GroupHandle>> = {
+            let mut groups = self.groups.write().unwrap_or_else(PoisonError::into_inner);
+            let ids: Vec<String> = groups
+                .keys()
+                .filter(|g| self.partition_for(g) == partition)
+                .cloned()
+                .collect();
+            ids.iter().filter_map(|g| groups.remove(g)).collect()
+        };
+        for handle in &dropped {
+            let mut g = lock(handle);
+            for m in g.members.values_mut() {
+                m.join_waiter = None;
+                m.sync_waiter = None;
+            }
+        }
+        if !dropped.is_empty() {
+            tracing::info!(
+                partition,
+                groups = dropped.len(),
+                "groups unloaded: another broker coordinates them now"
+            );
         }
     }
 

@@ -137,6 +137,9 @@ pub(crate) mod codes {
     pub(crate) fn coordinator_not_available() -> i16 {
         code(E::CoordinatorNotAvailable)
     }
+    pub(crate) fn not_coordinator() -> i16 {
+        code(E::NotCoordinator)
+    }
     pub(crate) fn load_in_progress() -> i16 {
         code(E::CoordinatorLoadInProgress)
     }

@@ -298,6 +298,10 @@ pub fn delete_records(
                                 .ok_or(ErrorCode::UnknownTopicOrPartition)
                         })
                         .and_then(|partition| {
+                            // The leader deletes; its followers' log starts follow its own.
+                            if !partition.is_leader() {
+                                return Err(ErrorCode::NotLeaderOrFollower);
+                            }
                             // -1 means "up to the high watermark".
                             let offset = if p.offset == -1 {
                                 partition.high_watermark()

@@ -279,10 +279,15 @@ pub fn ensure_transaction_topic(broker: &Broker) -> Result<(), (ErrorCode, Strin
         ("compression.type".to_string(), "uncompressed".to_string()),
         ("segment.bytes".to_string(), (100 * 1024 * 1024).to_string()),
     ]);
+    let replication_factor = crate::topics::internal_topic_replication_factor(
+        broker,
+        TRANSACTION_STATE_TOPIC,
+        broker.config.transaction_state_log_replication_factor,
+    )?;
     let new = crate::topics::NewTopic {
         name: TRANSACTION_STATE_TOPIC,
         partitions: broker.config.transaction_state_log_num_partitions,
-        replication_factor: 1,
+        replication_factor,
         configs,
         internal: true,
     };

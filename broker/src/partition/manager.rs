@@ -256,8 +256,12 @@ impl ReplicaManager {
             }
         }
         let offline = self.offline.get(&dir).cloned().unwrap_or_default();
+        let checkpointed_hw = self.high_watermarks.get(&tp).copied();
         let partition_state =
             Arc::new(Partition::new(tp, topic_id, log, leader_epoch).in_log_dir(offline));
+        if let Some(hw) = checkpointed_hw {
+            partition_state.set_recovered_high_watermark(hw);
+        }
         let mut map = self.partitions.write().unwrap_or_else(|p| p.into_inner());
         let entry = map
             .entry(topic.to_string())

@@ -71,6 +71,9 @@ pub struct Partition {
     replication: Mutex<replica_set::ReplicaSet>,
     /// When this broker last became the leader (ms), for the ISR's lag rule.
     leader_since_ms: AtomicI64,
+    /// The high watermark checkpointed before the last stop (-1: none): where a replicated
+    /// partition's starts again, not at its log end, whose tail the ISR may not all have.
+    recovered_high_watermark: AtomicI64,
 }
 
 /// The part of a topic's config the produce path applies itself (the log applies the rest).
@@ -165,7 +168,14 @@ impl Partition {
             log_dir_offline: Arc::new(AtomicBool::new(false)),
             replication: Mutex::new(replica_set::ReplicaSet::alone(-1)),
             leader_since_ms: AtomicI64::new(0),
+            recovered_high_watermark: AtomicI64::new(-1),
         }
+    }
+
+    /// The high watermark checkpointed before the last stop (see `replication`).
+    pub fn set_recovered_high_watermark(&self, high_watermark: i64) {
+        self.recovered_high_watermark
+            .store(high_watermark, Ordering::Release);
     }
 
     /// Ties the partition to its log dir's offline flag (see [`manager::ReplicaManager`]).
@@ -463,19 +473,24 @@ impl Partition {
                     let end = local.log.log_end_offset();
                     local.txns.on_marker(pid, kind, info.first_offset, end);
                 }
-                _ if !header.has_producer_id() => {}
-                AppendOrigin::Replica if header.is_control() => {
-                    if let Some(marker) = strata_protocol::record_batch::read_marker(batch) {
-                        local
-                            .producers
-                            .record_marker(pid, header.producer_epoch, now_ms);
-                        let end = local.log.log_end_offset();
-                        local
-                            .txns
-                            .on_marker(pid, marker.kind, info.first_offset, end);
+                AppendOrigin::Replica => {
+                    // A run of the leader's batches: each one's producer and transaction.
+                    for copied in strata_protocol::record_batch::BatchIter::new(batch) {
+                        transactions::replay_batch(
+                            &mut local.producers,
+                            &mut local.txns,
+                            &copied.header,
+                            || {
+                                strata_protocol::record_batch::read_marker(copied.bytes)
+                                    .map(|m| m.kind)
+                            },
+                            now_ms,
+                            &self.tp,
+                        );
                     }
                 }
-                AppendOrigin::Client | AppendOrigin::Replica => {
+                _ if !header.has_producer_id() => {}
+                AppendOrigin::Client => {
                     local.producers.record(
                         header,
                         info.first_offset,
@@ -490,7 +505,11 @@ impl Partition {
                         .record_marker(pid, header.producer_epoch, now_ms);
                 }
             }
-            if header.is_transactional() && !header.is_control() && header.has_producer_id() {
+            if origin != AppendOrigin::Replica
+                && header.is_transactional()
+                && !header.is_control()
+                && header.has_producer_id()
+            {
                 local.txns.on_data(pid, info.first_offset);
             }
             let _ = self.publish_offsets(local);

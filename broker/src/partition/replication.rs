@@ -42,6 +42,7 @@ impl Partition {
             !set.is_leader() || self.leader_epoch() != leader_epoch || set.node_id != node_id
         };
         let _ = self.with_local(|local| {
+            self.restart_high_watermark(replicas, local.log.log_end_offset());
             {
                 let mut set = self.replication();
                 set.node_id = node_id;
@@ -75,6 +76,10 @@ impl Partition {
         isr: &[i32],
         partition_epoch: i32,
     ) -> bool {
+        let _ = self.with_local(|local| {
+            self.restart_high_watermark(replicas, local.log.log_end_offset());
+            Ok(())
+        });
         let changed = {
             let mut set = self.replication();
             let changed =
@@ -89,15 +94,48 @@ impl Partition {
         changed
     }
 
+    /// The first role a replicated partition takes after opening: its high watermark goes
+    /// back from the log end to the checkpointed one (0 without one), as Kafka's does, so
+    /// that a tail not every ISR member has stays invisible until they do.
+    fn restart_high_watermark(&self, replicas: &[i32], log_end_offset: i64) {
+        let first_role = self.replication().node_id == -1;
+        if first_role && replicas.len() > 1 {
+            let recovered = self.recovered_high_watermark.load(Ordering::Acquire).max(0);
+            self.high_watermark
+                .store(recovered.min(log_end_offset), Ordering::Release);
+        }
+    }
+
     /// A follower appends what its leader sent: whole batches, CRC-checked, kept as they
-    /// are (offsets, epochs, producer fields). Returns the records appended.
+    /// are (offsets, epochs, producer fields), one append per run of batches of the same
+    /// leader epoch (the epoch cache gains an entry where a run starts a new epoch).
+    /// Returns the records appended.
     pub fn append_as_follower(&self, batches: &[u8], now_ms: i64) -> Result<u64, ErrorCode> {
         let mut records = 0u64;
+        let mut run: Option<(
+            usize,
+            usize,
+            strata_protocol::record_batch::RecordBatchHeader,
+        )> = None;
         let mut iter = BatchIter::new(batches);
         for batch in iter.by_ref() {
             verify_crc(batch.bytes).map_err(|_| ErrorCode::CorruptMessage)?;
-            let outcome = self.append(batch.bytes, &batch.header, now_ms, AppendOrigin::Replica)?;
-            records += outcome.records;
+            let end = batch.position + batch.bytes.len();
+            run = match run {
+                Some((start, _, first))
+                    if first.partition_leader_epoch == batch.header.partition_leader_epoch =>
+                {
+                    Some((start, end, first))
+                }
+                Some((start, stop, first)) => {
+                    records += self.append_run(batches, start, stop, &first, now_ms)?;
+                    Some((batch.position, end, batch.header))
+                }
+                None => Some((batch.position, end, batch.header)),
+            };
+        }
+        if let Some((start, stop, first)) = run {
+            records += self.append_run(batches, start, stop, &first, now_ms)?;
         }
         // A partial batch at the end of a fetch answer is normal (max_bytes cut it): the next
         // fetch starts at it. A header that does not parse is not.
@@ -105,6 +143,20 @@ impl Partition {
             None | Some(strata_protocol::record_batch::BatchError::Truncated { .. }) => Ok(records),
             Some(_) => Err(ErrorCode::CorruptMessage),
         }
+    }
+
+    fn append_run(
+        &self,
+        batches: &[u8],
+        start: usize,
+        stop: usize,
+        first: &strata_protocol::record_batch::RecordBatchHeader,
+        now_ms: i64,
+    ) -> Result<u64, ErrorCode> {
+        let run = batches.get(start..stop).ok_or(ErrorCode::CorruptMessage)?;
+        Ok(self
+            .append(run, first, now_ms, AppendOrigin::Replica)?
+            .records)
     }
 
     /// A follower learned its leader's high watermark.
@@ -142,6 +194,39 @@ impl Partition {
             let _ = self.publish_offsets(local);
             Ok(())
         })
+    }
+
+    /// Empties the log and starts it again at `offset`, the leader's log start: this
+    /// follower's whole log lies below it (it was away while the leader's retention or
+    /// DeleteRecords moved on), so none of it is in the leader's log any more.
+    pub fn truncate_fully_and_start_at(&self, offset: i64) -> Result<(), ErrorCode> {
+        self.with_log_writer(|local| {
+            tracing::info!(partition = %self.tp, log_end_offset = local.log.log_end_offset(),
+                leader_log_start_offset = offset,
+                "this replica's log lies wholly below its leader's log start: starting it over there");
+            local
+                .log
+                .truncate_fully_and_start_at(offset)
+                .map_err(|e| self.log_error(&e))?;
+            let (producers, txns) = transactions::rebuild_producer_state(&local.log);
+            local.producers = producers;
+            local.txns = txns;
+            self.high_watermark
+                .store(local.log.log_end_offset(), Ordering::Release);
+            let _ = self.publish_offsets(local);
+            Ok(())
+        })
+    }
+
+    /// A follower's log start follows its leader's (retention and DeleteRecords run on the
+    /// leader; Kafka's followers raise theirs from every fetch answer), never past what the
+    /// follower knows is committed.
+    pub fn follow_leader_log_start(&self, leader_log_start_offset: i64) -> Result<(), ErrorCode> {
+        let target = leader_log_start_offset.min(self.high_watermark());
+        if target <= self.log_start_offset() {
+            return Ok(());
+        }
+        self.delete_records_before(target).map(|_| ())
     }
 
     /// The newest leader epoch in this log's epoch cache (what a follower asks its leader

@@ -126,36 +126,57 @@ pub(super) fn rebuild_producer_state(log: &Log) -> (ProducerStateTable, Partitio
     let mut txns = PartitionTxns::default();
     let start = log.log_start_offset();
     for header in log.batch_headers(start) {
-        if !header.has_producer_id() {
-            continue;
-        }
-        if header.is_control() {
-            let kind = read_batch_marker(log, &header).unwrap_or_else(|| {
-                tracing::error!(partition = %log.topic_partition(), offset = header.base_offset,
-                    "unreadable transaction marker; treating it as an abort");
-                MarkerKind::Abort
-            });
-            producers.record_marker(header.producer_id, header.producer_epoch, opened_at);
-            txns.on_marker(
-                header.producer_id,
-                kind,
-                header.base_offset,
-                header.last_offset() + 1,
-            );
-            continue;
-        }
-        producers.record(
+        replay_batch(
+            &mut producers,
+            &mut txns,
             &header,
-            header.base_offset,
-            header.last_offset(),
-            header.max_timestamp,
+            || read_batch_marker(log, &header),
+            opened_at,
+            log.topic_partition(),
         );
-        producers.seen(header.producer_id, opened_at);
-        if header.is_transactional() {
-            txns.on_data(header.producer_id, header.base_offset);
-        }
     }
     (producers, txns)
+}
+
+/// One stored batch's effect on producer and transaction state: data batches record their
+/// sequences and open transactions, markers (read by `marker` when needed) close them. For
+/// the log read back at start-up, and for a follower's copy of its leader's batches.
+pub(super) fn replay_batch(
+    producers: &mut ProducerStateTable,
+    txns: &mut PartitionTxns,
+    header: &RecordBatchHeader,
+    marker: impl FnOnce() -> Option<MarkerKind>,
+    now_ms: i64,
+    partition: &strata_storage::TopicPartition,
+) {
+    if !header.has_producer_id() {
+        return;
+    }
+    if header.is_control() {
+        let kind = marker().unwrap_or_else(|| {
+            tracing::error!(%partition, offset = header.base_offset,
+                "unreadable transaction marker; treating it as an abort");
+            MarkerKind::Abort
+        });
+        producers.record_marker(header.producer_id, header.producer_epoch, now_ms);
+        txns.on_marker(
+            header.producer_id,
+            kind,
+            header.base_offset,
+            header.last_offset() + 1,
+        );
+        return;
+    }
+    producers.record(
+        header,
+        header.base_offset,
+        header.last_offset(),
+        header.max_timestamp,
+    );
+    producers.seen(header.producer_id, now_ms);
+    if header.is_transactional() {
+        txns.on_data(header.producer_id, header.base_offset);
+    }
 }
 
 fn read_batch_marker(log: &Log, header: &RecordBatchHeader) -> Option<MarkerKind> {

@@ -387,8 +387,16 @@ async fn fetch(
             };
             match p.error_code {
                 0 => {}
+                1 if p.log_start_offset > partition.log_end_offset() => {
+                    // OFFSET_OUT_OF_RANGE below the leader's log start: nothing this log
+                    // holds is in the leader's any more; start over where the leader's starts.
+                    if let Err(code) = partition.truncate_fully_and_start_at(p.log_start_offset) {
+                        pause(followed, &tp, code);
+                    }
+                    continue;
+                }
                 1 => {
-                    // OFFSET_OUT_OF_RANGE: the leader's log is shorter than ours.
+                    // OFFSET_OUT_OF_RANGE past the leader's end: our tail diverged.
                     mark_truncate(followed, &tp);
                     continue;
                 }
@@ -408,6 +416,9 @@ async fn fetch(
                 }
             }
             partition.set_leader_high_watermark(p.high_watermark);
+            if let Err(code) = partition.follow_leader_log_start(p.log_start_offset) {
+                tracing::warn!(partition = %tp, error = ?code, "following the leader's log start failed");
+            }
         }
     }
     Ok(())

@@ -148,6 +148,9 @@ pub fn take_role(
         );
         if changed {
             tracing::info!(partition = %partition.tp, leader = p.leader, epoch = p.leader_epoch, "following");
+            if partition.tp.topic == crate::offsets_topic::OFFSETS_TOPIC {
+                broker.groups.unload_partition(p.partition);
+            }
         }
         broker.fetchers.follow(partition, p.leader, changed);
     }

@@ -92,6 +92,9 @@ pub(crate) struct ReservedWrite {
     /// The offset and time indexes' next blocks, when this append may need them: reserved
     /// with the log's, outside the lock.
     index_growth: [Option<IndexGrowth>; 2],
+    /// A follower's copy of its leader's batches: base offsets and leader epochs stay as
+    /// sent (offsets may leave gaps where the leader's cleaner removed batches).
+    pub(crate) keep_as_sent: bool,
 }
 
 impl ReservedWrite {
@@ -138,7 +141,13 @@ impl ReservedWrite {
                     break;
                 }
                 let batch = whole_batch(batches, at).map_err(|_| invalid(at))?;
-                let (h, body) = patch_header(batch, header, next, leader_epoch, log_append_time)
+                let (base, epoch) = if self.keep_as_sent {
+                    let sent = RecordBatchHeader::parse(batch).map_err(|_| invalid(at))?;
+                    (sent.base_offset, sent.partition_leader_epoch)
+                } else {
+                    (next, leader_epoch)
+                };
+                let (h, body) = patch_header(batch, header, base, epoch, log_append_time)
                     .ok_or_else(|| invalid(at))?;
                 *rest = body;
                 next = h.last_offset() + 1;
@@ -287,6 +296,7 @@ impl LogSegment {
             position: self.size,
             len,
             next_offset: self.next_offset,
+            keep_as_sent: false,
             allocate,
             index_growth: [
                 self.offset_index.plan_growth(entries),
@@ -328,7 +338,11 @@ impl LogSegment {
         let mut max_ts = (-1i64, -1i64);
         while let Some(h) = super::batch_at(batches, at) {
             let h = RecordBatchHeader {
-                base_offset: next,
+                base_offset: if reserved.keep_as_sent {
+                    h.base_offset
+                } else {
+                    next
+                },
                 max_timestamp: log_append_time.unwrap_or(h.max_timestamp),
                 ..h
             };
