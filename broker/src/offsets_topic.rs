@@ -23,6 +23,8 @@ use crate::topics::{self, NewTopic};
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 /// How much of the log one read pulls while loading a partition.
 const LOAD_CHUNK_BYTES: usize = 4 * 1024 * 1024;
+/// How long a commit waits for the in-sync replicas (Kafka's `offsets.commit.timeout.ms`).
+const REPLICATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Creates `__consumer_offsets` if it does not exist yet (Kafka creates it on first use);
 /// true when this call created it.
@@ -111,6 +113,22 @@ fn encode_producer_batch(
     Ok(buf)
 }
 
+/// What a client is told when its records did not make it into `__consumer_offsets`: Kafka
+/// maps storage and replication failures of the offsets log to these.
+fn commit_error(partition: i32, code: ErrorCode) -> i16 {
+    tracing::warn!(partition, error = ?code, "cannot append to __consumer_offsets");
+    match code {
+        ErrorCode::RecordListTooLarge | ErrorCode::MessageTooLarge => {
+            ErrorCode::InvalidCommitOffsetSize.code()
+        }
+        // A fenced or out-of-sequence transactional producer.
+        ErrorCode::InvalidProducerEpoch | ErrorCode::OutOfOrderSequenceNumber => code.code(),
+        // The coordinator moved meanwhile: the client looks it up again.
+        ErrorCode::NotLeaderOrFollower => ErrorCode::NotCoordinator.code(),
+        _ => ErrorCode::CoordinatorNotAvailable.code(),
+    }
+}
+
 impl OffsetsTopicLog {
     fn append_batch(
         &self,
@@ -137,20 +155,18 @@ impl OffsetsTopicLog {
             } else {
                 p.append_as_leader(&batch, &header, now_ms())
             };
-            appended.map(|_| ()).map_err(|code| {
-                tracing::error!(partition, error = ?code, "cannot append to __consumer_offsets");
-                // Kafka maps storage failures of the offsets log to these for clients.
-                match code {
-                    ErrorCode::RecordListTooLarge | ErrorCode::MessageTooLarge => {
-                        ErrorCode::InvalidCommitOffsetSize.code()
-                    }
-                    // A fenced or out-of-sequence transactional producer.
-                    ErrorCode::InvalidProducerEpoch | ErrorCode::OutOfOrderSequenceNumber => {
-                        code.code()
-                    }
-                    _ => ErrorCode::CoordinatorNotAvailable.code(),
-                }
-            })
+            // Like Kafka's (required acks -1): answered once every in-sync replica has the
+            // records, so a commit the client saw survives the loss of this coordinator.
+            let end = match appended {
+                Ok(outcome) => outcome.last_offset + 1,
+                Err(code) => return Err(commit_error(partition, code)),
+            };
+            p.wait_durable(end)
+                .await
+                .map_err(|code| commit_error(partition, code))?;
+            p.wait_replicated(end, REPLICATION_TIMEOUT)
+                .await
+                .map_err(|code| commit_error(partition, code))
         })
     }
 
@@ -173,10 +189,12 @@ impl OffsetsTopicLog {
         };
         let mut out = Vec::new();
         let mut open: HashMap<i64, Vec<(Bytes, Option<Bytes>)>> = HashMap::new();
+        // To the log end, as Kafka's loading does: a new leader's high watermark may lag
+        // what its log holds (and what its predecessor acknowledged) for a fetch round.
         let mut offset = p.log_start_offset();
-        while offset < p.high_watermark() {
+        while offset < p.log_end_offset() {
             let read = p
-                .read(offset, LOAD_CHUNK_BYTES, true)
+                .read_to_log_end(offset, LOAD_CHUNK_BYTES)
                 .map_err(|c| c.code())?;
             if read.records.is_empty() {
                 break;

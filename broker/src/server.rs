@@ -437,6 +437,7 @@ async fn join_cluster(
         .cloned()
         .unwrap_or_else(|| PathBuf::from("./data"))
         .join(QUORUM_DIR);
+    let local_security = crate::security::replicated::LocalSecurity::of(broker);
     let link = crate::metadata::cluster::start(&broker.metadata, &broker.config, dir).await?;
     let me = local_broker_info(&broker.config);
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -469,6 +470,9 @@ async fn join_cluster(
         brokers = broker.metadata.image().brokers.len(),
         "registered with the cluster"
     );
+    crate::security::replicated::seed_cluster(broker, local_security)
+        .await
+        .context("seeding the cluster's ACLs and SCRAM credentials")?;
     Ok(link)
 }
 

@@ -53,7 +53,9 @@ def main():
         os.set_blocking(proc.stdout.fileno(), False)
         doomed, buf = set(), ""
         deadline = Deadline(60, "waiting for the survivor and the doomed member to split the partitions")
-        while not (doomed and len(survivor.assignment) == PARTITIONS - len(doomed)
+        # Both members hold partitions (the first member to join may briefly hold them all).
+        while not (doomed and survivor.assignment
+                   and len(survivor.assignment) == PARTITIONS - len(doomed)
                    and survivor.assignment.isdisjoint(doomed)):
             deadline.check()
             check(proc.poll() is None, f"the doomed member exited early with {proc.returncode}")

@@ -18,12 +18,25 @@ use strata_tests::{free_port, poll_until, run_python, Broker};
 
 struct Cluster {
     brokers: Vec<Broker>,
+    /// Each broker's SASL_PLAINTEXT port, when the cluster has that listener.
+    sasl_ports: Vec<u16>,
 }
 
 impl Cluster {
     /// Spawns `n` brokers (node ids 1..=n, rack `az<id>`), all voters, then waits for each.
     fn start(n: usize) -> Cluster {
+        Cluster::start_with(n, false, &[])
+    }
+
+    /// `start`, plus (with `sasl`) a SASL_PLAINTEXT listener on each broker and `extra`
+    /// overrides for all of them.
+    fn start_with(n: usize, sasl: bool, extra: &[(&str, &str)]) -> Cluster {
         let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
+        let sasl_ports: Vec<u16> = if sasl {
+            (0..n).map(|_| free_port()).collect()
+        } else {
+            Vec::new()
+        };
         let voters = ports
             .iter()
             .enumerate()
@@ -35,31 +48,36 @@ impl Cluster {
             .enumerate()
             .map(|(i, (kafka, controller))| {
                 let id = (i + 1).to_string();
-                let listeners =
+                let mut listeners =
                     format!("PLAINTEXT://127.0.0.1:{kafka},CONTROLLER://127.0.0.1:{controller}");
+                if let Some(port) = sasl_ports.get(i) {
+                    listeners.push_str(&format!(",SASL_PLAINTEXT://127.0.0.1:{port}"));
+                }
                 let rack = format!("az{id}");
-                Broker::spawn_on(
-                    *kafka,
-                    &[
-                        ("node.id", &id),
-                        ("listeners", &listeners),
-                        ("controller.listener.names", "CONTROLLER"),
-                        ("controller.quorum.voters", &voters),
-                        ("inter.broker.listener.name", "PLAINTEXT"),
-                        ("broker.rack", &rack),
-                        ("default.replication.factor", "3"),
-                        ("min.insync.replicas", "2"),
-                        ("broker.session.timeout.ms", "3000"),
-                        ("replica.lag.time.max.ms", "5000"),
-                        ("offsets.topic.replication.factor", "3"),
-                    ],
-                )
+                let mut overrides = vec![
+                    ("node.id", id.as_str()),
+                    ("listeners", &listeners),
+                    ("controller.listener.names", "CONTROLLER"),
+                    ("controller.quorum.voters", &voters),
+                    ("inter.broker.listener.name", "PLAINTEXT"),
+                    ("broker.rack", &rack),
+                    ("default.replication.factor", "3"),
+                    ("min.insync.replicas", "2"),
+                    ("broker.session.timeout.ms", "3000"),
+                    ("replica.lag.time.max.ms", "5000"),
+                    ("offsets.topic.replication.factor", "3"),
+                ];
+                overrides.extend_from_slice(extra);
+                Broker::spawn_on(*kafka, &overrides)
             })
             .collect();
         for broker in &mut brokers {
             broker.wait_until_serving();
         }
-        Cluster { brokers }
+        Cluster {
+            brokers,
+            sasl_ports,
+        }
     }
 
     fn bootstrap(&self) -> String {
@@ -392,4 +410,116 @@ fn first_segment_base(dir: &std::path::Path) -> Option<i64> {
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
         .filter_map(|name| name.strip_suffix(".log")?.parse::<i64>().ok())
         .min()
+}
+
+/// SCRAM users and ACLs are cluster metadata: a user created through one broker and an ACL
+/// granted through another hold on every broker (the client below talks to all three, as
+/// each leads one partition), a deleted ACL stops the user everywhere, and a restarted
+/// broker still knows both.
+#[test]
+fn users_and_acls_made_through_one_broker_hold_on_every_broker() {
+    let mut cluster = Cluster::start_with(
+        3,
+        true,
+        &[
+            (
+                "authorizer.class.name",
+                "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            ),
+            // PLAINTEXT (loopback) carries replication and this test's administration.
+            ("super.users", "User:ANONYMOUS"),
+            ("sasl.enabled.mechanisms", "SCRAM-SHA-512"),
+        ],
+    );
+    let topic = "guarded";
+    let _ = run_python(
+        "ck_cluster.py",
+        &["create", &cluster.bootstrap(), topic, "3", "3"],
+    );
+    let plain = "{}";
+    let via: Vec<String> = cluster.brokers.iter().map(Broker::bootstrap).collect();
+    let out = sec(
+        "sec_ck.py",
+        &[
+            "scram-upsert",
+            &via[0],
+            plain,
+            "alice",
+            "alice-secret",
+            "SCRAM-SHA-512",
+        ],
+    );
+    assert_eq!(out, "upserted alice SCRAM-SHA-512");
+    let out = sec(
+        "sec_acl.py",
+        &[
+            "create",
+            &via[1],
+            plain,
+            &format!("TOPIC:{topic}:LITERAL:User=alice:WRITE:ALLOW"),
+        ],
+    );
+    assert_eq!(out, "created 1");
+
+    // Alice authenticates at the third broker, which took neither change, and produces to
+    // all three partitions (one led by each broker).
+    let alice = r#"{"security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": "SCRAM-SHA-512",
+        "sasl.username": "alice", "sasl.password": "alice-secret"}"#;
+    let sasl_at = |i: usize, cluster: &Cluster| format!("127.0.0.1:{}", cluster.sasl_ports[i]);
+    let produced = poll_until(Duration::from_secs(30), || {
+        let out = sec(
+            "sec_ck.py",
+            &["produce", &sasl_at(2, &cluster), alice, topic],
+        );
+        (out == "delivered 5").then_some(out)
+    });
+    assert!(
+        produced.is_some(),
+        "alice produces through broker 3: {}",
+        sec(
+            "sec_ck.py",
+            &["produce", &sasl_at(2, &cluster), alice, topic]
+        )
+    );
+    let wrong = r#"{"security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": "SCRAM-SHA-512",
+        "sasl.username": "alice", "sasl.password": "not-her-secret"}"#;
+    let out = sec(
+        "sec_ck.py",
+        &["authfail", &sasl_at(1, &cluster), wrong, topic],
+    );
+    assert!(out.starts_with("authentication refused"), "{out}");
+
+    // A restarted broker keeps both (its mirror, then the quorum's replay).
+    cluster.brokers[0].kill9();
+    cluster.brokers[0].respawn();
+    cluster.brokers[0].wait_until_serving();
+    let out = sec(
+        "sec_ck.py",
+        &["produce", &sasl_at(0, &cluster), alice, topic],
+    );
+    assert_eq!(out, "delivered 5", "after broker 1 restarted");
+
+    // The ACL deleted through broker 1 stops alice at broker 2.
+    let out = sec(
+        "sec_acl.py",
+        &[
+            "delete",
+            &via[0],
+            plain,
+            &format!("TOPIC:{topic}:LITERAL:User=alice:ANY:ANY"),
+        ],
+    );
+    assert!(out.starts_with("deleted 1"), "{out}");
+    let out = sec(
+        "sec_ck.py",
+        &["produce", &sasl_at(1, &cluster), alice, topic],
+    );
+    assert_eq!(out, "error TOPIC_AUTHORIZATION_FAILED");
+}
+
+/// A security helper script's one-line answer.
+fn sec(script: &str, args: &[&str]) -> String {
+    String::from_utf8_lossy(&run_python(script, args).stdout)
+        .trim()
+        .to_owned()
 }

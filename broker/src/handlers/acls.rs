@@ -203,10 +203,7 @@ pub fn create_acls(
     let stored = if valid.is_empty() {
         Ok(())
     } else {
-        broker.authorizer.create(&valid).map_err(|e| {
-            tracing::error!(error = %e, "cannot store ACLs");
-            e.to_string()
-        })
+        crate::security::replicated::create_acls(broker, &valid)
     };
     let results = parsed
         .into_iter()
@@ -326,10 +323,7 @@ pub fn delete_acls(
     let removed = if valid.is_empty() {
         Ok(Vec::new())
     } else {
-        broker.authorizer.delete(&valid).map_err(|e| {
-            tracing::error!(error = %e, "cannot store ACLs");
-            e.to_string()
-        })
+        crate::security::replicated::delete_acls(broker, &valid)
     };
     let mut removed_iter = match &removed {
         Ok(lists) => lists.clone().into_iter(),

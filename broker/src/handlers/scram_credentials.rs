@@ -31,7 +31,9 @@ pub fn alter_checked(
     request: AlterUserScramCredentialsRequest,
 ) -> AlterUserScramCredentialsResponse {
     if ctx.allowed_cluster(broker, AclOperation::Alter) {
-        return alter(&broker.credentials, request);
+        return alter(&broker.credentials, request, |changes| {
+            crate::security::replicated::alter_credentials(broker, changes)
+        });
     }
     let users: BTreeSet<String> = request
         .deletions
@@ -66,9 +68,12 @@ pub fn describe_checked(
         .with_error_message(Some(str_bytes("Cluster authorization failed.")))
 }
 
+/// Validates the request against `store` and hands the valid changes to `persist` (the
+/// store itself alone, the metadata quorum in a cluster).
 pub fn alter(
     store: &CredentialStore,
     request: AlterUserScramCredentialsRequest,
+    persist: impl FnOnce(&[CredentialChange]) -> Result<(), String>,
 ) -> AlterUserScramCredentialsResponse {
     // Group by user, keeping first-seen order for the results.
     let mut order: Vec<String> = Vec::new();
@@ -162,11 +167,11 @@ pub fn alter(
         .flatten()
         .cloned()
         .collect();
-    let write_failure = match store.apply(&valid) {
+    let write_failure = match persist(&valid) {
         Ok(()) => None,
         Err(e) => {
             tracing::error!(error = %e, "cannot persist SCRAM credentials");
-            Some((ErrorCode::UnknownServerError, e.to_string()))
+            Some((ErrorCode::UnknownServerError, e))
         }
     };
     let results = order
@@ -300,7 +305,9 @@ mod tests {
             .with_deletions(vec![ScramCredentialDeletion::default()
                 .with_name(str_bytes("erin"))
                 .with_mechanism(1)]);
-        let response = alter(&store, request);
+        let response = alter(&store, request, |c| {
+            store.apply(c).map_err(|e| e.to_string())
+        });
         let codes: Vec<(String, i16)> = response
             .results
             .iter()

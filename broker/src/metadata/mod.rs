@@ -1,5 +1,6 @@
 //! The cluster metadata image: brokers, topics, partition assignments, leaders, topic
-//! configs, dynamic broker configs and client quotas. Every broker serves Metadata from one
+//! configs, dynamic broker configs, client quotas, and (in a cluster) ACLs and SCRAM
+//! credentials. Every broker serves Metadata from one
 //! immutable snapshot; changes are [`MetadataRecord`]s committed through [`MetadataStore`]:
 //! on a single broker persisted to a snapshot file in the first log dir, in a cluster
 //! ordered by the Raft quorum (`cluster`).
@@ -9,6 +10,7 @@ pub mod durable_file;
 pub mod kafka_uuid;
 pub mod meta_properties;
 pub mod records;
+pub mod security;
 mod store;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -87,6 +89,8 @@ pub struct MetadataImage {
     pub client_quotas: crate::quota::QuotaTable,
     /// In a cluster: the first producer id no broker has reserved yet.
     pub next_producer_id: i64,
+    /// In a cluster: its ACLs and SCRAM credentials.
+    pub security: security::ClusterSecurity,
     topic_names_by_id: HashMap<Uuid, String>,
 }
 

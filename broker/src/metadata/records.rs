@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{BrokerInfo, MetadataImage, PartitionMetadata, TopicMetadata};
 use crate::quota::QuotaEntity;
+use crate::security::acl::AclBinding;
+use crate::security::credentials::{CredentialChange, ScramUsers};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum MetadataRecord {
@@ -59,6 +61,26 @@ pub enum MetadataRecord {
     AlterClientQuotas {
         changes: QuotaChanges,
     },
+    /// The first node to join a cluster whose ACLs and credentials nobody has set yet
+    /// brings its own (from its files: `strata add-scram`, ACLs made before the cluster),
+    /// as Kafka's bootstrap records do. Refused once seeded, so a restarted node's older
+    /// files never bring back what was deleted since.
+    SeedSecurity {
+        acls: Vec<AclBinding>,
+        scram: ScramUsers,
+    },
+    /// CreateAcls: adds these (already validated) ACLs; existing ones stay once.
+    CreateAcls {
+        acls: Vec<AclBinding>,
+    },
+    /// DeleteAcls: removes exactly these ACLs (what the request's filters matched).
+    DeleteAcls {
+        acls: Vec<AclBinding>,
+    },
+    /// AlterUserScramCredentials: upserts and deletions, in order.
+    AlterScramCredentials {
+        changes: Vec<CredentialChange>,
+    },
 }
 
 /// Quota values to set (Some) or remove (None), by entity.
@@ -73,6 +95,8 @@ pub enum ApplyError {
     UnknownTopic(String),
     #[error("partition {topic}-{partition} does not exist")]
     UnknownPartition { topic: String, partition: i32 },
+    #[error("the cluster's ACLs and SCRAM credentials were set already")]
+    SecuritySeeded,
     #[error("producer ids from {0} were taken meanwhile")]
     ProducerIdsTaken(i64),
     #[error("partition {topic}-{partition} changed meanwhile (leader epoch {leader_epoch}, partition epoch {partition_epoch})")]
@@ -194,6 +218,16 @@ impl MetadataImage {
                         let _ = self.client_quotas.remove(entity);
                     }
                 }
+            }
+            MetadataRecord::SeedSecurity { acls, scram } => {
+                if !self.security.seed(acls, scram) {
+                    return Err(ApplyError::SecuritySeeded);
+                }
+            }
+            MetadataRecord::CreateAcls { acls } => self.security.create_acls(acls),
+            MetadataRecord::DeleteAcls { acls } => self.security.delete_acls(acls),
+            MetadataRecord::AlterScramCredentials { changes } => {
+                self.security.alter_scram(changes);
             }
         }
         self.reindex();

@@ -53,6 +53,9 @@ pub(crate) struct Snapshot {
     fenced: Vec<i32>,
     #[serde(default)]
     next_producer_id: i64,
+    /// A cluster's ACLs and SCRAM credentials (absent alone and in older snapshots).
+    #[serde(default)]
+    security: super::security::SecuritySnapshot,
 }
 
 impl Snapshot {
@@ -68,6 +71,7 @@ impl Snapshot {
             brokers: image.brokers.values().cloned().collect(),
             fenced: image.fenced.iter().copied().collect(),
             next_producer_id: image.next_producer_id,
+            security: image.security.snapshot(),
         }
     }
 
@@ -86,6 +90,7 @@ impl Snapshot {
             broker_configs: self.broker_configs,
             client_quotas: self.client_quotas.into_iter().collect(),
             next_producer_id: self.next_producer_id,
+            security: super::security::ClusterSecurity::from_snapshot(self.security),
             topic_names_by_id: HashMap::new(),
         };
         image.reindex();

@@ -264,12 +264,9 @@ impl Partition {
         effect
     }
 
-    /// What a follower's fetch reads: up to the log end, not the high watermark.
-    pub fn read_for_follower(
-        &self,
-        offset: i64,
-        max_bytes: usize,
-    ) -> Result<ReadOutcome, ErrorCode> {
+    /// Reads whole batches up to the log end, not the high watermark: what a follower
+    /// copies, and what a new group coordinator loads.
+    pub fn read_to_log_end(&self, offset: i64, max_bytes: usize) -> Result<ReadOutcome, ErrorCode> {
         self.with_local(|local| {
             let end = local.log.log_end_offset();
             let info = local

@@ -22,7 +22,7 @@ pub fn serve_follower(
     fetch_offset: i64,
     max_bytes: usize,
 ) -> Result<ReadOutcome, ErrorCode> {
-    let mut read = partition.read_for_follower(fetch_offset, max_bytes)?;
+    let mut read = partition.read_to_log_end(fetch_offset, max_bytes)?;
     let effect = partition.record_follower_fetch(follower, fetch_offset, now_ms());
     read.high_watermark = partition.high_watermark();
     if effect.rejoins_isr {

@@ -32,6 +32,7 @@ impl Publisher for ReplicaPublisher {
 
 /// Brings this broker's replicas in line with `after`, given it was in line with `before`.
 pub fn publish(broker: &Arc<Broker>, before: &MetadataImage, after: &MetadataImage) {
+    crate::security::replicated::publish(broker, before, after);
     for (name, topic) in &before.topics {
         if after.topics.get(name).map(|t| t.id) != Some(topic.id) {
             broker.replicas.delete_topic(name);

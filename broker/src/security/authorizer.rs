@@ -337,6 +337,20 @@ impl Authorizer {
         })
     }
 
+    /// Every stored ACL.
+    pub fn all(&self) -> BTreeSet<AclBinding> {
+        self.index
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .acls
+            .clone()
+    }
+
+    /// Replaces every ACL (a cluster's image changed them), persisted first.
+    pub fn replace_all(&self, acls: BTreeSet<AclBinding>) -> Result<(), AuthorizerError> {
+        self.change(|set| *set = acls)
+    }
+
     fn change<T>(
         &self,
         edit: impl FnOnce(&mut BTreeSet<AclBinding>) -> T,

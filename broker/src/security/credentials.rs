@@ -31,16 +31,17 @@ pub enum CredentialError {
     },
 }
 
-type Users = BTreeMap<String, BTreeMap<ScramMechanism, ScramCredential>>;
+/// Every user's credentials, by mechanism.
+pub type ScramUsers = BTreeMap<String, BTreeMap<ScramMechanism, ScramCredential>>;
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct OnDisk {
     version: u32,
-    users: Users,
+    users: ScramUsers,
 }
 
 /// One change of an AlterUserScramCredentials request.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum CredentialChange {
     Upsert {
         user: String,
@@ -56,7 +57,7 @@ pub enum CredentialChange {
 #[derive(Debug)]
 pub struct CredentialStore {
     path: PathBuf,
-    users: RwLock<Users>,
+    users: RwLock<ScramUsers>,
     /// Serialises writers so that file order matches memory order.
     write: Mutex<()>,
 }
@@ -73,7 +74,7 @@ impl CredentialStore {
                     })?;
                 on_disk.users
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Users::new(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => ScramUsers::new(),
             Err(source) => return Err(CredentialError::Read { path, source }),
         };
         Ok(CredentialStore {
@@ -124,32 +125,24 @@ impl CredentialStore {
     pub fn apply(&self, changes: &[CredentialChange]) -> Result<(), CredentialError> {
         let _writer = self.write.lock().unwrap_or_else(|e| e.into_inner());
         let mut next = self.users.read().unwrap_or_else(|e| e.into_inner()).clone();
-        for change in changes {
-            match change {
-                CredentialChange::Upsert {
-                    user,
-                    mechanism,
-                    credential,
-                } => {
-                    let _ = next
-                        .entry(user.clone())
-                        .or_default()
-                        .insert(*mechanism, credential.clone());
-                }
-                CredentialChange::Delete { user, mechanism } => {
-                    if let Some(mechanisms) = next.get_mut(user) {
-                        let _ = mechanisms.remove(mechanism);
-                        if mechanisms.is_empty() {
-                            let _ = next.remove(user);
-                        }
-                    }
-                }
-            }
-        }
-        let on_disk = OnDisk {
-            version: 1,
-            users: next,
-        };
+        apply_changes(&mut next, changes);
+        self.store(next)
+    }
+
+    /// Every user's credentials.
+    pub fn all(&self) -> ScramUsers {
+        self.users.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Replaces every credential (a cluster's image changed them), persisted first.
+    pub fn replace_all(&self, users: ScramUsers) -> Result<(), CredentialError> {
+        let _writer = self.write.lock().unwrap_or_else(|e| e.into_inner());
+        self.store(users)
+    }
+
+    /// Writes `users` to the file, then makes them visible. The caller holds `write`.
+    fn store(&self, users: ScramUsers) -> Result<(), CredentialError> {
+        let on_disk = OnDisk { version: 1, users };
         let bytes = serde_json::to_vec_pretty(&on_disk).map_err(|e| CredentialError::Write {
             path: self.path.clone(),
             source: std::io::Error::other(e),
@@ -160,6 +153,33 @@ impl CredentialStore {
         })?;
         *self.users.write().unwrap_or_else(|e| e.into_inner()) = on_disk.users;
         Ok(())
+    }
+}
+
+/// Applies `changes` to `users` in order: upserts replace a mechanism's credential,
+/// deletions remove it (and the user with its last one).
+pub fn apply_changes(users: &mut ScramUsers, changes: &[CredentialChange]) {
+    for change in changes {
+        match change {
+            CredentialChange::Upsert {
+                user,
+                mechanism,
+                credential,
+            } => {
+                let _ = users
+                    .entry(user.clone())
+                    .or_default()
+                    .insert(*mechanism, credential.clone());
+            }
+            CredentialChange::Delete { user, mechanism } => {
+                if let Some(mechanisms) = users.get_mut(user) {
+                    let _ = mechanisms.remove(mechanism);
+                    if mechanisms.is_empty() {
+                        let _ = users.remove(user);
+                    }
+                }
+            }
+        }
     }
 }
 

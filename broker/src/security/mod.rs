@@ -9,6 +9,7 @@ pub mod bootstrap;
 pub mod credentials;
 pub mod plain;
 pub mod quickstart;
+pub mod replicated;
 pub mod sasl;
 pub mod scram;
 
