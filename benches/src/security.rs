@@ -14,7 +14,6 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use base64::Engine;
 use bytes::Bytes;
 use kafka_protocol::messages::{
     ApiKey, SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest,
@@ -23,12 +22,11 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
-use strata_broker::security::constant_time_eq;
-use strata_broker::security::scram::{ScramCredential, ScramMechanism};
+use strata_broker::security::scram::ScramMechanism;
+use strata_broker::security::scram_client::ScramClient;
+use strata_config::jaas_option;
 
 use crate::client::{decode_response, encode_frame, read_frame, ClientError};
-
-const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
 /// How to secure a connection.
 #[derive(Clone, Default)]
@@ -354,41 +352,6 @@ fn sasl_config(props: &Properties) -> Result<Sasl, SecurityConfigError> {
     })
 }
 
-/// `name="value"` (or unquoted up to whitespace or `;`) from a JAAS config line.
-fn jaas_option(jaas: &str, name: &str) -> Option<String> {
-    let mut rest = jaas;
-    while let Some(at) = rest.find(name) {
-        let before_ok = rest
-            .get(..at)
-            .and_then(|b| b.chars().last())
-            .is_none_or(char::is_whitespace);
-        let after = rest.get(at + name.len()..)?.trim_start();
-        if before_ok {
-            if let Some(value) = after.strip_prefix('=') {
-                let value = value.trim_start();
-                if let Some(quoted) = value.strip_prefix('"') {
-                    let mut out = String::new();
-                    let mut chars = quoted.chars();
-                    while let Some(c) = chars.next() {
-                        match c {
-                            '\\' => out.push(chars.next()?),
-                            '"' => return Some(out),
-                            c => out.push(c),
-                        }
-                    }
-                    return None;
-                }
-                let end = value
-                    .find(|c: char| c.is_whitespace() || c == ';')
-                    .unwrap_or(value.len());
-                return value.get(..end).map(str::to_owned);
-            }
-        }
-        rest = rest.get(at + name.len()..)?;
-    }
-    None
-}
-
 /// SaslHandshake v1, then SaslAuthenticate v2 rounds for the mechanism.
 async fn authenticate(stream: &mut Box<dyn Stream>, sasl: &Sasl) -> Result<(), String> {
     let handshake = SaslHandshakeRequest::default()
@@ -457,86 +420,25 @@ where
     decode_response(api_key, version, correlation_id, frame)
 }
 
-/// Iterations a server may ask for: RFC 7677's minimum is 4096; a huge count would make the
-/// client spin (Kafka's own bound is 16384 for credentials it stores).
-const MAX_SCRAM_ITERATIONS: u32 = 100_000;
-
-/// RFC 5802 client side: client-first, server-first, client-final with the proof, and the
-/// server's signature checked.
+/// RFC 5802's exchange, with the broker's own SCRAM client (which bounds the server's
+/// iteration count and checks its signature).
 async fn scram(
     stream: &mut Box<dyn Stream>,
     sasl: &Sasl,
     mechanism: ScramMechanism,
 ) -> Result<(), String> {
-    let mut nonce_bytes = [0u8; 24];
-    rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut nonce_bytes);
-    let client_nonce = B64.encode(nonce_bytes);
-    let user = sasl.username.replace('=', "=3D").replace(',', "=2C");
-    let client_first_bare = format!("n={user},r={client_nonce}");
-    let server_first = exchange(stream, 2, format!("n,,{client_first_bare}").into_bytes()).await?;
-    let server_first =
-        std::str::from_utf8(&server_first).map_err(|_| "server-first is not UTF-8".to_owned())?;
-    let attr = |name: char| {
-        server_first
-            .split(',')
-            .find_map(|a| a.strip_prefix(name).and_then(|a| a.strip_prefix('=')))
-    };
-    let nonce = attr('r').ok_or("server-first has no nonce")?;
-    if !nonce.starts_with(&client_nonce) || nonce.len() <= client_nonce.len() {
-        return Err("server-first's nonce does not extend ours".to_owned());
-    }
-    let salt = attr('s')
-        .and_then(|s| B64.decode(s).ok())
-        .ok_or("server-first has no valid salt")?;
-    let iterations = attr('i')
-        .and_then(|i| i.parse::<u32>().ok())
-        .filter(|i| (1..=MAX_SCRAM_ITERATIONS).contains(i))
-        .ok_or("server-first has no acceptable iteration count")?;
-
-    // The keys as the broker derives them for its store (RFC 5802's StoredKey, ServerKey).
-    let salted = mechanism.salted_password(sasl.password.as_bytes(), &salt, iterations);
-    let client_key = mechanism.hmac(&salted, b"Client Key");
-    let keys = ScramCredential::from_salted_password(mechanism, salt, &salted, iterations);
-    let without_proof = format!("c=biws,r={nonce}");
-    let auth_message = format!("{client_first_bare},{server_first},{without_proof}");
-    let client_signature = mechanism.hmac(&keys.stored_key, auth_message.as_bytes());
-    let proof: Vec<u8> = client_key
-        .iter()
-        .zip(&client_signature)
-        .map(|(k, s)| k ^ s)
-        .collect();
-    let client_final = format!("{without_proof},p={}", B64.encode(proof));
-    let server_final = exchange(stream, 3, client_final.into_bytes()).await?;
-    let server_final =
-        std::str::from_utf8(&server_final).map_err(|_| "server-final is not UTF-8".to_owned())?;
-    if let Some(e) = server_final.strip_prefix("e=") {
-        return Err(format!("the broker refused the proof: {e}"));
-    }
-    let verifier = server_final
-        .strip_prefix("v=")
-        .and_then(|v| B64.decode(v).ok())
-        .ok_or("server-final has no verifier")?;
-    let expected = mechanism.hmac(&keys.server_key, auth_message.as_bytes());
-    if !constant_time_eq(&verifier, &expected) {
-        return Err(
-            "the broker's SCRAM signature does not match: not the server we share the password with"
-                .to_owned(),
-        );
-    }
-    Ok(())
+    let mut client = ScramClient::new(mechanism, &sasl.username, &sasl.password);
+    let server_first = exchange(stream, 2, client.first()).await?;
+    let client_final = client.final_for(&server_first).map_err(|e| e.to_string())?;
+    let server_final = exchange(stream, 3, client_final).await?;
+    client.verify_server_final(&server_final).map_err(|e| {
+        format!("the broker's SCRAM answer ({e}): not the server we share the password with")
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn jaas_options_are_read_quoted_or_bare() {
-        let line = r#"org.apache.kafka.common.security.scram.ScramLoginModule required username="al\"ice" password=s3cr=t;"#;
-        assert_eq!(jaas_option(line, "username").as_deref(), Some("al\"ice"));
-        assert_eq!(jaas_option(line, "password").as_deref(), Some("s3cr=t"));
-        assert_eq!(jaas_option("xusername=\"a\"", "username"), None);
-    }
 
     #[test]
     fn properties_pick_protocol_mechanism_and_credentials() {

@@ -60,11 +60,17 @@ pub fn ensure_offsets_topic(broker: &Broker) -> Result<bool, (ErrorCode, String)
 /// broker (which owns the coordinator — no reference cycle).
 pub struct OffsetsTopicLog {
     replicas: Arc<ReplicaManager>,
+    /// `min.insync.replicas` as the broker started (Kafka's offset commits are acks=all
+    /// appends held to it too).
+    min_insync: usize,
 }
 
 impl OffsetsTopicLog {
-    pub fn new(replicas: Arc<ReplicaManager>) -> Self {
-        Self { replicas }
+    pub fn new(replicas: Arc<ReplicaManager>, min_insync: usize) -> Self {
+        Self {
+            replicas,
+            min_insync: min_insync.max(1),
+        }
     }
 }
 
@@ -137,6 +143,7 @@ impl OffsetsTopicLog {
         producer: Option<(i64, i16)>,
     ) -> BoxFuture<'static, Result<(), i16>> {
         let replicas = self.replicas.clone();
+        let min_insync = self.min_insync;
         Box::pin(async move {
             if records.is_empty() {
                 return Ok(());
@@ -150,6 +157,9 @@ impl OffsetsTopicLog {
             };
             let header = RecordBatchHeader::parse(&batch)
                 .map_err(|_| ErrorCode::UnknownServerError.code())?;
+            if p.isr().0.len() < min_insync {
+                return Err(commit_error(partition, ErrorCode::NotEnoughReplicas));
+            }
             let appended = if producer.is_some() {
                 p.append_as_coordinator(&batch, &header, now_ms())
             } else {
@@ -164,7 +174,7 @@ impl OffsetsTopicLog {
             p.wait_durable(end)
                 .await
                 .map_err(|code| commit_error(partition, code))?;
-            p.wait_replicated(end, REPLICATION_TIMEOUT)
+            p.wait_replicated(end, REPLICATION_TIMEOUT, min_insync)
                 .await
                 .map_err(|code| commit_error(partition, code))
         })

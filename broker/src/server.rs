@@ -120,7 +120,10 @@ pub fn open(config: BrokerConfig) -> anyhow::Result<Arc<Broker>> {
     let producer_ids = ProducerIdManager::open(first_dir.join(PRODUCER_ID_BLOCK));
     let groups = GroupCoordinator::new(
         group_config(&config),
-        Arc::new(OffsetsTopicLog::new(replicas.clone())),
+        Arc::new(OffsetsTopicLog::new(
+            replicas.clone(),
+            usize::try_from(config.min_insync_replicas).unwrap_or(1),
+        )),
     );
     let topics_for_validation = metadata.clone();
     groups.set_topic_validator(Arc::new(move |topic: &str, partition: i32| {
@@ -273,7 +276,8 @@ pub async fn run_with_endpoint(
     }
     broker
         .fetchers
-        .start(tokio::runtime::Handle::current(), &broker);
+        .start(tokio::runtime::Handle::current(), &broker)
+        .context("the inter-broker listener")?;
     let cluster = if broker.metadata.is_cluster() {
         Some(join_cluster(&broker).await?)
     } else {

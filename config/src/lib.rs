@@ -11,6 +11,7 @@ pub mod broker;
 pub mod describe;
 pub mod dynamic;
 pub mod error;
+pub mod jaas;
 pub mod listener;
 pub mod properties;
 pub mod registry;
@@ -27,6 +28,7 @@ pub use describe::{
 };
 pub use dynamic::{check_dynamic_keys, DynamicConfigError};
 pub use error::ConfigError;
+pub use jaas::jaas_option;
 pub use listener::{Listener, SecurityProtocol};
 pub use topic::{validate_topic_config, CleanupPolicy, TopicConfig};
 pub use types::ConfigType;

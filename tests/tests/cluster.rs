@@ -10,6 +10,9 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+#[path = "support/secure.rs"]
+mod secure;
+
 use kafka_protocol::messages::{ApiKey, FindCoordinatorRequest, FindCoordinatorResponse};
 use kafka_protocol::protocol::StrBytes;
 use serde_json::Value;
@@ -18,24 +21,23 @@ use strata_tests::{free_port, poll_until, run_python, Broker};
 
 struct Cluster {
     brokers: Vec<Broker>,
-    /// Each broker's SASL_PLAINTEXT port, when the cluster has that listener.
-    sasl_ports: Vec<u16>,
+    /// Each broker's port of the extra listener, when the cluster has one.
+    extra_ports: Vec<u16>,
 }
 
 impl Cluster {
     /// Spawns `n` brokers (node ids 1..=n, rack `az<id>`), all voters, then waits for each.
     fn start(n: usize) -> Cluster {
-        Cluster::start_with(n, false, &[])
+        Cluster::start_with(n, None, &[])
     }
 
-    /// `start`, plus (with `sasl`) a SASL_PLAINTEXT listener on each broker and `extra`
-    /// overrides for all of them.
-    fn start_with(n: usize, sasl: bool, extra: &[(&str, &str)]) -> Cluster {
+    /// `start`, plus a listener of protocol `extra_listener` (named as the protocol) on
+    /// each broker and `extra` overrides for all of them (later ones win).
+    fn start_with(n: usize, extra_listener: Option<&str>, extra: &[(&str, &str)]) -> Cluster {
         let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
-        let sasl_ports: Vec<u16> = if sasl {
-            (0..n).map(|_| free_port()).collect()
-        } else {
-            Vec::new()
+        let extra_ports: Vec<u16> = match extra_listener {
+            Some(_) => (0..n).map(|_| free_port()).collect(),
+            None => Vec::new(),
         };
         let voters = ports
             .iter()
@@ -50,8 +52,8 @@ impl Cluster {
                 let id = (i + 1).to_string();
                 let mut listeners =
                     format!("PLAINTEXT://127.0.0.1:{kafka},CONTROLLER://127.0.0.1:{controller}");
-                if let Some(port) = sasl_ports.get(i) {
-                    listeners.push_str(&format!(",SASL_PLAINTEXT://127.0.0.1:{port}"));
+                if let (Some(name), Some(port)) = (extra_listener, extra_ports.get(i)) {
+                    listeners.push_str(&format!(",{name}://127.0.0.1:{port}"));
                 }
                 let rack = format!("az{id}");
                 let mut overrides = vec![
@@ -76,7 +78,7 @@ impl Cluster {
         }
         Cluster {
             brokers,
-            sasl_ports,
+            extra_ports,
         }
     }
 
@@ -111,6 +113,18 @@ fn describe(bootstrap: &str, topic: &str) -> Value {
         "ck_cluster.py",
         &["describe", bootstrap, topic],
     ))
+}
+
+/// The topic's description once every partition's ISR holds all three replicas.
+fn full_isrs(bootstrap: &str, topic: &str) -> Option<Value> {
+    poll_until(Duration::from_secs(90), || {
+        let d = describe(bootstrap, topic);
+        d["partitions"]
+            .as_array()?
+            .iter()
+            .all(|p| ids(&p["isr"]).len() == 3)
+            .then_some(d)
+    })
 }
 
 fn ids(v: &Value) -> Vec<i64> {
@@ -168,15 +182,7 @@ fn acknowledged_records_survive_the_loss_of_a_leader() {
     assert_eq!(first["acked"].as_i64(), Some(3000), "{first}");
 
     // All ISRs full again (followers caught up), then kill -9 the leader of partition 0.
-    let full = poll_until(Duration::from_secs(60), || {
-        let d = describe(&bootstrap, topic);
-        d["partitions"]
-            .as_array()?
-            .iter()
-            .all(|p| ids(&p["isr"]).len() == 3)
-            .then_some(d)
-    })
-    .expect("every ISR holds the three replicas");
+    let full = full_isrs(&bootstrap, topic).expect("every ISR holds the three replicas");
     let victim = full["partitions"][0]["leader"].as_i64().unwrap();
     cluster.brokers[(victim - 1) as usize].kill9();
     let survivors = cluster.bootstrap_without(victim);
@@ -217,15 +223,7 @@ fn acknowledged_records_survive_the_loss_of_a_leader() {
     let back = &mut cluster.brokers[(victim - 1) as usize];
     back.respawn();
     back.wait_until_serving();
-    poll_until(Duration::from_secs(90), || {
-        let d = describe(&bootstrap, topic);
-        d["partitions"]
-            .as_array()?
-            .iter()
-            .all(|p| ids(&p["isr"]).len() == 3)
-            .then_some(())
-    })
-    .expect("the returning broker rejoins every ISR");
+    let _ = full_isrs(&bootstrap, topic).expect("the returning broker rejoins every ISR");
     let again = json_of(&run_python(
         "ck_cluster.py",
         &["verify", &bootstrap, topic, &acked],
@@ -420,7 +418,7 @@ fn first_segment_base(dir: &std::path::Path) -> Option<i64> {
 fn users_and_acls_made_through_one_broker_hold_on_every_broker() {
     let mut cluster = Cluster::start_with(
         3,
-        true,
+        Some("SASL_PLAINTEXT"),
         &[
             (
                 "authorizer.class.name",
@@ -465,7 +463,7 @@ fn users_and_acls_made_through_one_broker_hold_on_every_broker() {
     // all three partitions (one led by each broker).
     let alice = r#"{"security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": "SCRAM-SHA-512",
         "sasl.username": "alice", "sasl.password": "alice-secret"}"#;
-    let sasl_at = |i: usize, cluster: &Cluster| format!("127.0.0.1:{}", cluster.sasl_ports[i]);
+    let sasl_at = |i: usize, cluster: &Cluster| format!("127.0.0.1:{}", cluster.extra_ports[i]);
     let produced = poll_until(Duration::from_secs(30), || {
         let out = sec(
             "sec_ck.py",
@@ -522,4 +520,72 @@ fn sec(script: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&run_python(script, args).stdout)
         .trim()
         .to_owned()
+}
+
+/// Brokers replicate to each other over SASL_SSL, as across availability zones: TLS
+/// verified against the cluster's CA, logged in with SCRAM-SHA-512 as `User:broker`, which
+/// the authorizer lets replicate (a super user). Until that user exists no follower can log
+/// in and acks=all cannot complete; once it is created (through any broker: it is cluster
+/// metadata), every ISR fills and a leader's loss loses nothing acknowledged.
+#[test]
+fn brokers_replicate_over_sasl_ssl_as_a_scram_user() {
+    let pki_dir = tempfile::tempdir().unwrap();
+    let pki = secure::make_pki(pki_dir.path());
+    let keystore = pki.server_keystore.display().to_string();
+    let ca = pki.ca.display().to_string();
+    let jaas = r#"org.apache.kafka.common.security.scram.ScramLoginModule required username="broker" password="broker-secret";"#;
+    let mut cluster = Cluster::start_with(
+        3,
+        Some("SASL_SSL"),
+        &[
+            ("inter.broker.listener.name", "SASL_SSL"),
+            ("ssl.keystore.type", "PEM"),
+            ("ssl.keystore.location", &keystore),
+            ("ssl.truststore.location", &ca),
+            ("sasl.enabled.mechanisms", "SCRAM-SHA-512"),
+            ("sasl.mechanism.inter.broker.protocol", "SCRAM-SHA-512"),
+            (
+                "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config",
+                jaas,
+            ),
+            (
+                "authorizer.class.name",
+                "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            ),
+            // PLAINTEXT (loopback) is this test's administration; SASL_SSL replicates.
+            ("super.users", "User:broker;User:ANONYMOUS"),
+        ],
+    );
+    let bootstrap = cluster.bootstrap();
+    let out = sec(
+        "sec_ck.py",
+        &[
+            "scram-upsert",
+            &cluster.brokers[1].bootstrap(),
+            "{}",
+            "broker",
+            "broker-secret",
+            "SCRAM-SHA-512",
+        ],
+    );
+    assert_eq!(out, "upserted broker SCRAM-SHA-512");
+    let topic = "over-tls";
+    let _ = run_python("ck_cluster.py", &["create", &bootstrap, topic, "3", "3"]);
+    let acked = cluster.brokers[0].scratch_dir().join("acked.txt");
+    let acked = acked.to_str().unwrap().to_owned();
+    let produced = json_of(&run_python(
+        "ck_cluster.py",
+        &["produce", &bootstrap, topic, "tls", "1000", &acked],
+    ));
+    assert_eq!(produced["acked"].as_i64(), Some(1000), "{produced}");
+    let full = full_isrs(&bootstrap, topic).expect("every ISR fills over SASL_SSL");
+
+    let victim = full["partitions"][0]["leader"].as_i64().unwrap();
+    cluster.brokers[(victim - 1) as usize].kill9();
+    let survivors = cluster.bootstrap_without(victim);
+    let read = json_of(&run_python(
+        "ck_cluster.py",
+        &["verify", &survivors, topic, &acked],
+    ));
+    assert_eq!(read["acked"].as_i64(), Some(1000), "{read}");
 }

@@ -243,7 +243,7 @@ pub async fn handle(
                     let mut synced = partition.wait_durable(done.last_offset + 1).await;
                     if synced.is_ok() && acks == -1 {
                         synced = partition
-                            .wait_replicated(done.last_offset + 1, replication_timeout)
+                            .wait_replicated(done.last_offset + 1, replication_timeout, min_insync)
                             .await;
                     }
                     synced.map(|()| done).map_err(Refusal::from)

@@ -1,5 +1,6 @@
 //! TLS for SSL and SASL_SSL listeners (rustls, TLS 1.2 and 1.3 only): the server
-//! configuration from Kafka's `ssl.*` keys (PEM key stores, per-listener overrides), and the
+//! configuration from Kafka's `ssl.*` keys (PEM key stores, per-listener overrides), the
+//! client configuration of this broker's inter-broker connections, and the
 //! principal of a client certificate — its subject, as Kafka's default mapping writes it.
 
 use std::path::Path;
@@ -9,7 +10,7 @@ use std::time::Duration;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
-use rustls::{RootCertStore, ServerConfig};
+use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use strata_config::BrokerConfig;
 
 /// A peer that has not finished the TLS handshake by then is dropped (Kafka bounds it with
@@ -58,6 +59,114 @@ pub fn server_config(
         reason,
     };
     let value = |key: &str| listener_value(config, listener, key);
+
+    let (certs, key) = keystore(config, listener)?;
+    let read = |key: &'static str, path: &str| read_key_file(listener, key, path);
+
+    let client_auth = match value("ssl.client.auth").unwrap_or("none") {
+        "none" => ClientAuth::None,
+        "requested" => ClientAuth::Requested,
+        "required" => ClientAuth::Required,
+        other => {
+            return Err(invalid(
+                "ssl.client.auth",
+                format!("expected none, requested or required, found {other}"),
+            ))
+        }
+    };
+
+    let versions = protocol_versions(value("ssl.enabled.protocols").unwrap_or("TLSv1.2,TLSv1.3"))
+        .map_err(|reason| invalid("ssl.enabled.protocols", reason))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let rustls_error = |source| TlsConfigError::Rustls {
+        listener: listener.to_owned(),
+        source,
+    };
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&versions)
+        .map_err(rustls_error)?;
+    let builder = match client_auth {
+        ClientAuth::None => builder.with_no_client_auth(),
+        ClientAuth::Requested | ClientAuth::Required => {
+            let roots = trust_store(
+                config,
+                listener,
+                &read,
+                "ssl.client.auth asks for client certificates: expected a PEM trust store of client CAs, found none",
+            )?;
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+            let verifier = if client_auth == ClientAuth::Requested {
+                verifier.allow_unauthenticated()
+            } else {
+                verifier
+            };
+            let verifier = verifier.build().map_err(|e| {
+                invalid(
+                    "ssl.truststore.location",
+                    format!("cannot verify client certificates: {e}"),
+                )
+            })?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let server = builder.with_single_cert(certs, key).map_err(rustls_error)?;
+    Ok(Arc::new(server))
+}
+
+/// The rustls client configuration of this broker's connections to the other brokers'
+/// TLS inter-broker `listener`: their certificates are checked against the listener's trust
+/// store, and the listener's key store is presented when they ask for a client certificate
+/// (`ssl.client.auth`), as Kafka's brokers do.
+pub fn client_config(
+    config: &BrokerConfig,
+    listener: &str,
+) -> Result<Arc<ClientConfig>, TlsConfigError> {
+    let read = |key: &'static str, path: &str| read_key_file(listener, key, path);
+    let roots = trust_store(
+        config,
+        listener,
+        &read,
+        "a TLS inter-broker listener: expected a PEM trust store of the brokers' CA to verify them, found none",
+    )?;
+    let versions = protocol_versions(
+        listener_value(config, listener, "ssl.enabled.protocols").unwrap_or("TLSv1.2,TLSv1.3"),
+    )
+    .map_err(|reason| TlsConfigError::Invalid {
+        listener: listener.to_owned(),
+        key: "ssl.enabled.protocols",
+        reason,
+    })?;
+    let rustls_error = |source| TlsConfigError::Rustls {
+        listener: listener.to_owned(),
+        source,
+    };
+    let builder =
+        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_protocol_versions(&versions)
+            .map_err(rustls_error)?
+            .with_root_certificates(roots);
+    let client = match keystore(config, listener) {
+        Ok((certs, key)) => builder
+            .with_client_auth_cert(certs, key)
+            .map_err(rustls_error)?,
+        Err(_) => builder.with_no_client_auth(),
+    };
+    Ok(Arc::new(client))
+}
+
+/// A listener's PEM key store: its certificate chain and private key (what it serves, and
+/// what this broker presents as a client on the inter-broker listener).
+#[allow(clippy::type_complexity)]
+fn keystore(
+    config: &BrokerConfig,
+    listener: &str,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsConfigError> {
+    let invalid = |key: &'static str, reason: String| TlsConfigError::Invalid {
+        listener: listener.to_owned(),
+        key,
+        reason,
+    };
+    let value = |key: &str| listener_value(config, listener, key);
     let explicit = |key: &str| {
         config.originals.contains_key(key)
             || config.originals.contains_key(&format!(
@@ -88,14 +197,7 @@ pub fn server_config(
         ));
     }
 
-    let read = |key: &'static str, path: &str| {
-        std::fs::read(Path::new(path)).map_err(|source| TlsConfigError::Read {
-            listener: listener.to_owned(),
-            key,
-            path: path.to_owned(),
-            source,
-        })
-    };
+    let read = |key: &'static str, path: &str| read_key_file(listener, key, path);
     let (cert_pem, key_pem, key_source) = match (
         value("ssl.keystore.certificate.chain"),
         value("ssl.keystore.key"),
@@ -144,49 +246,17 @@ pub fn server_config(
         )
     })?;
 
-    let client_auth = match value("ssl.client.auth").unwrap_or("none") {
-        "none" => ClientAuth::None,
-        "requested" => ClientAuth::Requested,
-        "required" => ClientAuth::Required,
-        other => {
-            return Err(invalid(
-                "ssl.client.auth",
-                format!("expected none, requested or required, found {other}"),
-            ))
-        }
-    };
+    Ok((certs, key))
+}
 
-    let versions = protocol_versions(value("ssl.enabled.protocols").unwrap_or("TLSv1.2,TLSv1.3"))
-        .map_err(|reason| invalid("ssl.enabled.protocols", reason))?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let rustls_error = |source| TlsConfigError::Rustls {
+/// Reads the file `key` names, with both in the error.
+fn read_key_file(listener: &str, key: &'static str, path: &str) -> Result<Vec<u8>, TlsConfigError> {
+    std::fs::read(Path::new(path)).map_err(|source| TlsConfigError::Read {
         listener: listener.to_owned(),
+        key,
+        path: path.to_owned(),
         source,
-    };
-    let builder = ServerConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(&versions)
-        .map_err(rustls_error)?;
-    let builder = match client_auth {
-        ClientAuth::None => builder.with_no_client_auth(),
-        ClientAuth::Requested | ClientAuth::Required => {
-            let roots = trust_store(config, listener, &read)?;
-            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
-            let verifier = if client_auth == ClientAuth::Requested {
-                verifier.allow_unauthenticated()
-            } else {
-                verifier
-            };
-            let verifier = verifier.build().map_err(|e| {
-                invalid(
-                    "ssl.truststore.location",
-                    format!("cannot verify client certificates: {e}"),
-                )
-            })?;
-            builder.with_client_cert_verifier(verifier)
-        }
-    };
-    let server = builder.with_single_cert(certs, key).map_err(rustls_error)?;
-    Ok(Arc::new(server))
+    })
 }
 
 /// A listener's value of `key`; blank counts as unset.
@@ -213,16 +283,23 @@ fn trust_store(
     config: &BrokerConfig,
     listener: &str,
     read: ReadKeyFile<'_>,
+    missing: &str,
 ) -> Result<RootCertStore, TlsConfigError> {
     let value = |key: &str| listener_value(config, listener, key);
-    let (pem, key) = match (value("ssl.truststore.certificates"), value("ssl.truststore.location")) {
+    let (pem, key) = match (
+        value("ssl.truststore.certificates"),
+        value("ssl.truststore.location"),
+    ) {
         (Some(inline), _) => (inline.as_bytes().to_vec(), "ssl.truststore.certificates"),
-        (None, Some(path)) => (read("ssl.truststore.location", path)?, "ssl.truststore.location"),
+        (None, Some(path)) => (
+            read("ssl.truststore.location", path)?,
+            "ssl.truststore.location",
+        ),
         (None, None) => {
             return Err(TlsConfigError::Invalid {
                 listener: listener.to_owned(),
                 key: "ssl.truststore.location",
-                reason: "ssl.client.auth asks for client certificates: expected a PEM trust store of client CAs, found none".into(),
+                reason: missing.to_owned(),
             })
         }
     };

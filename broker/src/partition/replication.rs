@@ -298,14 +298,24 @@ impl Partition {
 
     /// Waits until the high watermark reaches `offset` (acks=all): every in-sync replica has
     /// the records below it. REQUEST_TIMED_OUT after `timeout`, as Kafka's delayed produce;
-    /// NOT_LEADER_OR_FOLLOWER if this broker stops leading meanwhile.
-    pub async fn wait_replicated(&self, offset: i64, timeout: Duration) -> Result<(), ErrorCode> {
+    /// NOT_LEADER_OR_FOLLOWER if this broker stops leading meanwhile; and, as Kafka's,
+    /// NOT_ENOUGH_REPLICAS_AFTER_APPEND when the high watermark got there only because the
+    /// ISR shrank below `min_insync` (fewer copies than the producer was promised).
+    pub async fn wait_replicated(
+        &self,
+        offset: i64,
+        timeout: Duration,
+        min_insync: usize,
+    ) -> Result<(), ErrorCode> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let notified = self.appended.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
             if self.high_watermark() >= offset {
+                if self.isr().0.len() < min_insync {
+                    return Err(ErrorCode::NotEnoughReplicasAfterAppend);
+                }
                 return Ok(());
             }
             if !self.is_leader() {

@@ -325,3 +325,29 @@ fn transactions_bound_the_stable_offset_and_survive_a_reopen() {
     p.append_marker(9, 0, 0, MarkerKind::Commit, 0).unwrap();
     assert_eq!(p.last_stable_offset(), 11);
 }
+
+/// acks=all: a high watermark that passed a batch only because the ISR shrank below
+/// min.insync.replicas is NOT_ENOUGH_REPLICAS_AFTER_APPEND (as Kafka's delayed produce
+/// answers), never an acknowledgement of fewer copies than promised.
+#[tokio::test(start_paused = true)]
+async fn a_high_watermark_reached_by_shrinking_below_min_insync_is_not_an_acknowledgement() {
+    use crate::errors::ErrorCode;
+    let dir = tempfile::tempdir().unwrap();
+    let p = partition(dir.path(), 0);
+    let _ = p.become_leader(1, 0, &[1, 2], &[1, 2], 0, 0);
+    let end = append(&p, &batch(0)) + 1;
+    let wait = Duration::from_secs(1);
+    assert_eq!(
+        p.wait_replicated(end, wait, 2).await,
+        Err(ErrorCode::RequestTimedOut),
+        "replica 2 has not fetched"
+    );
+    // Replica 2 leaves the ISR: the leader alone holds the batch.
+    let _ = p.become_leader(1, 0, &[1, 2], &[1], 1, 0);
+    assert!(p.high_watermark() >= end);
+    assert_eq!(
+        p.wait_replicated(end, wait, 2).await,
+        Err(ErrorCode::NotEnoughReplicasAfterAppend)
+    );
+    assert_eq!(p.wait_replicated(end, wait, 1).await, Ok(()));
+}

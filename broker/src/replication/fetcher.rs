@@ -24,6 +24,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::client::{ClientError, LeaderConnection};
+use super::inter_broker::{InterBrokerConfigError, InterBrokerSecurity, SharedSecurity};
 use crate::errors::{from_code, ErrorCode};
 use crate::partition::manager::now_ms;
 use crate::partition::Partition;
@@ -56,20 +57,33 @@ struct Fetcher {
 #[derive(Default)]
 pub struct FetcherManager {
     by_leader: Mutex<HashMap<i32, Fetcher>>,
-    context: OnceLock<(tokio::runtime::Handle, Weak<Broker>)>,
+    context: OnceLock<(tokio::runtime::Handle, Weak<Broker>, SharedSecurity)>,
 }
 
 impl FetcherManager {
-    /// Lets fetchers start (on `runtime`, the broker's main one).
-    pub fn start(&self, runtime: tokio::runtime::Handle, broker: &Arc<Broker>) {
-        let _ = self.context.set((runtime, Arc::downgrade(broker)));
+    /// Lets fetchers start (on `runtime`, the broker's main one). In a cluster, checks how
+    /// they will reach the other brokers first (TLS stores, SASL login).
+    pub fn start(
+        &self,
+        runtime: tokio::runtime::Handle,
+        broker: &Arc<Broker>,
+    ) -> Result<(), InterBrokerConfigError> {
+        let security = if broker.metadata.is_cluster() {
+            InterBrokerSecurity::from_config(&broker.config)?
+        } else {
+            InterBrokerSecurity::default()
+        };
+        let _ = self
+            .context
+            .set((runtime, Arc::downgrade(broker), Arc::new(security)));
+        Ok(())
     }
 
     /// Runs `task` on the broker's main runtime (publishers run on whatever thread
     /// committed the change).
     pub fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
         match self.context.get() {
-            Some((runtime, _)) => {
+            Some((runtime, _, _)) => {
                 let _task = runtime.spawn(task);
             }
             None => tracing::warn!("background task before the broker started; skipped"),
@@ -92,7 +106,7 @@ impl FetcherManager {
         if leader < 0 {
             return;
         }
-        let Some((runtime, broker)) = self.context.get() else {
+        let Some((runtime, broker, security)) = self.context.get() else {
             tracing::warn!(partition = %partition.tp, "cannot follow before the broker started");
             return;
         };
@@ -104,6 +118,7 @@ impl FetcherManager {
             };
             let _task = runtime.spawn(run(
                 broker.clone(),
+                security.clone(),
                 leader,
                 fetcher.partitions.clone(),
                 fetcher.wake.clone(),
@@ -150,6 +165,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// One leader's fetcher: connect, check tails, fetch, append, repeat.
 async fn run(
     broker: Weak<Broker>,
+    security: SharedSecurity,
     leader: i32,
     followed: Followed,
     wake: Arc<Notify>,
@@ -182,7 +198,7 @@ async fn run(
         }
         let step = async {
             if connection.is_none() {
-                connection = Some(connect(&broker, leader).await?);
+                connection = Some(connect(&broker, &security, leader).await?);
             }
             let Some(conn) = connection.as_mut() else {
                 return Ok(());
@@ -224,23 +240,21 @@ async fn run(
     }
 }
 
-async fn connect(broker: &Broker, leader: i32) -> Result<LeaderConnection, ClientError> {
+async fn connect(
+    broker: &Broker,
+    security: &InterBrokerSecurity,
+    leader: i32,
+) -> Result<LeaderConnection, ClientError> {
     let image = broker.metadata.image();
-    let listener = broker
-        .config
-        .inter_broker_listener()
-        .map(|l| l.name.clone())
-        .unwrap_or_default();
-    let addr = image
+    let endpoint = image
         .brokers
         .get(&leader)
-        .and_then(|b| b.endpoint_for(&listener))
-        .map(|e| format!("{}:{}", e.host, e.port))
+        .and_then(|b| b.endpoint_for(&security.listener))
         .ok_or_else(|| ClientError::Connect {
             addr: format!("node {leader}"),
             reason: "not registered in the metadata".into(),
         })?;
-    LeaderConnection::connect(&addr, broker.node_id()).await
+    LeaderConnection::connect(&endpoint.host, endpoint.port, broker.node_id(), security).await
 }
 
 /// Asks the leader where each partition's latest epoch ends and truncates there.

@@ -12,6 +12,7 @@ pub mod quickstart;
 pub mod replicated;
 pub mod sasl;
 pub mod scram;
+pub mod scram_client;
 
 use std::fmt;
 

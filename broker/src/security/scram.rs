@@ -85,7 +85,7 @@ impl ScramMechanism {
         hmac::sign(&key, data).as_ref().to_vec()
     }
 
-    fn hash(self, data: &[u8]) -> Vec<u8> {
+    pub(crate) fn hash(self, data: &[u8]) -> Vec<u8> {
         digest::digest(self.digest_algorithm(), data)
             .as_ref()
             .to_vec()

@@ -47,7 +47,7 @@ impl Fixture {
         }
         let groups = GroupCoordinator::new(
             GroupConfig::default(),
-            Arc::new(OffsetsTopicLog::new(replicas.clone())),
+            Arc::new(OffsetsTopicLog::new(replicas.clone(), 1)),
         );
         let ids = ProducerIdManager::open(dir.path().join("producer-ids"));
         Fixture {
