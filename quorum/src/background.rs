@@ -83,7 +83,7 @@ pub(crate) async fn join_as_learner(
         let mut targets: Vec<String> = config.voters.values().cloned().collect();
         let mut hops = 0;
         while let Some(addr) = targets.pop() {
-            match request_once(&addr, &req, net.connect_timeout, net.request_timeout).await {
+            match request_once(&addr, &req, &net, net.request_timeout).await {
                 Ok(Response::Join(Ok(()))) => {
                     tracing::info!(node_id = me, via = %addr, "joined the quorum as a learner");
                     return;

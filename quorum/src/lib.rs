@@ -27,12 +27,14 @@ mod network;
 mod node;
 mod server;
 mod state_machine;
+mod transport;
 mod types;
 
 #[cfg(test)]
 mod log_store_tests;
 
 pub use node::Quorum;
+pub use transport::QuorumTls;
 
 pub type NodeId = u64;
 
@@ -82,6 +84,8 @@ pub struct QuorumConfig {
     /// Timeout of one RPC (Vote, InstallSnapshot chunk, forwarded proposal attempt); openraft
     /// bounds AppendEntries by the heartbeat interval itself.
     pub request_timeout_ms: u64,
+    /// TLS for the listener and the connections to peers (None: plain TCP).
+    pub tls: Option<QuorumTls>,
 }
 
 impl QuorumConfig {
@@ -103,6 +107,7 @@ impl QuorumConfig {
             election_timeout_max_ms: 2000,
             snapshot_every: 10_000,
             request_timeout_ms: 2000,
+            tls: None,
         }
     }
 

@@ -16,10 +16,10 @@ use openraft::raft::{
     VoteRequest, VoteResponse,
 };
 use openraft::BasicNode;
-use tokio::net::TcpStream;
 
 use crate::frame::{read_frame, write_frame, MAX_FRAME};
 use crate::log_store::lock;
+use crate::transport::{dial, BoxStream, QuorumTls};
 use crate::types::{Request, Response, TypeConfig};
 use crate::NodeId;
 
@@ -47,22 +47,21 @@ impl CallError {
     }
 }
 
-async fn connect(addr: &str, timeout: Duration) -> Result<TcpStream, CallError> {
-    let err = |source| CallError::Connect {
-        addr: addr.to_string(),
-        source,
-    };
-    let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
+async fn connect(
+    addr: &str,
+    timeout: Duration,
+    tls: Option<&QuorumTls>,
+) -> Result<BoxStream, CallError> {
+    dial(addr, timeout, tls)
         .await
-        .map_err(|_| err(io::ErrorKind::TimedOut.into()))?
-        .map_err(err)?;
-    // Raft RPCs are small request/response pairs; Nagle would only add latency.
-    stream.set_nodelay(true).map_err(err)?;
-    Ok(stream)
+        .map_err(|source| CallError::Connect {
+            addr: addr.to_string(),
+            source,
+        })
 }
 
 async fn exchange(
-    stream: &mut TcpStream,
+    stream: &mut BoxStream,
     addr: &str,
     payload: &[u8],
 ) -> Result<Response, CallError> {
@@ -99,12 +98,12 @@ fn encode(req: &Request, addr: &str) -> Result<Vec<u8>, CallError> {
 pub(crate) async fn request_once(
     addr: &str,
     req: &Request,
-    connect_timeout: Duration,
+    net: &NetShared,
     timeout: Duration,
 ) -> Result<Response, CallError> {
     let payload = encode(req, addr)?;
     let started = Instant::now();
-    let mut stream = connect(addr, connect_timeout.min(timeout)).await?;
+    let mut stream = connect(addr, net.connect_timeout.min(timeout), net.tls.as_ref()).await?;
     let left = timeout.saturating_sub(started.elapsed());
     match tokio::time::timeout(left, exchange(&mut stream, addr, &payload)).await {
         Ok(r) => r,
@@ -120,6 +119,7 @@ pub(crate) struct NetShared {
     pub(crate) id: NodeId,
     pub(crate) connect_timeout: Duration,
     pub(crate) request_timeout: Duration,
+    pub(crate) tls: Option<QuorumTls>,
     /// target -> (last answer, term of the leader that sent the request).
     contacts: Mutex<BTreeMap<NodeId, (Instant, u64)>>,
     /// target -> consecutive failures, to log a peer going down once rather than per heartbeat.
@@ -127,11 +127,12 @@ pub(crate) struct NetShared {
 }
 
 impl NetShared {
-    pub(crate) fn new(id: NodeId, request_timeout: Duration) -> Self {
+    pub(crate) fn new(id: NodeId, request_timeout: Duration, tls: Option<QuorumTls>) -> Self {
         Self {
             id,
             connect_timeout: request_timeout.min(Duration::from_secs(1)),
             request_timeout,
+            tls,
             contacts: Mutex::new(BTreeMap::new()),
             failures: Mutex::new(BTreeMap::new()),
         }
@@ -189,7 +190,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
 pub(crate) struct PeerClient {
     target: NodeId,
     addr: String,
-    conn: Option<TcpStream>,
+    conn: Option<BoxStream>,
     shared: Arc<NetShared>,
 }
 
@@ -206,7 +207,12 @@ impl PeerClient {
             let (mut stream, reused) = match self.conn.take() {
                 Some(s) => (s, true),
                 None => (
-                    connect(&self.addr, self.shared.connect_timeout.min(ttl)).await?,
+                    connect(
+                        &self.addr,
+                        self.shared.connect_timeout.min(ttl),
+                        self.shared.tls.as_ref(),
+                    )
+                    .await?,
                     false,
                 ),
             };

@@ -187,6 +187,7 @@ impl<S: StateMachine> Quorum<S> {
         let net = Arc::new(NetShared::new(
             id,
             Duration::from_millis(config.request_timeout_ms),
+            config.tls.clone(),
         ));
         let network = Network {
             shared: net.clone(),
@@ -203,7 +204,12 @@ impl<S: StateMachine> Quorum<S> {
         }
         // Serving starts only now; peers' requests wait in the listener's backlog meanwhile.
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
-        let mut tasks = vec![server::spawn(listener, raft.clone(), shutdown_rx.clone())];
+        let mut tasks = vec![server::spawn(
+            listener,
+            raft.clone(),
+            shutdown_rx.clone(),
+            config.tls.clone(),
+        )];
 
         let metrics = raft.metrics();
         let initial_leader = metrics.borrow().current_leader;
@@ -321,7 +327,7 @@ impl<S: StateMachine> Quorum<S> {
                         command: value.clone(),
                     };
                     // The whole remaining deadline: the leader answers only after a commit.
-                    match request_once(&addr, &req, inner.net.connect_timeout, left).await {
+                    match request_once(&addr, &req, &inner.net, left).await {
                         Ok(Response::Propose(Ok(p))) => return Ok(p),
                         Ok(Response::Propose(Err(Rejected::NotLeader { leader: l }))) => {
                             hint = l.filter(|(l, _)| *l != leader);

@@ -7,11 +7,12 @@ use std::time::Duration;
 
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{BasicNode, ChangeMembers};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::frame::{read_frame, write_frame, MAX_FRAME};
+use crate::transport::{accept, BoxStream, QuorumTls};
 use crate::types::{Proposed, Raft, Rejected, Request, Response};
 use crate::NodeId;
 
@@ -29,6 +30,7 @@ pub(crate) fn spawn(
     listener: TcpListener,
     raft: Raft,
     mut shutdown: watch::Receiver<bool>,
+    tls: Option<QuorumTls>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
@@ -44,8 +46,14 @@ pub(crate) fn spawn(
                             continue;
                         };
                         let raft = raft.clone();
+                        let tls = tls.clone();
                         conns.spawn(async move {
-                            serve(stream, peer, raft).await;
+                            match accept(stream, tls.as_ref()).await {
+                                Ok(stream) => serve(stream, peer, raft).await,
+                                Err(e) => {
+                                    tracing::debug!(%peer, error = %e, "raft connection refused in its TLS handshake");
+                                }
+                            }
                             drop(permit);
                         });
                     }
@@ -67,8 +75,7 @@ pub(crate) async fn stopped(rx: &mut watch::Receiver<bool>) {
     let _ = rx.wait_for(|stop| *stop).await;
 }
 
-async fn serve(mut stream: TcpStream, peer: SocketAddr, raft: Raft) {
-    let _ = stream.set_nodelay(true);
+async fn serve(mut stream: BoxStream, peer: SocketAddr, raft: Raft) {
     loop {
         let frame =
             match tokio::time::timeout(IDLE_TIMEOUT, read_frame(&mut stream, MAX_FRAME)).await {

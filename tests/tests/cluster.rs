@@ -21,6 +21,8 @@ use strata_tests::{free_port, poll_until, run_python, Broker};
 
 struct Cluster {
     brokers: Vec<Broker>,
+    /// Each broker's metadata quorum (CONTROLLER) port.
+    controller_ports: Vec<u16>,
     /// Each broker's port of the extra listener, when the cluster has one.
     extra_ports: Vec<u16>,
 }
@@ -78,6 +80,7 @@ impl Cluster {
         }
         Cluster {
             brokers,
+            controller_ports: ports.iter().map(|(_, c)| *c).collect(),
             extra_ports,
         }
     }
@@ -522,11 +525,13 @@ fn sec(script: &str, args: &[&str]) -> String {
         .to_owned()
 }
 
-/// Brokers replicate to each other over SASL_SSL, as across availability zones: TLS
-/// verified against the cluster's CA, logged in with SCRAM-SHA-512 as `User:broker`, which
-/// the authorizer lets replicate (a super user). Until that user exists no follower can log
-/// in and acks=all cannot complete; once it is created (through any broker: it is cluster
-/// metadata), every ISR fills and a leader's loss loses nothing acknowledged.
+/// Brokers talk to each other over TLS only, as across availability zones: they replicate
+/// over SASL_SSL (certificates checked against the cluster's CA, logged in with
+/// SCRAM-SHA-512 as `User:broker`, which the authorizer lets replicate), and the metadata
+/// quorum runs on an SSL listener that requires client certificates. Until the broker user
+/// exists no follower can log in and acks=all cannot complete; once it is created (through
+/// any broker: it is cluster metadata), every ISR fills and a leader's loss loses nothing
+/// acknowledged.
 #[test]
 fn brokers_replicate_over_sasl_ssl_as_a_scram_user() {
     let pki_dir = tempfile::tempdir().unwrap();
@@ -539,6 +544,11 @@ fn brokers_replicate_over_sasl_ssl_as_a_scram_user() {
         Some("SASL_SSL"),
         &[
             ("inter.broker.listener.name", "SASL_SSL"),
+            (
+                "listener.security.protocol.map",
+                "PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL,CONTROLLER:SSL",
+            ),
+            ("listener.name.controller.ssl.client.auth", "required"),
             ("ssl.keystore.type", "PEM"),
             ("ssl.keystore.location", &keystore),
             ("ssl.truststore.location", &ca),
@@ -556,6 +566,18 @@ fn brokers_replicate_over_sasl_ssl_as_a_scram_user() {
             ("super.users", "User:broker;User:ANONYMOUS"),
         ],
     );
+    // The quorum's port speaks TLS only: plain bytes get a TLS alert back, not Raft.
+    let mut raw = std::net::TcpStream::connect(("127.0.0.1", cluster.controller_ports[0])).unwrap();
+    raw.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    std::io::Write::write_all(&mut raw, b"\x00\x00\x00\x05hello").unwrap();
+    let mut answer = [0u8; 2];
+    let read = std::io::Read::read(&mut raw, &mut answer).unwrap_or(0);
+    assert_eq!(
+        (read, answer[0]),
+        (2, 0x15),
+        "a TLS alert record from the quorum's port"
+    );
+
     let bootstrap = cluster.bootstrap();
     let out = sec(
         "sec_ck.py",

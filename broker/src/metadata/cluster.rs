@@ -152,6 +152,7 @@ pub async fn start(
     };
     let mut quorum_config = QuorumConfig::new(node_id, listen_addr, voters, dir);
     quorum_config.advertised_addr = advertised;
+    quorum_config.tls = quorum_tls(config, listener)?;
     let machine = Arc::new(MetadataStateMachine {
         store: Arc::downgrade(store),
     });
@@ -181,6 +182,55 @@ pub async fn start(
         }
     });
     Ok(link)
+}
+
+/// TLS for the quorum when its listener is SSL (`listener.security.protocol.map` with
+/// `CONTROLLER:SSL`): the listener's key store serves and identifies this node, its trust
+/// store checks the others. With `ssl.client.auth=required` the voters authenticate each
+/// other; without it anyone who can reach the port could speak Raft to it.
+fn quorum_tls(
+    config: &strata_config::BrokerConfig,
+    listener: &strata_config::Listener,
+) -> anyhow::Result<Option<strata_quorum::QuorumTls>> {
+    use anyhow::Context;
+    use strata_config::SecurityProtocol;
+    match listener.security_protocol {
+        SecurityProtocol::Plaintext => {
+            if !crate::network::binds_loopback_only(&listener.host) {
+                tracing::warn!(listener = %listener.name,
+                "the metadata quorum's listener is PLAINTEXT: anyone who reaches it can speak \
+                 Raft to this node; keep it on the cluster network, or make it SSL with \
+                 ssl.client.auth=required");
+            }
+            Ok(None)
+        }
+        SecurityProtocol::Ssl => {
+            let context = || format!("the metadata quorum's SSL listener {}", listener.name);
+            let server =
+                crate::network::tls::server_config(config, &listener.name).with_context(context)?;
+            let client =
+                crate::network::tls::client_config(config, &listener.name).with_context(context)?;
+            let mutual = config
+                .listener_value(&listener.name, "ssl.client.auth")
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("required"));
+            if !mutual {
+                tracing::warn!(listener = %listener.name,
+                    "the metadata quorum's SSL listener does not require client certificates: \
+                     anyone who reaches it can speak Raft to this node; set \
+                     ssl.client.auth=required on it");
+            }
+            Ok(Some(strata_quorum::QuorumTls {
+                acceptor: tokio_rustls::TlsAcceptor::from(server),
+                connector: tokio_rustls::TlsConnector::from(client),
+            }))
+        }
+        other => anyhow::bail!(
+            "the metadata quorum's listener {}: expected PLAINTEXT or SSL, found {} (the quorum \
+             authenticates peers by TLS certificate, not SASL)",
+            listener.name,
+            other.name()
+        ),
+    }
 }
 
 fn bind_host(host: &str) -> &str {

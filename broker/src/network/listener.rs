@@ -77,7 +77,7 @@ fn authenticates(config: &BrokerConfig, listener: &Listener) -> bool {
 
 /// An empty host or a wildcard address binds every interface; names other than localhost
 /// may resolve anywhere, so only loopback literals and `localhost` count as local.
-fn binds_loopback_only(host: &str) -> bool {
+pub fn binds_loopback_only(host: &str) -> bool {
     let host = host.trim_start_matches('[').trim_end_matches(']');
     host.eq_ignore_ascii_case("localhost")
         || host

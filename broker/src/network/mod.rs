@@ -10,7 +10,7 @@ pub mod threads;
 pub mod tls;
 mod writer;
 
-pub use listener::{check_unauthenticated_listeners, ALLOW_UNAUTHENTICATED};
+pub use listener::{binds_loopback_only, check_unauthenticated_listeners, ALLOW_UNAUTHENTICATED};
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -60,7 +60,7 @@ pub fn make_pki(dir: &Path) -> Pki {
         (
             "server",
             "/CN=localhost",
-            "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n",
         ),
         (
             "client",
