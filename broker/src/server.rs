@@ -573,7 +573,10 @@ async fn maintenance_loop(broker: Arc<Broker>, stop: CancellationToken) {
         .unwrap_or(1000),
     );
     let retention_every = broker.config.log_retention_check_interval_ms.max(1000);
-    const CHECKPOINT_EVERY_MS: i64 = 60_000;
+    // log.flush.offset.checkpoint.interval.ms (Kafka's 60 s): recovery points, log start
+    // offsets, high watermarks and the cleaner's progress are checkpointed together.
+    let checkpoint_every =
+        i64::from(broker.config.log_flush_offset_checkpoint_interval_ms).max(100);
     let (mut last_retention, mut last_checkpoint) = (now_ms(), now_ms());
     let (mut cleaner, mut last_clean): (Option<tokio::task::JoinHandle<()>>, i64) = (None, 0);
     loop {
@@ -583,7 +586,7 @@ async fn maintenance_loop(broker: Arc<Broker>, stop: CancellationToken) {
         }
         let now = now_ms();
         let retention_due = now - last_retention >= retention_every;
-        let checkpoint_due = now - last_checkpoint >= CHECKPOINT_EVERY_MS;
+        let checkpoint_due = now - last_checkpoint >= checkpoint_every;
         if retention_due {
             last_retention = now;
         }

@@ -16,6 +16,7 @@ mod secure;
 use kafka_protocol::messages::{ApiKey, FindCoordinatorRequest, FindCoordinatorResponse};
 use kafka_protocol::protocol::StrBytes;
 use serde_json::Value;
+use strata_tests::metrics::{scrape, series_value as value};
 use strata_tests::wire::RawConnection;
 use strata_tests::{free_port, poll_until, run_python, Broker};
 
@@ -314,7 +315,12 @@ fn coordinator_of(broker: &Broker, group: &str) -> Option<i32> {
 /// the leader's. Either may lead next, holding exactly the records not deleted.
 #[test]
 fn a_replica_left_behind_by_deleted_records_starts_over_at_the_leaders_log_start() {
-    let mut cluster = Cluster::start(3);
+    // Checkpoints (log start offsets among them) every 200 ms, for the in-sync follower's.
+    let mut cluster = Cluster::start_with(
+        3,
+        None,
+        &[("log.flush.offset.checkpoint.interval.ms", "200")],
+    );
     let bootstrap = cluster.bootstrap();
     let topic = "trimmed";
     let created = json_of(&run_python(
@@ -354,6 +360,11 @@ fn a_replica_left_behind_by_deleted_records_starts_over_at_the_leaders_log_start
         &["produce", &without_away, topic, "new", "300", &new_acked],
     ));
     assert_eq!(new["acked"].as_i64(), Some(300), "{new}");
+    // The leader reports its partition under-replicated (two of three in sync), still at
+    // min.insync.replicas.
+    let led = scrape(&cluster.brokers[broker(leader)]);
+    assert_eq!(value(&led, "strata_under_replicated_partitions", &[]), 1.0);
+    assert_eq!(value(&led, "strata_under_min_isr_partitions", &[]), 0.0);
 
     let first_segment = |id: i64, cluster: &Cluster| {
         first_segment_base(
@@ -362,13 +373,15 @@ fn a_replica_left_behind_by_deleted_records_starts_over_at_the_leaders_log_start
                 .join(format!("{topic}-0")),
         )
     };
+    // (Its segments may still begin below 400: one that also holds newer records stays.)
+    let stayed_start = || checkpointed_log_start(cluster.brokers[broker(stayed)].data_dir(), topic);
     let followed = poll_until(Duration::from_secs(60), || {
-        (first_segment(stayed, &cluster) == Some(400)).then_some(())
+        (stayed_start() == Some(400)).then_some(())
     });
     assert!(
         followed.is_some(),
         "the in-sync follower's log starts at 400 too, found {:?}",
-        first_segment(stayed, &cluster)
+        stayed_start()
     );
 
     let back = &mut cluster.brokers[broker(away)];
@@ -388,6 +401,17 @@ fn a_replica_left_behind_by_deleted_records_starts_over_at_the_leaders_log_start
         Some(400),
         "the returning replica started over at its leader's log start"
     );
+    let led = scrape(&cluster.brokers[broker(leader)]);
+    assert_eq!(value(&led, "strata_under_replicated_partitions", &[]), 0.0);
+    assert!(value(&led, "strata_isr_changes_total", &[("change", "expand")]) >= 1.0);
+    let caught_up = poll_until(Duration::from_secs(30), || {
+        let m = scrape(&cluster.brokers[broker(away)]);
+        (value(&m, "strata_replica_max_lag", &[]) == 0.0).then_some(())
+    });
+    assert!(
+        caught_up.is_some(),
+        "the returning replica's lag drops to 0"
+    );
 
     // Whichever replica leads next holds exactly the records not deleted.
     cluster.brokers[broker(leader)].kill9();
@@ -402,6 +426,18 @@ fn a_replica_left_behind_by_deleted_records_starts_over_at_the_leaders_log_start
         Some(300),
         "nothing below 400: {read}"
     );
+}
+
+/// `topic`-0's log start offset in a broker's log-start-offset-checkpoint (Kafka's format:
+/// version, count, then `topic partition offset` lines).
+fn checkpointed_log_start(data_dir: &std::path::Path, topic: &str) -> Option<i64> {
+    let text = std::fs::read_to_string(data_dir.join("log-start-offset-checkpoint")).ok()?;
+    text.lines().skip(2).find_map(|line| {
+        let mut fields = line.split_whitespace();
+        (fields.next() == Some(topic) && fields.next() == Some("0"))
+            .then(|| fields.next()?.parse().ok())
+            .flatten()
+    })
 }
 
 /// The base offset of the oldest live segment in a partition's directory.

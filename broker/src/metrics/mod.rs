@@ -61,6 +61,7 @@ pub struct BrokerMetrics {
     sasl_authentications: IntCounterVec,
     throttled_requests: IntCounterVec,
     throttle_seconds: prometheus::CounterVec,
+    isr_changes: IntCounterVec,
     /// Each API's series, looked up by label once (on its first request) rather than on
     /// every request: a label lookup hashes, locks and clones, four times a request.
     per_api: Box<[OnceLock<ApiSeries>]>,
@@ -192,6 +193,12 @@ impl BrokerMetrics {
                 "SASL authentications, by mechanism and result (success or failure).",
                 &["mechanism", "result"],
             )?,
+            isr_changes: counter(
+                r,
+                "strata_isr_changes_total",
+                "ISR changes this broker committed as a partition's leader (change: shrink, a follower fell behind; expand, one caught up).",
+                &["change"],
+            )?,
             registry,
             ready: AtomicBool::new(false),
             scrape: Mutex::new(()),
@@ -206,6 +213,9 @@ impl BrokerMetrics {
                     .sasl_authentications
                     .with_label_values(&[mechanism, result]);
             }
+        }
+        for change in ["shrink", "expand"] {
+            let _ = metrics.isr_changes.with_label_values(&[change]);
         }
         for direction in ["produce", "fetch"] {
             let _ = metrics.throttled_requests.with_label_values(&[direction]);
@@ -304,6 +314,13 @@ impl BrokerMetrics {
         let gauge = self.connections.with_label_values(&[listener, protocol]);
         gauge.inc();
         ConnectionGuard { gauge }
+    }
+
+    /// The counter of committed ISR shrinks (`expand` false) or expansions, to count one once
+    /// its change is committed.
+    pub fn isr_change_counter(&self, expand: bool) -> IntCounter {
+        self.isr_changes
+            .with_label_values(&[if expand { "expand" } else { "shrink" }])
     }
 
     /// One SASL authentication attempt, for the security layer to call.

@@ -34,7 +34,9 @@ pub(super) struct StateGauges {
     partitions: IntGauge,
     partitions_led: IntGauge,
     under_replicated_partitions: IntGauge,
+    under_min_isr_partitions: IntGauge,
     offline_partitions: IntGauge,
+    replica_max_lag: IntGauge,
     groups: IntGaugeVec,
     group_members: IntGaugeVec,
     group_lag: IntGaugeVec,
@@ -127,6 +129,16 @@ impl StateGauges {
                 r,
                 "strata_under_replicated_partitions",
                 "Partitions led by this broker whose ISR is smaller than their replica set.",
+            )?,
+            under_min_isr_partitions: int_gauge(
+                r,
+                "strata_under_min_isr_partitions",
+                "Partitions led by this broker whose ISR is smaller than min.insync.replicas: acks=all producers to them are refused.",
+            )?,
+            replica_max_lag: int_gauge(
+                r,
+                "strata_replica_max_lag",
+                "The largest number of offsets a partition this broker follows is behind its leader's high watermark (as of its last fetch).",
             )?,
             offline_partitions: int_gauge(
                 r,
@@ -235,7 +247,14 @@ impl StateGauges {
         let image = broker.metadata.image();
         let node = broker.node_id();
         let (mut hosted, mut led, mut under_replicated, mut offline) = (0i64, 0i64, 0i64, 0i64);
+        let mut under_min_isr = 0i64;
+        let default_min_isr = broker.current_config().min_insync_replicas.max(1);
         for topic in image.topics.values() {
+            let min_isr = topic
+                .configs
+                .get("min.insync.replicas")
+                .and_then(|v| v.parse::<i32>().ok())
+                .unwrap_or(default_min_isr);
             for p in &topic.partitions {
                 let leader_alive = p.leader >= 0 && image.brokers.contains_key(&p.leader);
                 if p.replicas.contains(&node) {
@@ -245,6 +264,9 @@ impl StateGauges {
                     led += 1;
                     if p.isr.len() < p.replicas.len() {
                         under_replicated += 1;
+                    }
+                    if i32::try_from(p.isr.len()).unwrap_or(i32::MAX) < min_isr {
+                        under_min_isr += 1;
                     }
                 }
                 let led_here_without_log =
@@ -259,7 +281,16 @@ impl StateGauges {
         self.partitions.set(hosted);
         self.partitions_led.set(led);
         self.under_replicated_partitions.set(under_replicated);
+        self.under_min_isr_partitions.set(under_min_isr);
         self.offline_partitions.set(offline);
+        let max_lag = broker
+            .replicas
+            .all()
+            .iter()
+            .filter_map(|p| p.follower_lag())
+            .max()
+            .unwrap_or(0);
+        self.replica_max_lag.set(max_lag);
     }
 
     fn refresh_log_dirs(&self, broker: &Broker) {

@@ -229,6 +229,19 @@ impl Partition {
         self.delete_records_before(target).map(|_| ())
     }
 
+    /// On a follower: how many offsets its log end is behind its leader's high watermark
+    /// as of the last fetch answer (Kafka's replica MaxLag); None on a leader.
+    pub fn follower_lag(&self) -> Option<i64> {
+        let leader_high_watermark = {
+            let set = self.replication();
+            if set.is_leader() {
+                return None;
+            }
+            set.leader_high_watermark
+        };
+        Some((leader_high_watermark - self.log_end_offset()).max(0))
+    }
+
     /// The newest leader epoch in this log's epoch cache (what a follower asks its leader
     /// about before fetching), if any batch was ever written.
     pub fn latest_epoch(&self) -> Option<i32> {

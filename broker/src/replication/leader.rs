@@ -40,7 +40,8 @@ pub fn serve_follower(
 /// Commits `isr` as the partition's new ISR (same leader, same epoch), unless the image
 /// moved on meanwhile (then the record is refused and the next check starts over).
 pub fn change_isr(broker: &Broker, partition: &Arc<Partition>, isr: Vec<i32>) {
-    let (_, partition_epoch) = partition.isr();
+    let (current, partition_epoch) = partition.isr();
+    let counted = broker.metrics.isr_change_counter(isr.len() > current.len());
     partition.set_isr_change_in_flight(true);
     let record = MetadataRecord::ChangePartition {
         topic: partition.tp.topic.clone(),
@@ -53,9 +54,12 @@ pub fn change_isr(broker: &Broker, partition: &Arc<Partition>, isr: Vec<i32>) {
     let store = broker.metadata.clone();
     let partition = partition.clone();
     let commit = async move {
-        if let Err(e) = store.commit_async(vec![record]).await {
-            tracing::info!(partition = %partition.tp, error = %e, "ISR change not committed");
-            partition.set_isr_change_in_flight(false);
+        match store.commit_async(vec![record]).await {
+            Ok(()) => counted.inc(),
+            Err(e) => {
+                tracing::info!(partition = %partition.tp, error = %e, "ISR change not committed");
+                partition.set_isr_change_in_flight(false);
+            }
         }
     };
     match tokio::runtime::Handle::try_current() {
