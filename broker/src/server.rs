@@ -335,6 +335,9 @@ pub async fn run_with_endpoint(
     tracing::info!(node_id = broker.node_id(), "strata started");
 
     stop.cancelled().await;
+    if cluster.is_some() {
+        hand_over_leaderships(&broker).await;
+    }
     broker.metrics.set_ready(false);
     tracing::info!("shutting down: no new connections or requests");
     accepting.cancel();
@@ -478,6 +481,56 @@ async fn join_cluster(
         .await
         .context("seeding the cluster's ACLs and SCRAM credentials")?;
     Ok(link)
+}
+
+/// Kafka's controlled shutdown: before a cluster member stops serving, it fences itself
+/// (ShutDownBroker) so that the controller moves its leaderships to in-sync replicas on
+/// other brokers, and waits until its image shows that (at most broker.session.timeout.ms,
+/// after which the controller would have done it anyway). Clients meanwhile get
+/// NOT_LEADER_OR_FOLLOWER here and move to the new leaders, instead of waiting out a session
+/// timeout against a broker that is gone.
+async fn hand_over_leaderships(broker: &Broker) {
+    let me = broker.node_id();
+    let led = |broker: &Broker| {
+        broker
+            .metadata
+            .image()
+            .topics
+            .values()
+            .flat_map(|t| &t.partitions)
+            .filter(|p| p.leader == me)
+            .count()
+    };
+    let before = led(broker);
+    let bound = Duration::from_millis(broker.config.broker_session_timeout_ms.max(1) as u64);
+    let deadline = Instant::now() + bound;
+    let record = crate::metadata::MetadataRecord::ShutDownBroker { node_id: me };
+    match tokio::time::timeout(bound, broker.metadata.commit_async(vec![record])).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "controlled shutdown: not committed; stopping anyway");
+            return;
+        }
+        Err(_) => {
+            tracing::warn!("controlled shutdown: no quorum answer in time; stopping anyway");
+            return;
+        }
+    }
+    while led(broker) > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let left = led(broker);
+    if left == 0 {
+        tracing::info!(
+            handed_over = before,
+            "controlled shutdown: leaderships moved to other brokers"
+        );
+    } else {
+        tracing::warn!(
+            still_led = left,
+            "controlled shutdown: some leaderships did not move in time"
+        );
+    }
 }
 
 /// This broker as Metadata describes it.

@@ -647,3 +647,60 @@ fn brokers_replicate_over_sasl_ssl_as_a_scram_user() {
     ));
     assert_eq!(read["acked"].as_i64(), Some(1000), "{read}");
 }
+
+/// A broker stopped with SIGTERM hands its leaderships over before it exits (Kafka's
+/// controlled shutdown): the moment it is gone, every partition already has a leader on
+/// another broker, where a killed broker's would wait out `broker.session.timeout.ms`
+/// (10 s here). acks=all goes on at once, and the broker rejoins every ISR when it returns.
+#[test]
+fn a_broker_stopping_gracefully_hands_its_leaderships_over_first() {
+    let mut cluster = Cluster::start_with(3, None, &[("broker.session.timeout.ms", "10000")]);
+    let bootstrap = cluster.bootstrap();
+    let topic = "handed-over";
+    let _ = run_python("ck_cluster.py", &["create", &bootstrap, topic, "3", "3"]);
+    let acked = cluster.brokers[0].scratch_dir().join("acked.txt");
+    let acked = acked.to_str().unwrap().to_owned();
+    let first = json_of(&run_python(
+        "ck_cluster.py",
+        &["produce", &bootstrap, topic, "before", "300", &acked],
+    ));
+    assert_eq!(first["acked"].as_i64(), Some(300), "{first}");
+    let full = full_isrs(&bootstrap, topic).expect("every ISR holds the three replicas");
+    let stopping = full["partitions"][0]["leader"].as_i64().unwrap();
+
+    let status = cluster.brokers[(stopping - 1) as usize].sigterm_and_wait();
+    assert!(status.success(), "a clean exit: {status:?}");
+    let survivors = cluster.bootstrap_without(stopping);
+    // Within the time the survivors take to apply the last changes, far below the session.
+    let moved = poll_until(Duration::from_secs(2), || {
+        let d = describe(&survivors, topic);
+        d["partitions"]
+            .as_array()?
+            .iter()
+            .all(|p| {
+                let leader = p["leader"].as_i64().unwrap_or(-1);
+                leader >= 0 && leader != stopping
+            })
+            .then_some(d)
+    });
+    assert!(
+        moved.is_some(),
+        "leaderships moved before the broker exited: {}",
+        describe(&survivors, topic)
+    );
+    let second = json_of(&run_python(
+        "ck_cluster.py",
+        &["produce", &survivors, topic, "after", "300", &acked],
+    ));
+    assert_eq!(second["acked"].as_i64(), Some(300), "{second}");
+    let read = json_of(&run_python(
+        "ck_cluster.py",
+        &["verify", &survivors, topic, &acked],
+    ));
+    assert_eq!(read["acked"].as_i64(), Some(600), "{read}");
+
+    let back = &mut cluster.brokers[(stopping - 1) as usize];
+    back.respawn();
+    back.wait_until_serving();
+    let _ = full_isrs(&bootstrap, topic).expect("the returning broker rejoins every ISR");
+}

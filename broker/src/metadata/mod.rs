@@ -81,6 +81,9 @@ pub struct MetadataImage {
     /// Registered brokers the controller has stopped hearing from: they lead nothing and
     /// are left out of Metadata answers until they register again.
     pub fenced: BTreeSet<i32>,
+    /// Fenced brokers that are stopping on purpose (controlled shutdown): still answering,
+    /// but not to be unfenced until they register again.
+    pub shutting_down: BTreeSet<i32>,
     pub topics: BTreeMap<String, TopicMetadata>,
     /// Dynamic broker configs by resource name: `""` is the cluster-wide default,
     /// `"<node id>"` one broker's own (AlterConfigs on BROKER resources). Absent = none.

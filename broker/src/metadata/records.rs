@@ -21,6 +21,12 @@ pub enum MetadataRecord {
     FenceBroker {
         node_id: i32,
     },
+    /// A broker stopping on purpose (Kafka's controlled shutdown): fenced at once, so that
+    /// the controller moves its leaderships to other in-sync replicas while it still
+    /// serves, and kept fenced while it answers until it registers again.
+    ShutDownBroker {
+        node_id: i32,
+    },
     CreateTopic(TopicMetadata),
     DeleteTopic {
         name: String,
@@ -114,10 +120,15 @@ impl MetadataImage {
         match record {
             MetadataRecord::RegisterBroker(info) => {
                 let _ = self.fenced.remove(&info.node_id);
+                let _ = self.shutting_down.remove(&info.node_id);
                 let _ = self.brokers.insert(info.node_id, info.clone());
             }
             MetadataRecord::FenceBroker { node_id } => {
                 let _ = self.fenced.insert(*node_id);
+            }
+            MetadataRecord::ShutDownBroker { node_id } => {
+                let _ = self.fenced.insert(*node_id);
+                let _ = self.shutting_down.insert(*node_id);
             }
             MetadataRecord::CreateTopic(topic) => {
                 if self.topics.contains_key(&topic.name) {

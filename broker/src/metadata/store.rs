@@ -52,6 +52,8 @@ pub(crate) struct Snapshot {
     #[serde(default)]
     fenced: Vec<i32>,
     #[serde(default)]
+    shutting_down: Vec<i32>,
+    #[serde(default)]
     next_producer_id: i64,
     /// A cluster's ACLs and SCRAM credentials (absent alone and in older snapshots).
     #[serde(default)]
@@ -70,6 +72,7 @@ impl Snapshot {
                 .collect(),
             brokers: image.brokers.values().cloned().collect(),
             fenced: image.fenced.iter().copied().collect(),
+            shutting_down: image.shutting_down.iter().copied().collect(),
             next_producer_id: image.next_producer_id,
             security: image.security.snapshot(),
         }
@@ -82,6 +85,7 @@ impl Snapshot {
             controller_id,
             brokers: self.brokers.into_iter().map(|b| (b.node_id, b)).collect(),
             fenced: self.fenced.into_iter().collect(),
+            shutting_down: self.shutting_down.into_iter().collect(),
             topics: self
                 .topics
                 .into_iter()
@@ -142,6 +146,7 @@ impl MetadataStore {
         };
         let mut image = snapshot.into_image(cluster_id, local_broker.node_id);
         image.fenced.clear();
+        image.shutting_down.clear();
         image.brokers = BTreeMap::from([(local_broker.node_id, local_broker)]);
         Ok(Self::with(image, Mode::Alone { snapshot_path }))
     }

@@ -2,7 +2,8 @@
 //! has not heard from for `broker.session.timeout.ms` — take it out of every ISR and give
 //! the partitions it led to another in-sync replica, on another rack when there is one
 //! (Kafka's clean election: never a replica outside the ISR) — and unfence a broker that
-//! answers again; elect leaders for partitions left without one once an ISR member is back.
+//! answers again (unless it is shutting down on purpose); elect leaders for partitions left
+//! without one once an ISR member is back. A broker's controlled shutdown fences it itself.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -73,7 +74,7 @@ pub fn duties(
             );
             records.push(MetadataRecord::FenceBroker { node_id: *id });
             let _ = fenced.insert(*id);
-        } else if is_fenced && alive(*id) && image.brokers.contains_key(id) {
+        } else if is_fenced && alive(*id) && !image.shutting_down.contains(id) {
             records.push(MetadataRecord::RegisterBroker(info.clone()));
             let _ = fenced.remove(id);
         }
@@ -228,5 +229,27 @@ mod tests {
             .and_then(|t| t.partitions.first())
             .cloned();
         assert_eq!(p.map(|p| (p.leader, p.isr)), Some((2, vec![2])));
+    }
+
+    #[test]
+    fn a_broker_shutting_down_hands_over_and_stays_fenced_while_it_answers() {
+        let mut image = image();
+        image
+            .apply(&MetadataRecord::ShutDownBroker { node_id: 1 })
+            .unwrap();
+        // Everyone still answers; 1 is not unfenced, its leadership moves (rack b first).
+        let records = duties(&image, 3, &|_| true);
+        let [MetadataRecord::ChangePartition { leader, isr, .. }] = records.as_slice() else {
+            panic!("expected only a partition change, found {records:?}");
+        };
+        assert_eq!((*leader, isr.clone()), (3, vec![2, 3]));
+        for r in &records {
+            image.apply(r).unwrap();
+        }
+        assert!(duties(&image, 3, &|_| true).is_empty(), "1 stays fenced");
+        // Its next start registers it again, and it is an ordinary broker once more.
+        let info = image.brokers.get(&1).cloned().unwrap();
+        image.apply(&MetadataRecord::RegisterBroker(info)).unwrap();
+        assert!(image.fenced.is_empty() && image.shutting_down.is_empty());
     }
 }
