@@ -3,6 +3,7 @@
 //! only this public API; run them all with `scripts/test`.
 
 pub mod broker;
+pub mod cluster;
 pub mod metrics;
 pub mod tools;
 pub mod wait;
