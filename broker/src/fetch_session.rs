@@ -54,6 +54,8 @@ pub struct FetchPosition {
     pub fetch_offset: i64,
     pub partition_max_bytes: i32,
     pub current_leader_epoch: i32,
+    /// A follower's own log start (Kafka's FetchPartition.log_start_offset; -1 from consumers).
+    pub log_start_offset: i64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

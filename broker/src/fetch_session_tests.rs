@@ -14,6 +14,7 @@ fn at(topic: &str, partition: i32, fetch_offset: i64) -> Requested {
             fetch_offset,
             partition_max_bytes: 1 << 20,
             current_leader_epoch: -1,
+            log_start_offset: -1,
         },
     }
 }

@@ -271,58 +271,91 @@ pub async fn create_partitions(
     CreatePartitionsResponse::default().with_results(results)
 }
 
-pub fn delete_records(
+pub async fn delete_records(
     broker: &Broker,
     ctx: &RequestContext,
     request: DeleteRecordsRequest,
 ) -> DeleteRecordsResponse {
-    let topics = request
-        .topics
-        .into_iter()
-        .map(|t| {
-            let name = t.name.0.to_string();
-            let deletable = ctx.allowed_topic(broker, AclOperation::Delete, &name);
-            let partitions = t
-                .partitions
-                .into_iter()
-                .map(|p| {
-                    let base = DeleteRecordsPartitionResult::default()
-                        .with_partition_index(p.partition_index);
-                    let outcome = deletable
-                        .then_some(())
-                        .ok_or(ErrorCode::TopicAuthorizationFailed)
-                        .and_then(|()| {
-                            broker
-                                .replicas
-                                .get(&name, p.partition_index)
-                                .ok_or(ErrorCode::UnknownTopicOrPartition)
-                        })
-                        .and_then(|partition| {
-                            // The leader deletes; its followers' log starts follow its own.
-                            if !partition.is_leader() {
-                                return Err(ErrorCode::NotLeaderOrFollower);
-                            }
-                            // -1 means "up to the high watermark".
-                            let offset = if p.offset == -1 {
-                                partition.high_watermark()
-                            } else {
-                                p.offset
-                            };
-                            if offset < 0 {
-                                return Err(ErrorCode::OffsetOutOfRange);
-                            }
-                            partition.delete_records_before(offset)
-                        });
-                    match outcome {
-                        Ok(low) => base.with_low_watermark(low),
-                        Err(code) => base.with_error_code(code.code()).with_low_watermark(-1),
-                    }
+    // The leader deletes at once; the answer waits (Kafka's DelayedDeleteRecords) until every
+    // in-sync follower's log start followed, at most the request's timeout.
+    let deadline = tokio::time::Instant::now()
+        + std::time::Duration::from_millis(u64::try_from(request.timeout_ms).unwrap_or(0));
+    let mut topics = Vec::with_capacity(request.topics.len());
+    for t in request.topics {
+        let name = t.name.0.to_string();
+        let deletable = ctx.allowed_topic(broker, AclOperation::Delete, &name);
+        let mut deleted = Vec::with_capacity(t.partitions.len());
+        for p in t.partitions {
+            let outcome = deletable
+                .then_some(())
+                .ok_or(ErrorCode::TopicAuthorizationFailed)
+                .and_then(|()| {
+                    broker
+                        .replicas
+                        .get(&name, p.partition_index)
+                        .ok_or(ErrorCode::UnknownTopicOrPartition)
                 })
-                .collect();
+                .and_then(|partition| {
+                    // The leader deletes; its followers' log starts follow its own.
+                    if !partition.is_leader() {
+                        return Err(ErrorCode::NotLeaderOrFollower);
+                    }
+                    // -1 means "up to the high watermark".
+                    let offset = if p.offset == -1 {
+                        partition.high_watermark()
+                    } else {
+                        p.offset
+                    };
+                    if offset < 0 {
+                        return Err(ErrorCode::OffsetOutOfRange);
+                    }
+                    partition.delete_records_before(offset)?;
+                    Ok((partition, offset))
+                });
+            deleted.push((p.partition_index, outcome));
+        }
+        let mut partitions = Vec::with_capacity(deleted.len());
+        for (index, outcome) in deleted {
+            let base = DeleteRecordsPartitionResult::default().with_partition_index(index);
+            let outcome = match outcome {
+                Ok((partition, offset)) => {
+                    wait_for_low_watermark(&partition, offset, deadline).await
+                }
+                Err(code) => Err(code),
+            };
+            partitions.push(match outcome {
+                Ok(low) => base.with_low_watermark(low),
+                Err(code) => base.with_error_code(code.code()).with_low_watermark(-1),
+            });
+        }
+        topics.push(
             DeleteRecordsTopicResult::default()
                 .with_name(t.name)
-                .with_partitions(partitions)
-        })
-        .collect();
+                .with_partitions(partitions),
+        );
+    }
     DeleteRecordsResponse::default().with_topics(topics)
+}
+
+/// Waits until every in-sync replica's log start reached `offset` (REQUEST_TIMED_OUT at
+/// `deadline`, as Kafka's); returns the low watermark then.
+async fn wait_for_low_watermark(
+    partition: &crate::partition::Partition,
+    offset: i64,
+    deadline: tokio::time::Instant,
+) -> Result<i64, ErrorCode> {
+    loop {
+        let low = partition.low_watermark();
+        if low >= offset {
+            return Ok(low);
+        }
+        if !partition.is_leader() {
+            return Err(ErrorCode::NotLeaderOrFollower);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(ErrorCode::RequestTimedOut);
+        }
+        // Followers report their log start with each fetch (every few hundred ms at most).
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }

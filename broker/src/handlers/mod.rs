@@ -194,7 +194,7 @@ pub async fn handle(broker: &Arc<Broker>, ctx: RequestContext, body: RequestKind
             ResponseKind::CreatePartitions(admin::create_partitions(broker, &ctx, r).await)
         }
         RequestKind::DeleteRecords(r) => {
-            ResponseKind::DeleteRecords(admin::delete_records(broker, &ctx, r))
+            ResponseKind::DeleteRecords(admin::delete_records(broker, &ctx, r).await)
         }
         RequestKind::InitProducerId(r) => {
             ResponseKind::InitProducerId(producer_id::handle(broker, &ctx, r))

@@ -18,6 +18,8 @@ pub enum Role {
 struct FollowerProgress {
     /// The offset its last fetch asked for: everything below it is in its log.
     log_end_offset: i64,
+    /// Its log start, as its last fetch said (-1 before one).
+    log_start_offset: i64,
     /// The last time it was caught up with the leader's log end (see `record_fetch`).
     last_caught_up_ms: i64,
     /// The leader's log end and the time of its previous fetch.
@@ -134,6 +136,7 @@ impl ReplicaSet {
         &mut self,
         follower: i32,
         fetch_offset: i64,
+        follower_log_start: i64,
         leader_end: i64,
         high_watermark: i64,
         now_ms: i64,
@@ -143,6 +146,7 @@ impl ReplicaSet {
         }
         let progress = self.followers.entry(follower).or_insert(FollowerProgress {
             log_end_offset: -1,
+            log_start_offset: -1,
             last_caught_up_ms: now_ms,
             previous_fetch_leader_end: -1,
             previous_fetch_ms: now_ms,
@@ -158,6 +162,7 @@ impl ReplicaSet {
         progress.previous_fetch_ms = now_ms;
         let before = progress.log_end_offset;
         progress.log_end_offset = fetch_offset;
+        progress.log_start_offset = follower_log_start;
         let in_isr = self.isr.contains(&follower);
         FetchEffect {
             high_watermark_advanced: in_isr && fetch_offset > before,
@@ -166,6 +171,19 @@ impl ReplicaSet {
                 && fetch_offset >= high_watermark
                 && fetch_offset >= self.leader_epoch_start_offset,
         }
+    }
+
+    /// On a leader: the smallest log start its in-sync followers reported (-1 for one that
+    /// has not fetched in this leadership); None without followers or on a follower.
+    pub(super) fn smallest_follower_log_start(&self) -> Option<i64> {
+        if !self.is_leader() {
+            return None;
+        }
+        self.isr
+            .iter()
+            .filter(|id| **id != self.node_id)
+            .map(|id| self.followers.get(id).map_or(-1, |f| f.log_start_offset))
+            .min()
     }
 
     /// ISR members that have not caught up for longer than `max_lag_ms` (Kafka's
@@ -212,8 +230,8 @@ mod tests {
             i64::MIN,
             "followers not heard from yet"
         );
-        let _ = set.record_fetch(2, 10, 10, 0, 1);
-        let _ = set.record_fetch(3, 4, 10, 0, 1);
+        let _ = set.record_fetch(2, 10, 0, 10, 0, 1);
+        let _ = set.record_fetch(3, 4, 0, 10, 0, 1);
         assert_eq!(set.high_watermark(10), 4);
         set.lead(false, &[1, 2, 3], &[1, 2], 1, 10);
         assert_eq!(set.high_watermark(10), 10, "3 left the ISR");
@@ -224,15 +242,15 @@ mod tests {
     #[test]
     fn a_follower_behind_for_longer_than_the_lag_limit_is_lagging() {
         let mut set = leader_of_three();
-        let _ = set.record_fetch(2, 0, 0, 0, 1_000);
-        let _ = set.record_fetch(3, 0, 0, 0, 1_000);
+        let _ = set.record_fetch(2, 0, 0, 0, 0, 1_000);
+        let _ = set.record_fetch(3, 0, 0, 0, 0, 1_000);
         // 2 keeps up with what the log end was at its previous fetch; 3 stops fetching.
         for (t, end) in [(29_000, 5), (30_000, 9), (31_000, 12)] {
             let before = set
                 .followers
                 .get(&2)
                 .map_or(0, |f| f.previous_fetch_leader_end);
-            let _ = set.record_fetch(2, before, end, 0, t);
+            let _ = set.record_fetch(2, before, 0, end, 0, t);
         }
         assert_eq!(set.lagging(40_000, 30_000, 0), vec![3]);
     }
@@ -241,9 +259,9 @@ mod tests {
     fn a_caught_up_follower_outside_the_isr_rejoins() {
         let mut set = ReplicaSet::alone(1);
         set.lead(true, &[1, 2], &[1], 0, 5);
-        let behind = set.record_fetch(2, 3, 8, 8, 1);
+        let behind = set.record_fetch(2, 3, 0, 8, 8, 1);
         assert!(!behind.rejoins_isr);
-        let caught_up = set.record_fetch(2, 8, 8, 8, 2);
+        let caught_up = set.record_fetch(2, 8, 0, 8, 8, 2);
         assert!(caught_up.rejoins_isr);
     }
 }

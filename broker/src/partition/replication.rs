@@ -242,6 +242,16 @@ impl Partition {
         Some((leader_high_watermark - self.log_end_offset()).max(0))
     }
 
+    /// Kafka's low watermark (what DeleteRecords reports and waits for): the smallest log
+    /// start among this leader and its in-sync followers; -1 while one of them has not
+    /// told it yet. A follower's own log start on a follower.
+    pub fn low_watermark(&self) -> i64 {
+        let own = self.log_start_offset();
+        self.replication()
+            .smallest_follower_log_start()
+            .map_or(own, |f| f.min(own))
+    }
+
     /// The newest leader epoch in this log's epoch cache (what a follower asks its leader
     /// about before fetching), if any batch was ever written.
     pub fn latest_epoch(&self) -> Option<i32> {
@@ -256,14 +266,20 @@ impl Partition {
         &self,
         follower: i32,
         fetch_offset: i64,
+        follower_log_start: i64,
         now_ms: i64,
     ) -> FetchEffect {
         let result = self.with_local(|local| {
             let leader_end = local.log.log_end_offset();
             let hw = self.high_watermark();
-            let effect =
-                self.replication()
-                    .record_fetch(follower, fetch_offset, leader_end, hw, now_ms);
+            let effect = self.replication().record_fetch(
+                follower,
+                fetch_offset,
+                follower_log_start,
+                leader_end,
+                hw,
+                now_ms,
+            );
             let advanced = effect.high_watermark_advanced && self.publish_offsets(local);
             Ok(FetchEffect {
                 high_watermark_advanced: advanced,

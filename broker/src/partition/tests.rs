@@ -351,3 +351,25 @@ async fn a_high_watermark_reached_by_shrinking_below_min_insync_is_not_an_acknow
     );
     assert_eq!(p.wait_replicated(end, wait, 1).await, Ok(()));
 }
+
+/// DeleteRecords' low watermark: the smallest log start among the leader and its in-sync
+/// followers, as their fetches report them (-1 until one has).
+#[test]
+fn the_low_watermark_waits_for_every_in_sync_follower() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = partition(dir.path(), 0);
+    let _ = p.become_leader(1, 0, &[1, 2], &[1, 2], 0, 0);
+    let end = append(&p, &batch(0)) + 1;
+    assert_eq!(p.low_watermark(), -1, "follower 2 has not fetched");
+    let _ = p.record_follower_fetch(2, end, 0, 1);
+    assert_eq!(p.high_watermark(), end);
+    p.delete_records_before(end).unwrap();
+    assert_eq!(p.log_start_offset(), end);
+    assert_eq!(p.low_watermark(), 0, "follower 2 still starts at 0");
+    let _ = p.record_follower_fetch(2, end, end, 2);
+    assert_eq!(p.low_watermark(), end);
+    // A follower out of the ISR does not hold it back.
+    let _ = p.become_leader(1, 0, &[1, 2], &[1], 1, 3);
+    let _ = p.record_follower_fetch(2, end, 0, 4);
+    assert_eq!(p.low_watermark(), end);
+}

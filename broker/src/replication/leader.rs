@@ -20,10 +20,12 @@ pub fn serve_follower(
     partition: &Arc<Partition>,
     follower: i32,
     fetch_offset: i64,
+    follower_log_start: i64,
     max_bytes: usize,
 ) -> Result<ReadOutcome, ErrorCode> {
     let mut read = partition.read_to_log_end(fetch_offset, max_bytes)?;
-    let effect = partition.record_follower_fetch(follower, fetch_offset, now_ms());
+    let effect =
+        partition.record_follower_fetch(follower, fetch_offset, follower_log_start, now_ms());
     read.high_watermark = partition.high_watermark();
     if effect.rejoins_isr {
         let (mut isr, _) = partition.isr();

@@ -205,6 +205,7 @@ fn requested_partitions(topics: &[FetchTopic], uses_topic_ids: bool) -> Vec<Requ
                 fetch_offset: p.fetch_offset,
                 partition_max_bytes: p.partition_max_bytes,
                 current_leader_epoch: p.current_leader_epoch,
+                log_start_offset: p.log_start_offset,
             },
         }));
     }
@@ -346,6 +347,7 @@ fn read_once(
                         p,
                         follower,
                         position.fetch_offset,
+                        position.log_start_offset,
                         budget,
                     ) {
                         Ok(read) => {
