@@ -286,15 +286,7 @@ pub async fn delete_records(
         let deletable = ctx.allowed_topic(broker, AclOperation::Delete, &name);
         let mut deleted = Vec::with_capacity(t.partitions.len());
         for p in t.partitions {
-            let outcome = deletable
-                .then_some(())
-                .ok_or(ErrorCode::TopicAuthorizationFailed)
-                .and_then(|()| {
-                    broker
-                        .replicas
-                        .get(&name, p.partition_index)
-                        .ok_or(ErrorCode::UnknownTopicOrPartition)
-                })
+            let outcome = super::authorized_partition(broker, deletable, &name, p.partition_index)
                 .and_then(|partition| {
                     // The leader deletes; its followers' log starts follow its own.
                     if !partition.is_leader() {

@@ -49,18 +49,11 @@ pub fn handle(
                 .map(|p| {
                     let base = ListOffsetsPartitionResponse::default()
                         .with_partition_index(p.partition_index);
-                    let outcome = described
-                        .then_some(())
-                        .ok_or(ErrorCode::TopicAuthorizationFailed)
-                        .and_then(|()| {
-                            broker
-                                .replicas
-                                .get(&name, p.partition_index)
-                                .ok_or(ErrorCode::UnknownTopicOrPartition)
-                        })
-                        .and_then(|partition| {
-                            lookup(&partition, p.current_leader_epoch, p.timestamp, isolation)
-                        });
+                    let outcome =
+                        super::authorized_partition(broker, described, &name, p.partition_index)
+                            .and_then(|partition| {
+                                lookup(&partition, p.current_leader_epoch, p.timestamp, isolation)
+                            });
                     match outcome {
                         Ok((offset, timestamp, epoch)) => base
                             .with_offset(offset)

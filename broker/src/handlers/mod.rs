@@ -322,6 +322,23 @@ pub async fn handle(broker: &Arc<Broker>, ctx: RequestContext, body: RequestKind
     }
 }
 
+/// A partition a request names, once the topic check passed: TOPIC_AUTHORIZATION_FAILED
+/// when it did not, UNKNOWN_TOPIC_OR_PARTITION when this broker has no such replica.
+pub(crate) fn authorized_partition(
+    broker: &Broker,
+    allowed: bool,
+    topic: &str,
+    partition: i32,
+) -> Result<Arc<crate::partition::Partition>, crate::errors::ErrorCode> {
+    if !allowed {
+        return Err(crate::errors::ErrorCode::TopicAuthorizationFailed);
+    }
+    broker
+        .replicas
+        .get(topic, partition)
+        .ok_or(crate::errors::ErrorCode::UnknownTopicOrPartition)
+}
+
 /// Kafka strings in responses.
 pub fn str_bytes(s: impl Into<String>) -> StrBytes {
     StrBytes::from_string(s.into())
