@@ -208,6 +208,7 @@ pub static BROKER_KEYS: &[BrokerKey] = &[
     k("replica.fetch.max.bytes", I, Some("1048576"), AtLeast(0), "Bytes fetched per partition by a follower."),
     k("replica.fetch.min.bytes", I, Some("1"), Any, "Minimum bytes expected for each follower fetch response."),
     k("replica.fetch.wait.max.ms", I, Some("500"), Any, "Maximum wait time for each follower fetch request."),
+    k("replica.selector.class", ST, None, Any, "Set (e.g. org.apache.kafka.common.replica.RackAwareReplicaSelector) to let consumers with client.rack fetch from an in-sync replica in their rack (KIP-392)."),
     k("replica.fetch.backoff.ms", I, Some("1000"), AtLeast(0), "How long a follower waits after a failed fetch before retrying."),
     k("max.incremental.fetch.session.cache.slots", I, Some("1000"), AtLeast(0), "The maximum number of incremental fetch sessions (KIP-227) the broker keeps; 0 turns them off."),
     // --- groups and offsets ---

@@ -10,6 +10,8 @@ Modes:
                                             record to ACKED_FILE; print the acked count
   verify BOOTSTRAP TOPIC ACKED_FILE         read every partition from the beginning; every
                                             acked record must be there, at its offset, once
+  read-rack BOOTSTRAP TOPIC RACK N          read partition 0 from the start with client.rack=RACK
+                                            until N records; print {"read": n}
   consume BOOTSTRAP TOPIC GROUP N           consume N records in GROUP (subscribe), commit
                                             them; print {"first": {partition: offset},
                                             "committed": {partition: offset}, "count"}
@@ -156,6 +158,30 @@ def consume(bootstrap, topic, group, n):
     return {"first": first, "committed": committed, "count": count}
 
 
+def read_rack(bootstrap, topic, rack, n):
+    consumer = Consumer({
+        "bootstrap.servers": bootstrap,
+        "group.id": "read-rack-unused",
+        "enable.auto.commit": False,
+        "client.rack": rack,
+        "topic.metadata.refresh.interval.ms": 1000,
+    })
+    consumer.assign([TopicPartition(topic, 0, 0)])
+    read = 0
+    deadline = Deadline(CLIENT_TIMEOUT_S * 2, f"reading {n} records of {topic} from rack {rack}")
+    while read < n:
+        deadline.check()
+        msg = consumer.poll(0.5)
+        if msg is None:
+            continue
+        if msg.error():
+            raise KafkaException(msg.error())
+        check(msg.offset() == read, f"offset {msg.offset()} where {read} was next")
+        read += 1
+    consumer.close()
+    return {"read": read}
+
+
 def main():
     mode, bootstrap, topic = sys.argv[1], sys.argv[2], sys.argv[3]
     if mode == "create":
@@ -166,6 +192,8 @@ def main():
         out = produce(bootstrap, topic, sys.argv[4], int(sys.argv[5]), sys.argv[6])
     elif mode == "verify":
         out = verify(bootstrap, topic, sys.argv[4])
+    elif mode == "read-rack":
+        out = read_rack(bootstrap, topic, sys.argv[4], int(sys.argv[5]))
     elif mode == "consume":
         out = consume(bootstrap, topic, sys.argv[4], int(sys.argv[5]))
     else:

@@ -388,3 +388,54 @@ fn a_broker_stopping_gracefully_hands_its_leaderships_over_first() {
     back.wait_until_serving();
     let _ = full_isrs(&bootstrap, topic).expect("the returning broker rejoins every ISR");
 }
+
+/// KIP-392: with `replica.selector.class` set, a consumer with `client.rack` reads from the
+/// in-sync replica in its own rack (saving cross-AZ traffic), not the leader in another one:
+/// that replica's broker serves the bytes, the third broker none.
+#[test]
+fn a_consumer_reads_from_the_replica_in_its_own_rack() {
+    let cluster = Cluster::start_with(
+        3,
+        None,
+        &[(
+            "replica.selector.class",
+            "org.apache.kafka.common.replica.RackAwareReplicaSelector",
+        )],
+    );
+    let bootstrap = cluster.bootstrap();
+    let topic = "nearby";
+    let created = json_of(&run_python(
+        "ck_cluster.py",
+        &["create", &bootstrap, topic, "1", "3"],
+    ));
+    let leader = created["partitions"][0]["leader"].as_i64().unwrap();
+    let near = (1..=3).find(|id| *id != leader).unwrap();
+    let other = (1..=3).find(|id| *id != leader && *id != near).unwrap();
+    let acked = cluster.brokers[0].scratch_dir().join("acked.txt");
+    let acked = acked.to_str().unwrap().to_owned();
+    let produced = json_of(&run_python(
+        "ck_cluster.py",
+        &["produce", &bootstrap, topic, "near", "500", &acked],
+    ));
+    assert_eq!(produced["acked"].as_i64(), Some(500), "{produced}");
+    let _ = full_isrs(&bootstrap, topic).expect("every ISR holds the three replicas");
+
+    let rack = format!("az{near}");
+    let read = json_of(&run_python(
+        "ck_cluster.py",
+        &["read-rack", &bootstrap, topic, &rack, "500"],
+    ));
+    assert_eq!(read["read"].as_i64(), Some(500), "{read}");
+    let bytes_out = |id: i64| {
+        value(
+            &scrape(&cluster.brokers[(id - 1) as usize]),
+            "strata_topic_bytes_out_total",
+            &[("topic", topic)],
+        )
+    };
+    assert!(
+        bytes_out(near) > 0.0,
+        "the replica in the client's rack served it"
+    );
+    assert_eq!(bytes_out(other), 0.0, "the replica in a third rack did not");
+}

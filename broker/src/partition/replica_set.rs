@@ -173,6 +173,24 @@ impl ReplicaSet {
         }
     }
 
+    /// On a leader: the in-sync followers whose logs hold `offset` (as of their last fetch),
+    /// the replicas a consumer may be sent to read it from (KIP-392).
+    pub(super) fn followers_holding(&self, offset: i64) -> Vec<i32> {
+        if !self.is_leader() {
+            return Vec::new();
+        }
+        self.isr
+            .iter()
+            .copied()
+            .filter(|id| *id != self.node_id)
+            .filter(|id| {
+                self.followers.get(id).is_some_and(|f| {
+                    f.log_end_offset >= offset && (0..=offset).contains(&f.log_start_offset)
+                })
+            })
+            .collect()
+    }
+
     /// On a leader: the smallest log start its in-sync followers reported (-1 for one that
     /// has not fetched in this leadership); None without followers or on a follower.
     pub(super) fn smallest_follower_log_start(&self) -> Option<i64> {

@@ -242,6 +242,11 @@ impl Partition {
         Some((leader_high_watermark - self.log_end_offset()).max(0))
     }
 
+    /// On a leader: the in-sync followers that hold `offset` (KIP-392's candidates).
+    pub fn followers_holding(&self, offset: i64) -> Vec<i32> {
+        self.replication().followers_holding(offset)
+    }
+
     /// Kafka's low watermark (what DeleteRecords reports and waits for): the smallest log
     /// start among this leader and its in-sync followers; -1 while one of them has not
     /// told it yet. A follower's own log start on a follower.

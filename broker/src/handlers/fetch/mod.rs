@@ -98,6 +98,16 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, request: FetchRequest
         request.replica_id.0
     };
     let follower = (replica_id >= 0).then_some(replica_id);
+    // KIP-392: v11+ consumers may read from followers; with client.rack (and a replica
+    // selector configured) the leader sends them to an in-sync replica in their rack.
+    let read_from = if follower.is_none() && ctx.api_version >= 11 {
+        ReadFrom::LeaderOrFollower {
+            rack: Some(request.rack_id.as_str())
+                .filter(|r| !r.is_empty() && rack_aware_selector(broker)),
+        }
+    } else {
+        ReadFrom::Leader
+    };
     let (topics, wanted) = resolve(broker, ctx, partitions, uses_topic_ids, follower);
 
     let max_wait = Duration::from_millis(request.max_wait_ms.max(0) as u64).min(MAX_WAIT_CAP);
@@ -128,6 +138,7 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, request: FetchRequest
             ctx.api_version,
             isolation,
             follower,
+            read_from,
         );
         // As in Kafka, an error reading a partition answers at once; partitions that could
         // not be looked up (unknown, not authorized) do not cut the others' wait short.
@@ -317,6 +328,7 @@ fn read_once(
     version: i16,
     isolation: Isolation,
     follower: Option<i32>,
+    read_from: ReadFrom<'_>,
 ) -> ReadOnce {
     let log_start = |offset: i64| if version >= 5 { offset } else { -1 };
     let mut read_once = ReadOnce {
@@ -336,9 +348,18 @@ fn read_once(
                 if let Err(code) = p.check_leader_epoch(position.current_leader_epoch) {
                     read_once.read_error = true;
                     error_data(data, code)
-                } else if !p.is_leader() {
+                } else if !p.is_leader() && read_from == ReadFrom::Leader {
                     read_once.read_error = true;
                     error_data(data, ErrorCode::NotLeaderOrFollower)
+                } else if let Some(preferred) =
+                    preferred_read_replica(broker, p, read_from, position.fetch_offset)
+                {
+                    // Kafka answers with the replica to use and no records.
+                    data.with_preferred_read_replica(kafka_protocol::messages::BrokerId(preferred))
+                        .with_high_watermark(p.high_watermark())
+                        .with_last_stable_offset(p.last_stable_offset())
+                        .with_log_start_offset(log_start(p.log_start_offset()))
+                        .with_records(Some(Bytes::new()))
                 } else if let Some(follower) = follower {
                     let budget = (position.partition_max_bytes.max(0) as usize)
                         .min(max_bytes.saturating_sub(read_once.bytes));
@@ -403,6 +424,50 @@ fn read_once(
         read_once.data.push(data);
     }
     read_once
+}
+
+/// Where a consumer's fetch may be answered from (KIP-392).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ReadFrom<'a> {
+    /// The leader only: replicas' fetches, and consumers before v11.
+    Leader,
+    /// The leader or a follower the client was sent to; `rack` is the client's when the
+    /// leader should send it to a replica in that rack.
+    LeaderOrFollower { rack: Option<&'a str> },
+}
+
+/// Whether `replica.selector.class` names a rack-aware selector (Kafka's
+/// RackAwareReplicaSelector, or any class: Strata has only that one).
+fn rack_aware_selector(broker: &Broker) -> bool {
+    broker
+        .config
+        .get("replica.selector.class")
+        .is_some_and(|c| !c.trim().is_empty())
+}
+
+/// On the leader, for a consumer in another rack than this broker's: an in-sync follower in
+/// the client's rack whose log holds the fetch offset (Kafka's RackAwareReplicaSelector).
+fn preferred_read_replica(
+    broker: &Broker,
+    partition: &Partition,
+    read_from: ReadFrom<'_>,
+    fetch_offset: i64,
+) -> Option<i32> {
+    let ReadFrom::LeaderOrFollower { rack: Some(rack) } = read_from else {
+        return None;
+    };
+    if !partition.is_leader() {
+        return None;
+    }
+    let image = broker.metadata.image();
+    let rack_of = |id: i32| image.brokers.get(&id).and_then(|b| b.rack.as_deref());
+    if rack_of(broker.node_id()) == Some(rack) {
+        return None;
+    }
+    partition
+        .followers_holding(fetch_offset)
+        .into_iter()
+        .find(|id| rack_of(*id) == Some(rack) && !image.fenced.contains(id))
 }
 
 fn reported(data: &PartitionData) -> Reported {
