@@ -179,10 +179,7 @@ impl ReplicaSet {
         if !self.is_leader() {
             return Vec::new();
         }
-        self.isr
-            .iter()
-            .copied()
-            .filter(|id| *id != self.node_id)
+        self.isr_followers()
             .filter(|id| {
                 self.followers.get(id).is_some_and(|f| {
                     f.log_end_offset >= offset && (0..=offset).contains(&f.log_start_offset)
@@ -197,11 +194,14 @@ impl ReplicaSet {
         if !self.is_leader() {
             return None;
         }
-        self.isr
-            .iter()
-            .filter(|id| **id != self.node_id)
-            .map(|id| self.followers.get(id).map_or(-1, |f| f.log_start_offset))
+        self.isr_followers()
+            .map(|id| self.followers.get(&id).map_or(-1, |f| f.log_start_offset))
             .min()
+    }
+
+    /// The ISR members other than this broker.
+    fn isr_followers(&self) -> impl Iterator<Item = i32> + '_ {
+        self.isr.iter().copied().filter(|id| *id != self.node_id)
     }
 
     /// ISR members that have not caught up for longer than `max_lag_ms` (Kafka's
@@ -215,10 +215,7 @@ impl ReplicaSet {
         if !self.is_leader() || self.isr_change_in_flight {
             return Vec::new();
         }
-        self.isr
-            .iter()
-            .copied()
-            .filter(|id| *id != self.node_id)
+        self.isr_followers()
             .filter(|id| {
                 let caught_up = self
                     .followers
