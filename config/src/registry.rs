@@ -155,7 +155,9 @@ pub static BROKER_KEYS: &[BrokerKey] = &[
     // --- topics ---
     k("auto.create.topics.enable", B, Some("true"), Any, "Enable auto creation of topics on the server."),
     k("delete.topic.enable", B, Some("true"), Any, "Enables topic deletion."),
-    k("auto.leader.rebalance.enable", B, Some("true"), Any, "Enables automatic leader balancing."),
+    k("auto.leader.rebalance.enable", B, Some("true"), Any, "Enables automatic leader balancing: the controller moves leaderships back to each partition's preferred (first) replica when it is in sync."),
+    k("leader.imbalance.check.interval.seconds", LG, Some("300"), AtLeast(1), "How often the controller checks whether leaderships should move back to preferred replicas."),
+    k("leader.imbalance.per.broker.percentage", I, Some("10"), AtLeast(0), "A broker's share of partitions it prefers but does not lead above which the controller moves them back."),
     k("num.partitions", I, Some("1"), AtLeast(1), "The default number of log partitions per topic."),
     k("default.replication.factor", I, Some("1"), AtLeast(1), "The default replication factor for automatically created topics."),
     k("unclean.leader.election.enable", B, Some("false"), Any, "Whether replicas not in the ISR may be elected leader as a last resort.").dynamic(),

@@ -338,7 +338,14 @@ fn first_segment_base(dir: &std::path::Path) -> Option<i64> {
 /// (10 s here). acks=all goes on at once, and the broker rejoins every ISR when it returns.
 #[test]
 fn a_broker_stopping_gracefully_hands_its_leaderships_over_first() {
-    let mut cluster = Cluster::start_with(3, None, &[("broker.session.timeout.ms", "10000")]);
+    let mut cluster = Cluster::start_with(
+        3,
+        None,
+        &[
+            ("broker.session.timeout.ms", "10000"),
+            ("leader.imbalance.check.interval.seconds", "1"),
+        ],
+    );
     let bootstrap = cluster.bootstrap();
     let topic = "handed-over";
     let _ = run_python("ck_cluster.py", &["create", &bootstrap, topic, "3", "3"]);
@@ -387,6 +394,23 @@ fn a_broker_stopping_gracefully_hands_its_leaderships_over_first() {
     back.respawn();
     back.wait_until_serving();
     let _ = full_isrs(&bootstrap, topic).expect("the returning broker rejoins every ISR");
+    // auto.leader.rebalance.enable: its preferred leaderships come back to it.
+    let preferred = |d: &Value| {
+        d["partitions"]
+            .as_array()?
+            .iter()
+            .filter(|p| ids(&p["replicas"]).first() == Some(&stopping))
+            .all(|p| p["leader"].as_i64() == Some(stopping))
+            .then_some(())
+    };
+    assert!(
+        poll_until(Duration::from_secs(30), || preferred(&describe(
+            &bootstrap, topic
+        )))
+        .is_some(),
+        "broker {stopping} leads its preferred partitions again: {}",
+        describe(&bootstrap, topic)
+    );
 }
 
 /// KIP-392: with `replica.selector.class` set, a consumer with `client.rack` reads from the

@@ -18,6 +18,8 @@ const PERIOD: Duration = Duration::from_millis(250);
 
 pub async fn controller_loop(broker: Arc<Broker>, stop: CancellationToken) {
     let session = Duration::from_millis(broker.config.broker_session_timeout_ms.max(1) as u64);
+    let rebalance = LeaderRebalance::from_config(&broker.config);
+    let mut last_rebalance = Instant::now();
     let mut active_since: Option<Instant> = None;
     loop {
         tokio::select! {
@@ -44,7 +46,15 @@ pub async fn controller_loop(broker: Arc<Broker>, stop: CancellationToken) {
                         now.duration_since(*at) < session
                     })
         };
-        let records = duties(&image, broker.node_id(), &alive);
+        let mut records = duties(&image, broker.node_id(), &alive);
+        if records.is_empty() {
+            if let Some(rebalance) =
+                rebalance.filter(|r| now.duration_since(last_rebalance) >= r.every)
+            {
+                last_rebalance = now;
+                records = preferred_leaders(&image, rebalance.max_imbalance_percent);
+            }
+        }
         if records.is_empty() {
             continue;
         }
@@ -55,6 +65,76 @@ pub async fn controller_loop(broker: Arc<Broker>, stop: CancellationToken) {
             tracing::warn!(error = %e, "controller: change not committed; retrying");
         }
     }
+}
+
+/// `auto.leader.rebalance.enable` and its schedule.
+#[derive(Clone, Copy)]
+struct LeaderRebalance {
+    every: Duration,
+    max_imbalance_percent: i64,
+}
+
+impl LeaderRebalance {
+    fn from_config(config: &strata_config::BrokerConfig) -> Option<Self> {
+        let enabled = config
+            .get("auto.leader.rebalance.enable")
+            .is_none_or(|v| v.trim().eq_ignore_ascii_case("true"));
+        let number = |key: &str, default: i64| {
+            config
+                .get(key)
+                .and_then(|v| v.trim().parse::<i64>().ok())
+                .unwrap_or(default)
+        };
+        enabled.then(|| LeaderRebalance {
+            every: Duration::from_secs(
+                u64::try_from(number("leader.imbalance.check.interval.seconds", 300).max(1))
+                    .unwrap_or(300),
+            ),
+            max_imbalance_percent: number("leader.imbalance.per.broker.percentage", 10),
+        })
+    }
+}
+
+/// Kafka's automatic preferred-leader election: for each broker whose share of the
+/// partitions it prefers (is the first replica of) but does not lead exceeds
+/// `max_imbalance_percent`, those partitions go back to it where it is in sync and unfenced.
+/// After a rolling restart this spreads leaderships again, instead of leaving the last
+/// broker restarted leading nothing.
+pub fn preferred_leaders(image: &MetadataImage, max_imbalance_percent: i64) -> Vec<MetadataRecord> {
+    let mut by_preferred: BTreeMap<i32, (i64, Vec<MetadataRecord>)> = BTreeMap::new();
+    for topic in image.topics.values() {
+        for p in &topic.partitions {
+            let Some(&preferred) = p.replicas.first() else {
+                continue;
+            };
+            let entry = by_preferred.entry(preferred).or_default();
+            entry.0 += 1;
+            let eligible = p.leader != preferred
+                && p.isr.contains(&preferred)
+                && image.brokers.contains_key(&preferred)
+                && !image.fenced.contains(&preferred);
+            if eligible {
+                entry.1.push(MetadataRecord::ChangePartition {
+                    topic: topic.name.clone(),
+                    partition: p.partition,
+                    expected_leader_epoch: p.leader_epoch,
+                    expected_partition_epoch: p.partition_epoch,
+                    leader: preferred,
+                    isr: p.isr.clone(),
+                });
+            }
+        }
+    }
+    by_preferred
+        .into_values()
+        .filter(|(total, moves)| {
+            i64::try_from(moves.len())
+                .unwrap_or(i64::MAX)
+                .saturating_mul(100)
+                > max_imbalance_percent.saturating_mul(*total)
+        })
+        .flat_map(|(_, moves)| moves)
+        .collect()
 }
 
 /// What the controller should change given who is alive.
@@ -251,5 +331,33 @@ mod tests {
         let info = image.brokers.get(&1).cloned().unwrap();
         image.apply(&MetadataRecord::RegisterBroker(info)).unwrap();
         assert!(image.fenced.is_empty() && image.shutting_down.is_empty());
+    }
+
+    #[test]
+    fn leaderships_go_back_to_in_sync_preferred_replicas_past_the_imbalance_threshold() {
+        let mut image = image();
+        // Partition 0 prefers broker 1 but broker 2 leads it.
+        let set_leader = |image: &mut MetadataImage, leader: i32| {
+            let p = image
+                .topics
+                .get_mut("t")
+                .and_then(|t| t.partitions.first_mut())
+                .unwrap();
+            p.leader = leader;
+        };
+        set_leader(&mut image, 2);
+        let moves = preferred_leaders(&image, 10);
+        let [MetadataRecord::ChangePartition { leader, isr, .. }] = moves.as_slice() else {
+            panic!("expected one move, found {moves:?}");
+        };
+        assert_eq!((*leader, isr.clone()), (1, vec![1, 2, 3]));
+        // Not while 1 is fenced, nor when the share is within the threshold (1 of 1 = 100%).
+        let _ = image.fenced.insert(1);
+        assert!(preferred_leaders(&image, 10).is_empty());
+        let _ = image.fenced.remove(&1);
+        assert!(preferred_leaders(&image, 100).is_empty());
+        // Nor when it already leads.
+        set_leader(&mut image, 1);
+        assert!(preferred_leaders(&image, 0).is_empty());
     }
 }
