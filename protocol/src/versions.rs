@@ -37,6 +37,7 @@ pub const SUPPORTED: &[ApiRange] = &[
     r(ApiKey::DeleteTopics, 1, 6),
     r(ApiKey::CreatePartitions, 0, 3),
     r(ApiKey::DeleteRecords, 0, 2),
+    r(ApiKey::ElectLeaders, 0, 2),
     r(ApiKey::InitProducerId, 0, 5),
     r(ApiKey::DescribeCluster, 0, 1),
     r(ApiKey::DescribeConfigs, 1, 4),

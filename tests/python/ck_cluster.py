@@ -12,6 +12,8 @@ Modes:
                                             acked record must be there, at its offset, once
   read-rack BOOTSTRAP TOPIC RACK N          read partition 0 from the start with client.rack=RACK
                                             until N records; print {"read": n}
+  elect-preferred BOOTSTRAP TOPIC P         ElectLeaders (PREFERRED) for partition P; print
+                                            {"result": "NONE" or the error's name}
   consume BOOTSTRAP TOPIC GROUP N           consume N records in GROUP (subscribe), commit
                                             them; print {"first": {partition: offset},
                                             "committed": {partition: offset}, "count"}
@@ -182,6 +184,19 @@ def read_rack(bootstrap, topic, rack, n):
     return {"read": read}
 
 
+def elect_preferred(bootstrap, topic, partition):
+    from confluent_kafka import ElectionType
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    tp = TopicPartition(topic, partition)
+    # (confluent-kafka 2.16's elect_leaders fails on any timeout keyword argument.)
+    results = admin.elect_leaders(ElectionType.PREFERRED, [tp]).result(CLIENT_TIMEOUT_S)
+    error = next(iter(results.values()), None)
+    if error is None:
+        return {"result": "NONE"}
+    error = error.args[0] if isinstance(error, KafkaException) else error
+    return {"result": error.name()}
+
+
 def main():
     mode, bootstrap, topic = sys.argv[1], sys.argv[2], sys.argv[3]
     if mode == "create":
@@ -194,6 +209,8 @@ def main():
         out = verify(bootstrap, topic, sys.argv[4])
     elif mode == "read-rack":
         out = read_rack(bootstrap, topic, sys.argv[4], int(sys.argv[5]))
+    elif mode == "elect-preferred":
+        out = elect_preferred(bootstrap, topic, int(sys.argv[4]))
     elif mode == "consume":
         out = consume(bootstrap, topic, sys.argv[4], int(sys.argv[5]))
     else:

@@ -463,3 +463,51 @@ fn a_consumer_reads_from_the_replica_in_its_own_rack() {
     );
     assert_eq!(bytes_out(other), 0.0, "the replica in a third rack did not");
 }
+
+/// ElectLeaders, as `kafka-leader-election.sh --election-type preferred` sends it: after a
+/// failover (automatic rebalancing off) the partition goes back to its preferred replica on
+/// request, and a second request is ELECTION_NOT_NEEDED.
+#[test]
+fn a_preferred_leader_election_moves_leadership_back() {
+    let mut cluster = Cluster::start_with(3, None, &[("auto.leader.rebalance.enable", "false")]);
+    let bootstrap = cluster.bootstrap();
+    let topic = "elected";
+    let created = json_of(&run_python(
+        "ck_cluster.py",
+        &["create", &bootstrap, topic, "1", "3"],
+    ));
+    let preferred = ids(&created["partitions"][0]["replicas"])[0];
+    let _ = full_isrs(&bootstrap, topic).expect("every ISR holds the three replicas");
+    cluster.brokers[(preferred - 1) as usize].kill9();
+    let survivors = cluster.bootstrap_without(preferred);
+    let moved = poll_until(Duration::from_secs(60), || {
+        let leader = describe(&survivors, topic)["partitions"][0]["leader"].as_i64()?;
+        (leader >= 0 && leader != preferred).then_some(leader)
+    });
+    assert!(moved.is_some(), "leadership moves off the killed broker");
+    let back = &mut cluster.brokers[(preferred - 1) as usize];
+    back.respawn();
+    back.wait_until_serving();
+    let full = full_isrs(&bootstrap, topic).expect("the returning broker rejoins the ISR");
+    assert_ne!(
+        full["partitions"][0]["leader"].as_i64(),
+        Some(preferred),
+        "no automatic rebalancing here"
+    );
+
+    let elect = || {
+        json_of(&run_python(
+            "ck_cluster.py",
+            &["elect-preferred", &bootstrap, topic, "0"],
+        ))["result"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert_eq!(elect(), "NONE");
+    assert_eq!(
+        describe(&bootstrap, topic)["partitions"][0]["leader"].as_i64(),
+        Some(preferred)
+    );
+    assert_eq!(elect(), "ELECTION_NOT_NEEDED");
+}

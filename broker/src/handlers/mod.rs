@@ -8,6 +8,7 @@ pub mod client_quotas;
 pub mod cluster;
 pub mod configs;
 pub mod describe_topic_partitions;
+pub mod elect_leaders;
 pub mod fetch;
 pub mod group_acls;
 pub mod groups;
@@ -123,6 +124,7 @@ pub const IMPLEMENTED: &[ApiKey] = &[
     ApiKey::DeleteTopics,
     ApiKey::CreatePartitions,
     ApiKey::DeleteRecords,
+    ApiKey::ElectLeaders,
     ApiKey::InitProducerId,
     ApiKey::DescribeCluster,
     ApiKey::DescribeConfigs,
@@ -226,6 +228,9 @@ pub async fn handle(broker: &Arc<Broker>, ctx: RequestContext, body: RequestKind
         }
         RequestKind::ListTransactions(r) => {
             ResponseKind::ListTransactions(txn_admin::list_transactions(broker, &ctx, r))
+        }
+        RequestKind::ElectLeaders(r) => {
+            ResponseKind::ElectLeaders(elect_leaders::elect_leaders(broker, &ctx, r).await)
         }
         RequestKind::DescribeCluster(r) => {
             ResponseKind::DescribeCluster(cluster::describe_cluster(broker, &ctx, r))

@@ -276,6 +276,25 @@ pub(crate) const DELETE_RECORDS: Message = message(
     ],
 );
 
+/// ElectLeaders request (api key 43), schema v0-2, flexible 2+ (topic_partitions may be
+/// null: every partition).
+pub(crate) const ELECT_LEADERS: Message = message(
+    ApiKey::ElectLeaders,
+    2,
+    &[
+        f("election_type", from(1), INT8),
+        f(
+            "topic_partitions",
+            from(0),
+            structs(&[
+                f("topic", from(0), STRING),
+                f("partitions", from(0), array(Prim::Int32)),
+            ]),
+        ),
+        f("timeout_ms", from(0), INT32),
+    ],
+);
+
 /// InitProducerId request (api key 22), schema v0-5, flexible 2+.
 pub(crate) const INIT_PRODUCER_ID: Message = message(
     ApiKey::InitProducerId,
@@ -885,6 +904,7 @@ pub(crate) const ALL: &[Message] = &[
     DELETE_TOPICS,
     CREATE_PARTITIONS,
     DELETE_RECORDS,
+    ELECT_LEADERS,
     INIT_PRODUCER_ID,
     DESCRIBE_CLUSTER,
     DESCRIBE_CONFIGS,
