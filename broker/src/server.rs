@@ -445,6 +445,7 @@ async fn join_cluster(
         .unwrap_or_else(|| PathBuf::from("./data"))
         .join(QUORUM_DIR);
     let local_security = crate::security::replicated::LocalSecurity::of(broker);
+    let local_cluster_id = broker.metadata.image().cluster_id.clone();
     let link = crate::metadata::cluster::start(&broker.metadata, &broker.config, dir).await?;
     let me = local_broker_info(&broker.config);
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -477,10 +478,33 @@ async fn join_cluster(
         brokers = broker.metadata.image().brokers.len(),
         "registered with the cluster"
     );
+    agree_cluster_id(broker, &link, local_cluster_id).await?;
     crate::security::replicated::seed_cluster(broker, local_security)
         .await
         .context("seeding the cluster's ACLs and SCRAM credentials")?;
     Ok(link)
+}
+
+/// Every member names the same cluster id to clients (librdkafka warns, and tools compare
+/// them): the first node to join proposes its meta.properties id and it stands.
+async fn agree_cluster_id(
+    broker: &Broker,
+    link: &crate::metadata::cluster::ClusterLink,
+    local: String,
+) -> anyhow::Result<()> {
+    if !broker.metadata.image().cluster_id_agreed {
+        link.commit(vec![crate::metadata::MetadataRecord::AgreeClusterId {
+            cluster_id: local.clone(),
+        }])
+        .await
+        .context("agreeing on the cluster id")?;
+    }
+    let agreed = broker.metadata.image().cluster_id.clone();
+    if agreed != local {
+        tracing::info!(cluster_id = %agreed, meta_properties = %local,
+            "serving the cluster's id; this node's meta.properties names another");
+    }
+    Ok(())
 }
 
 /// Kafka's controlled shutdown: before a cluster member stops serving, it fences itself

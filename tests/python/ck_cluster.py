@@ -4,7 +4,8 @@ and reading back after a broker is lost.
 Modes:
   create BOOTSTRAP TOPIC PARTITIONS RF      create the topic, wait until it has leaders
   describe BOOTSTRAP TOPIC                  print {"brokers": {id: rack}, "partitions":
-                                            [{"partition", "leader", "replicas", "isr"}]}
+                                            [{"partition", "leader", "replicas", "isr"}],
+                                            "cluster_id"}
   produce BOOTSTRAP TOPIC TAG N ACKED_FILE  produce N records with acks=all (idempotent);
                                             append "partition offset index" of each acked
                                             record to ACKED_FILE; print the acked count
@@ -38,7 +39,8 @@ def describe(bootstrap, topic):
             parts.append({"partition": p.id, "leader": p.leader,
                           "replicas": list(p.replicas), "isr": list(p.isrs)})
     # librdkafka's BrokerMetadata has no rack; the test reads racks from its own config.
-    return {"brokers": sorted(md.brokers.keys()), "partitions": parts}
+    return {"brokers": sorted(md.brokers.keys()), "partitions": parts,
+            "cluster_id": md.cluster_id}
 
 
 def create(bootstrap, topic, partitions, rf):

@@ -50,7 +50,8 @@ fn acknowledged_records_survive_the_loss_of_a_leader() {
         "leaders spread over the brokers: {created}"
     );
 
-    // Every broker answers Metadata from the same replicated image.
+    // Every broker answers Metadata from the same replicated image, cluster id included.
+    let mut cluster_ids = BTreeSet::new();
     for broker in &cluster.brokers {
         let seen = describe(&broker.bootstrap(), topic);
         assert_eq!(
@@ -58,7 +59,9 @@ fn acknowledged_records_survive_the_loss_of_a_leader() {
             Some(6),
             "{seen}"
         );
+        let _ = cluster_ids.insert(seen["cluster_id"].as_str().unwrap_or_default().to_owned());
     }
+    assert_eq!(cluster_ids.len(), 1, "one cluster id: {cluster_ids:?}");
 
     let acked = cluster.brokers[0].scratch_dir().join("acked.txt");
     let acked = acked.to_str().unwrap().to_owned();

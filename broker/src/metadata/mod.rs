@@ -77,6 +77,9 @@ impl BrokerInfo {
 pub struct MetadataImage {
     pub cluster_id: String,
     pub controller_id: i32,
+    /// In a cluster: `cluster_id` is the one the members agreed on (the first to join
+    /// proposed its own), not this node's meta.properties'.
+    pub cluster_id_agreed: bool,
     pub brokers: BTreeMap<i32, BrokerInfo>,
     /// Registered brokers the controller has stopped hearing from: they lead nothing and
     /// are left out of Metadata answers until they register again.

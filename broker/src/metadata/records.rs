@@ -67,6 +67,11 @@ pub enum MetadataRecord {
     AlterClientQuotas {
         changes: QuotaChanges,
     },
+    /// The cluster's id, proposed by each node as it joins: the first one stands (later
+    /// ones change nothing), so every broker names the same cluster to clients.
+    AgreeClusterId {
+        cluster_id: String,
+    },
     /// The first node to join a cluster whose ACLs and credentials nobody has set yet
     /// brings its own (from its files: `strata add-scram`, ACLs made before the cluster),
     /// as Kafka's bootstrap records do. Refused once seeded, so a restarted node's older
@@ -228,6 +233,12 @@ impl MetadataImage {
                     if values.is_empty() {
                         let _ = self.client_quotas.remove(entity);
                     }
+                }
+            }
+            MetadataRecord::AgreeClusterId { cluster_id } => {
+                if !self.cluster_id_agreed {
+                    self.cluster_id.clone_from(cluster_id);
+                    self.cluster_id_agreed = true;
                 }
             }
             MetadataRecord::SeedSecurity { acls, scram } => {

@@ -55,6 +55,9 @@ pub(crate) struct Snapshot {
     shutting_down: Vec<i32>,
     #[serde(default)]
     next_producer_id: i64,
+    /// A cluster's agreed id (absent alone and in older snapshots).
+    #[serde(default)]
+    cluster_id: Option<String>,
     /// A cluster's ACLs and SCRAM credentials (absent alone and in older snapshots).
     #[serde(default)]
     security: super::security::SecuritySnapshot,
@@ -75,13 +78,16 @@ impl Snapshot {
             shutting_down: image.shutting_down.iter().copied().collect(),
             next_producer_id: image.next_producer_id,
             security: image.security.snapshot(),
+            cluster_id: image.cluster_id_agreed.then(|| image.cluster_id.clone()),
         }
     }
 
     /// The image it describes; the caller sets the cluster id and controller.
     pub(crate) fn into_image(self, cluster_id: String, controller_id: i32) -> MetadataImage {
+        let cluster_id_agreed = self.cluster_id.is_some();
         let mut image = MetadataImage {
-            cluster_id,
+            cluster_id: self.cluster_id.unwrap_or(cluster_id),
+            cluster_id_agreed,
             controller_id,
             brokers: self.brokers.into_iter().map(|b| (b.node_id, b)).collect(),
             fenced: self.fenced.into_iter().collect(),
