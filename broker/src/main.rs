@@ -41,8 +41,14 @@ enum Command {
 }
 
 fn init_logging(format: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("STRATA_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // openraft reports every failed heartbeat to an unreachable voter (several lines every
+    // two seconds while a broker is down); strata-quorum logs a peer going away and coming
+    // back once each, so those two openraft modules are quiet unless STRATA_LOG asks.
+    let filter = tracing_subscriber::EnvFilter::try_from_env("STRATA_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(
+            "info,openraft::replication=off,openraft::engine::handler::replication_handler=off",
+        )
+    });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
