@@ -10,7 +10,8 @@ use strata_protocol::kafka_protocol;
 
 use super::{str_bytes, RequestContext};
 use crate::errors::ErrorCode;
-use crate::metadata::{MetadataImage, MetadataRecord, PartitionMetadata};
+use crate::metadata::{MetadataImage, PartitionMetadata};
+use crate::replication::controller::{preferred_election, NoPreferredElection};
 use crate::security::acl::AclOperation;
 use crate::server::Broker;
 
@@ -85,26 +86,13 @@ async fn elect_preferred(
     topic: &str,
     p: &PartitionMetadata,
 ) -> Result<(), (ErrorCode, Option<&'static str>)> {
-    let Some(&preferred) = p.replicas.first() else {
-        return Err((ErrorCode::PreferredLeaderNotAvailable, None));
-    };
-    if p.leader == preferred {
-        return Err((ErrorCode::ElectionNotNeeded, None));
-    }
-    if !p.isr.contains(&preferred) || image.fenced.contains(&preferred) {
-        return Err((
+    let record = preferred_election(image, topic, p).map_err(|why| match why {
+        NoPreferredElection::NotNeeded => (ErrorCode::ElectionNotNeeded, None),
+        NoPreferredElection::NotAvailable => (
             ErrorCode::PreferredLeaderNotAvailable,
             Some("the preferred replica is not in sync"),
-        ));
-    }
-    let record = MetadataRecord::ChangePartition {
-        topic: topic.to_owned(),
-        partition: p.partition,
-        expected_leader_epoch: p.leader_epoch,
-        expected_partition_epoch: p.partition_epoch,
-        leader: preferred,
-        isr: p.isr.clone(),
-    };
+        ),
+    })?;
     broker
         .metadata
         .commit_async(vec![record])

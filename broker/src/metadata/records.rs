@@ -119,6 +119,25 @@ pub enum ApplyError {
     },
 }
 
+impl MetadataRecord {
+    /// A change of `p`'s leader and ISR, applying only on top of `p`'s current epochs.
+    pub fn change_partition(
+        topic: &str,
+        p: &PartitionMetadata,
+        leader: i32,
+        isr: Vec<i32>,
+    ) -> Self {
+        MetadataRecord::ChangePartition {
+            topic: topic.to_owned(),
+            partition: p.partition,
+            expected_leader_epoch: p.leader_epoch,
+            expected_partition_epoch: p.partition_epoch,
+            leader,
+            isr,
+        }
+    }
+}
+
 impl MetadataImage {
     /// Applies one record; on error the image is unchanged.
     pub fn apply(&mut self, record: &MetadataRecord) -> Result<(), ApplyError> {

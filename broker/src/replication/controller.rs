@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::metadata::{MetadataImage, MetadataRecord};
+use crate::metadata::{MetadataImage, MetadataRecord, PartitionMetadata};
 use crate::server::Broker;
 
 const PERIOD: Duration = Duration::from_millis(250);
@@ -109,19 +109,8 @@ pub fn preferred_leaders(image: &MetadataImage, max_imbalance_percent: i64) -> V
             };
             let entry = by_preferred.entry(preferred).or_default();
             entry.0 += 1;
-            let eligible = p.leader != preferred
-                && p.isr.contains(&preferred)
-                && image.brokers.contains_key(&preferred)
-                && !image.fenced.contains(&preferred);
-            if eligible {
-                entry.1.push(MetadataRecord::ChangePartition {
-                    topic: topic.name.clone(),
-                    partition: p.partition,
-                    expected_leader_epoch: p.leader_epoch,
-                    expected_partition_epoch: p.partition_epoch,
-                    leader: preferred,
-                    isr: p.isr.clone(),
-                });
+            if let Ok(change) = preferred_election(image, &topic.name, p) {
+                entry.1.push(change);
             }
         }
     }
@@ -135,6 +124,43 @@ pub fn preferred_leaders(image: &MetadataImage, max_imbalance_percent: i64) -> V
         })
         .flat_map(|(_, moves)| moves)
         .collect()
+}
+
+/// Why a partition's preferred (first) replica cannot take its leadership now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoPreferredElection {
+    /// It leads already.
+    NotNeeded,
+    /// It is not in sync, not registered, or fenced (or the partition has no replicas).
+    NotAvailable,
+}
+
+/// The change that gives `p`'s leadership to its preferred replica, when that replica is in
+/// sync and unfenced: for automatic rebalancing and for ElectLeaders alike.
+pub fn preferred_election(
+    image: &MetadataImage,
+    topic: &str,
+    p: &PartitionMetadata,
+) -> Result<MetadataRecord, NoPreferredElection> {
+    let &preferred = p
+        .replicas
+        .first()
+        .ok_or(NoPreferredElection::NotAvailable)?;
+    if p.leader == preferred {
+        return Err(NoPreferredElection::NotNeeded);
+    }
+    let available = p.isr.contains(&preferred)
+        && image.brokers.contains_key(&preferred)
+        && !image.fenced.contains(&preferred);
+    if !available {
+        return Err(NoPreferredElection::NotAvailable);
+    }
+    Ok(MetadataRecord::change_partition(
+        topic,
+        p,
+        preferred,
+        p.isr.clone(),
+    ))
 }
 
 /// What the controller should change given who is alive.
@@ -198,14 +224,12 @@ pub fn duties(
             if leader == p.leader && isr == p.isr {
                 continue;
             }
-            records.push(MetadataRecord::ChangePartition {
-                topic: topic.name.clone(),
-                partition: p.partition,
-                expected_leader_epoch: p.leader_epoch,
-                expected_partition_epoch: p.partition_epoch,
+            records.push(MetadataRecord::change_partition(
+                &topic.name,
+                p,
                 leader,
                 isr,
-            });
+            ));
         }
     }
     records
@@ -248,6 +272,14 @@ mod tests {
         image
     }
 
+    fn partition_0(image: &MetadataImage) -> Option<PartitionMetadata> {
+        image
+            .topics
+            .get("t")
+            .and_then(|t| t.partitions.first())
+            .cloned()
+    }
+
     #[test]
     fn a_dead_leader_is_fenced_and_replaced_by_an_isr_member_on_another_rack() {
         let mut image = image();
@@ -271,11 +303,7 @@ mod tests {
                 .map_err(|e| e.to_string())
                 .unwrap_or_else(|e| panic!("{e}"));
         }
-        let p = image
-            .topics
-            .get("t")
-            .and_then(|t| t.partitions.first())
-            .cloned();
+        let p = partition_0(&image);
         assert_eq!(
             p.map(|p| (p.leader, p.leader_epoch, p.partition_epoch)),
             Some((3, 5, 8))
@@ -293,21 +321,13 @@ mod tests {
         for r in &all_dead {
             let _ = image.apply(r);
         }
-        let p = image
-            .topics
-            .get("t")
-            .and_then(|t| t.partitions.first())
-            .cloned();
+        let p = partition_0(&image);
         assert_eq!(p.map(|p| (p.leader, p.isr)), Some((-1, vec![1, 2, 3])));
         let back = duties(&image, 9, &|id| id == 2);
         for r in &back {
             let _ = image.apply(r);
         }
-        let p = image
-            .topics
-            .get("t")
-            .and_then(|t| t.partitions.first())
-            .cloned();
+        let p = partition_0(&image);
         assert_eq!(p.map(|p| (p.leader, p.isr)), Some((2, vec![2])));
     }
 
