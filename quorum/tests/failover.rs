@@ -25,11 +25,7 @@ async fn leader_failover_and_rejoin() -> R {
     all_applied(&all, &expected).await?;
     drop(all);
 
-    let pos = nodes
-        .iter()
-        .position(|n| n.id == old_leader)
-        .ok_or_else(|| err("leader gone"))?;
-    let stopped = nodes.remove(pos);
+    let stopped = take(&mut nodes, old_leader)?;
     let mut leader_rx = nodes
         .first()
         .ok_or_else(|| err("no node"))?

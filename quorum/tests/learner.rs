@@ -89,11 +89,7 @@ async fn learner_joins_applies_and_is_heartbeated() -> R {
     }
 
     // A learner that stops goes stale in last_contact.
-    let pos = nodes
-        .iter()
-        .position(|n| n.id == 4)
-        .ok_or_else(|| err("gone"))?;
-    let l = nodes.remove(pos);
+    let l = take(&mut nodes, 4)?;
     l.q.shutdown().await;
     drop(l);
     let stopped_at = Instant::now();

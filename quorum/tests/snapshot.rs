@@ -36,11 +36,7 @@ async fn snapshot_purge_restart_and_install() -> R {
         .q
         .propose("early".to_string(), PROPOSE_DEADLINE)
         .await?;
-    let pos = nodes
-        .iter()
-        .position(|n| n.id == lagging_id)
-        .ok_or_else(|| err("gone"))?;
-    let lagging = nodes.remove(pos);
+    let lagging = take(&mut nodes, lagging_id)?;
     let lagging_last = lagging.q.applied_index();
     lagging.q.shutdown().await;
     drop(lagging);
@@ -65,16 +61,8 @@ async fn snapshot_purge_restart_and_install() -> R {
     drop(live);
 
     // Restart the other follower: snapshot plus the rest of the log.
-    let other = nodes
-        .iter()
-        .map(|n| n.id)
-        .find(|id| *id != leader)
-        .ok_or_else(|| err("no follower"))?;
-    let pos = nodes
-        .iter()
-        .position(|n| n.id == other)
-        .ok_or_else(|| err("gone"))?;
-    let n = nodes.remove(pos);
+    let other = a_follower(&nodes, leader)?;
+    let n = take(&mut nodes, other)?;
     n.q.shutdown().await;
     drop(n);
     assert!(

@@ -24,16 +24,8 @@ async fn garbage_after_the_last_record_is_cut_off() -> R {
     all_applied(&all, &expected).await?;
     drop(all);
 
-    let victim = nodes
-        .iter()
-        .map(|n| n.id)
-        .find(|id| *id != leader)
-        .ok_or_else(|| err("no follower"))?;
-    let pos = nodes
-        .iter()
-        .position(|n| n.id == victim)
-        .ok_or_else(|| err("gone"))?;
-    let n = nodes.remove(pos);
+    let victim = a_follower(&nodes, leader)?;
+    let n = take(&mut nodes, victim)?;
     n.q.shutdown().await;
     drop(n);
     let path = log_file(&cluster.dir(victim));

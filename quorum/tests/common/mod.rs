@@ -199,6 +199,24 @@ pub fn node(nodes: &[Node], id: NodeId) -> R<&Node> {
         .ok_or_else(|| err(format!("no node {id}")))
 }
 
+/// Removes node `id` from `nodes` (to stop or restart it).
+pub fn take(nodes: &mut Vec<Node>, id: NodeId) -> R<Node> {
+    let pos = nodes
+        .iter()
+        .position(|n| n.id == id)
+        .ok_or_else(|| err(format!("node {id} is not running")))?;
+    Ok(nodes.remove(pos))
+}
+
+/// Some node other than `leader`.
+pub fn a_follower(nodes: &[Node], leader: NodeId) -> R<NodeId> {
+    nodes
+        .iter()
+        .map(|n| n.id)
+        .find(|id| *id != leader)
+        .ok_or_else(|| err("no follower"))
+}
+
 pub fn by_role(nodes: &[Node], leader: NodeId) -> R<(&Node, Vec<&Node>)> {
     let l = node(nodes, leader)?;
     Ok((l, nodes.iter().filter(|n| n.id != leader).collect()))
