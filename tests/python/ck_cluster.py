@@ -134,6 +134,21 @@ def verify(bootstrap, topic, acked_file):
     return {"acked": len(expected), "read": len(seen)}
 
 
+def records(consumer, n, what):
+    """The next n records the consumer polls, within the client deadline; errors raise."""
+    deadline = Deadline(CLIENT_TIMEOUT_S * 2, what)
+    got = 0
+    while got < n:
+        deadline.check()
+        msg = consumer.poll(0.5)
+        if msg is None:
+            continue
+        if msg.error():
+            raise KafkaException(msg.error())
+        got += 1
+        yield msg
+
+
 def consume(bootstrap, topic, group, n):
     consumer = Consumer({
         "bootstrap.servers": bootstrap,
@@ -144,14 +159,7 @@ def consume(bootstrap, topic, group, n):
     })
     consumer.subscribe([topic])
     first, last, count = {}, {}, 0
-    deadline = Deadline(CLIENT_TIMEOUT_S * 2, f"consuming {n} records in group {group}")
-    while count < n:
-        deadline.check()
-        msg = consumer.poll(0.5)
-        if msg is None:
-            continue
-        if msg.error():
-            raise KafkaException(msg.error())
+    for msg in records(consumer, n, f"consuming {n} records in group {group}"):
         first.setdefault(msg.partition(), msg.offset())
         last[msg.partition()] = msg.offset()
         count += 1
@@ -172,14 +180,7 @@ def read_rack(bootstrap, topic, rack, n):
     })
     consumer.assign([TopicPartition(topic, 0, 0)])
     read = 0
-    deadline = Deadline(CLIENT_TIMEOUT_S * 2, f"reading {n} records of {topic} from rack {rack}")
-    while read < n:
-        deadline.check()
-        msg = consumer.poll(0.5)
-        if msg is None:
-            continue
-        if msg.error():
-            raise KafkaException(msg.error())
+    for msg in records(consumer, n, f"reading {n} records of {topic} from rack {rack}"):
         check(msg.offset() == read, f"offset {msg.offset()} where {read} was next")
         read += 1
     consumer.close()
